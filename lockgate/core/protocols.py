@@ -25,3 +25,51 @@ class Accumulator(Protocol):
     def merge(self, other: Self) -> Self: ...
 
     def result(self) -> dict[str, Any]: ...
+
+
+class MetadataStore(Protocol):
+    """What the launcher needs from a metadata store (``lockgate.metadata`` implements it)."""
+
+    def start_run(self, pipeline: str, properties: dict[str, Any] | None = None) -> int: ...
+
+    def finish_run(self, run_id: int, status: str, error: str | None = None) -> None: ...
+
+    def start_execution(
+        self,
+        run_id: int,
+        *,
+        step: str,
+        component: str,
+        cache_key: str | None,
+        code_fingerprint: str | None,
+        params: str,
+        inputs: dict[str, Any],
+        status: str = "running",
+    ) -> int: ...
+
+    def publish_execution(self, execution_id: int, outputs: dict[str, Any]) -> None: ...
+
+    def record_cached_execution(self, execution_id: int, outputs: dict[str, Any]) -> None: ...
+
+    def fail_execution(self, execution_id: int, error: str, status: str = "failed") -> None: ...
+
+    def find_cached_outputs(self, cache_key: str) -> dict[str, Any] | None: ...
+
+    def mark_abandoned(self) -> int: ...
+
+
+class Runner(Protocol):
+    """Decides *where* work runs; the launcher and the metadata store stay on the driver.
+
+    ``execute`` runs one step's component function (``execute_component``) and returns its
+    plain-data result; ``map`` runs a function over data shards (statistics per file, say).
+    The local runner uses threads in this process; a Ray runner would send both to Ray tasks
+    (``ray.remote(fn).remote(...)``) without any component changing, because components
+    only see artifact folders and plain parameters.
+    """
+
+    max_parallel_steps: int
+
+    def execute(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any: ...
+
+    def map(self, fn: Any, items: list[Any]) -> list[Any]: ...

@@ -1,0 +1,141 @@
+"""Artifacts: the immutable, typed outputs that flow between steps.
+
+An artifact is a folder on disk plus a row in the metadata store::
+
+    <artifact root>/<pipeline>/<step>/<output>/<execution id>/   <- uri
+        ...files the component wrote...
+
+``properties`` hold small JSON facts (row counts, metrics, a model's sha256) and
+``fingerprint`` is the sha256 over the folder's files, which is what the cache keys on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+@dataclass
+class Artifact:
+    """An artifact handed to or produced by a component.
+
+    A component reads ``uri`` (a folder) of its inputs and writes into ``uri`` of its outputs;
+    it may also set ``properties``. ``id`` and ``fingerprint`` are filled in by the launcher.
+    """
+
+    TYPE_NAME: ClassVar[str] = "Artifact"
+
+    uri: str = ""
+    properties: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+    fingerprint: str | None = None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.uri)
+
+    @property
+    def type_name(self) -> str:
+        return self.TYPE_NAME
+
+
+class Examples(Artifact):
+    """Examples as Parquet, one folder per split::
+
+        train/part-0.parquet
+        eval/part-0.parquet
+
+    properties: ``splits`` {name: rows}, ``span``, ``source`` (path), ``source_fingerprint``.
+    """
+
+    TYPE_NAME = "Examples"
+
+    def split_path(self, split: str) -> Path:
+        return self.path / split
+
+
+class Statistics(Artifact):
+    """Per-feature statistics, one JSON file per split: ``train.json``, ``eval.json``."""
+
+    TYPE_NAME = "Statistics"
+
+
+class Schema(Artifact):
+    """The schema as readable YAML: ``schema.yaml``."""
+
+    TYPE_NAME = "Schema"
+
+
+class Anomalies(Artifact):
+    """What validation found: ``anomalies.json`` (a list of anomalies per split)."""
+
+    TYPE_NAME = "Anomalies"
+
+
+class TransformGraph(Artifact):
+    """The fitted transform, portable JSON: ``transform.json``."""
+
+    TYPE_NAME = "TransformGraph"
+
+
+class Model(Artifact):
+    """A trained model in a safe format: ``model.txt`` or ``model.skops``, and ``model.json``.
+
+    properties: ``framework``, ``sha256`` of the model file, ``spec``.
+    """
+
+    TYPE_NAME = "Model"
+
+
+class ModelEvaluation(Artifact):
+    """Metrics overall and per slice, and the baseline's: ``evaluation.json``."""
+
+    TYPE_NAME = "ModelEvaluation"
+
+
+class Blessing(Artifact):
+    """The evaluator's verdict: ``blessing.json``; properties ``blessed`` (bool)."""
+
+    TYPE_NAME = "Blessing"
+
+
+class PushedModel(Artifact):
+    """A servable: the transform and the model side by side, as the server loads them::
+
+        transform/transform.json
+        model/model.txt | model/model.skops, model/model.json
+
+    properties: ``model_name``, ``version``, ``model_sha256``.
+    """
+
+    TYPE_NAME = "PushedModel"
+
+
+class InferenceLog(Artifact):
+    """Sampled serving requests and answers as Parquet, read back for skew checks."""
+
+    TYPE_NAME = "InferenceLog"
+
+
+ARTIFACT_TYPES: dict[str, type[Artifact]] = {
+    cls.TYPE_NAME: cls
+    for cls in (
+        Artifact,
+        Examples,
+        Statistics,
+        Schema,
+        Anomalies,
+        TransformGraph,
+        Model,
+        ModelEvaluation,
+        Blessing,
+        PushedModel,
+        InferenceLog,
+    )
+}
+
+
+def artifact_class(type_name: str) -> type[Artifact]:
+    """The class for a type name stored in the metadata store."""
+    return ARTIFACT_TYPES.get(type_name, Artifact)

@@ -1,0 +1,330 @@
+"""Components: typed Python functions that take artifacts in and give artifacts out.
+
+    @component
+    def train(examples: Input[Examples], model: Output[Model], *, n_trees: Param[int] = 100):
+        ...
+
+Calling a component does not run it: it returns a :class:`Step`, a node of a pipeline,
+with its inputs wired to other steps' outputs. The runner calls the function later with
+artifact objects whose ``uri`` folders hold the data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from lockgate.core.artifacts import Artifact
+from lockgate.errors import ComponentError, PipelineDefinitionError, did_you_mean
+
+A = TypeVar("A", bound=Artifact)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _ChannelMarker:
+    """What ``Input[X]`` and ``Output[X]`` evaluate to inside an annotation."""
+
+    direction: str  # "input" | "output"
+    artifact_type: type[Artifact]
+    optional: bool = False
+
+    def __or__(self, other: object) -> _ChannelMarker:
+        if other is None or other is type(None):
+            return dataclasses.replace(self, optional=True)
+        return NotImplemented
+
+    __ror__ = __or__
+
+
+class Input(Generic[A]):
+    """Annotation for an input artifact: ``examples: Input[Examples]``."""
+
+    def __class_getitem__(cls, item: type[Artifact]) -> Any:  # type: ignore[override]
+        return _ChannelMarker("input", _artifact_type(item, "Input"))
+
+
+class Output(Generic[A]):
+    """Annotation for an output artifact: ``model: Output[Model]``."""
+
+    def __class_getitem__(cls, item: type[Artifact]) -> Any:  # type: ignore[override]
+        return _ChannelMarker("output", _artifact_type(item, "Output"))
+
+
+class Param(Generic[T]):
+    """Annotation for a parameter: ``n_trees: Param[int] = 100``. Plain annotations work too."""
+
+    def __class_getitem__(cls, item: Any) -> Any:  # type: ignore[override]
+        return item
+
+
+def _artifact_type(item: Any, marker: str) -> type[Artifact]:
+    if not (isinstance(item, type) and issubclass(item, Artifact)):
+        raise ComponentError(f"{marker}[...] takes an artifact type such as Examples; got {item!r}")
+    return item
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    annotation: Any
+    default: Any = inspect.Parameter.empty
+
+    @property
+    def required(self) -> bool:
+        return self.default is inspect.Parameter.empty
+
+
+@dataclass(frozen=True)
+class OutputRef:
+    """A reference to one output of one step: what a downstream step's input is wired to."""
+
+    step: str
+    output: str
+
+    def __str__(self) -> str:
+        return f"{self.step}.{self.output}"
+
+
+@dataclass(frozen=True)
+class Resolver:
+    """An input resolved from the metadata store when the step is about to run.
+
+    ``resolve(store, step_inputs)`` returns an artifact or None. Resolvers stand where TFX
+    puts resolver nodes (latest blessed model and the like), without a node of their own.
+    """
+
+    artifact_type: type[Artifact]
+    description: str
+    resolve: Callable[..., Artifact | None] = field(compare=False)
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class OutputsView:
+    """``step.outputs.model`` or ``step.outputs["model"]``, with a did-you-mean on typos."""
+
+    def __init__(self, step: Step) -> None:
+        self._step = step
+
+    def __getitem__(self, name: str) -> OutputRef:
+        outputs = self._step.component.outputs
+        if name not in outputs:
+            raise PipelineDefinitionError(
+                f"step '{self._step.name}' has no output '{name}'; outputs are "
+                f"{sorted(outputs)}{did_you_mean(name, outputs)}",
+                step=self._step.name,
+            )
+        return OutputRef(self._step.name, name)
+
+    def __getattr__(self, name: str) -> OutputRef:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self[name]
+
+
+@dataclass
+class Step:
+    """One invocation of a component in a pipeline: its inputs wired, its params bound."""
+
+    component: Component
+    name: str
+    inputs: dict[str, OutputRef | Resolver | None]
+    params: dict[str, Any]
+    upstream: list[str] = field(default_factory=list)
+
+    @property
+    def outputs(self) -> OutputsView:
+        return OutputsView(self)
+
+    def named(self, name: str) -> Step:
+        """This step under another name, to use one component twice in a pipeline."""
+        return dataclasses.replace(self, name=name)
+
+    def after(self, *steps: Step | str) -> Step:
+        """Run this step only after ``steps`` succeeded, e.g. only after a gate passed."""
+        names = [s.name if isinstance(s, Step) else s for s in steps]
+        return dataclasses.replace(self, upstream=[*self.upstream, *names])
+
+    def dependencies(self) -> set[str]:
+        refs = {ref.step for ref in self.inputs.values() if isinstance(ref, OutputRef)}
+        return refs | set(self.upstream)
+
+
+@dataclass
+class Component:
+    """A typed function made into a pipeline building block."""
+
+    fn: Callable[..., Any]
+    name: str
+    inputs: dict[str, _ChannelMarker]
+    outputs: dict[str, _ChannelMarker]
+    params: dict[str, ParamSpec]
+    code_fingerprint: str
+    path_params: tuple[str, ...] = ()
+    after_publish: Callable[..., None] | None = None
+
+    def __call__(self, **kwargs: Any) -> Step:
+        """Bind inputs and params; returns the step (nothing runs yet)."""
+        known = {*self.inputs, *self.params}
+        for key in kwargs:
+            if key in self.outputs:
+                raise PipelineDefinitionError(
+                    f"'{key}' is an output of component '{self.name}'; outputs are not passed in",
+                    step=self.name,
+                )
+            if key not in known:
+                raise PipelineDefinitionError(
+                    f"component '{self.name}' has no input or parameter '{key}'; it takes "
+                    f"{sorted(known)}{did_you_mean(key, known)}",
+                    step=self.name,
+                )
+        inputs: dict[str, OutputRef | Resolver | None] = {}
+        for name, marker in self.inputs.items():
+            value = kwargs.get(name)
+            if value is None and not marker.optional:
+                raise PipelineDefinitionError(
+                    f"component '{self.name}' needs input '{name}' "
+                    f"({marker.artifact_type.TYPE_NAME}); pass {name}=<step>.outputs.<name>",
+                    step=self.name,
+                )
+            inputs[name] = _as_input_ref(value, self.name, name)
+        params: dict[str, Any] = {}
+        for name, spec in self.params.items():
+            if name in kwargs:
+                params[name] = kwargs[name]
+            elif spec.required:
+                raise PipelineDefinitionError(
+                    f"component '{self.name}' needs parameter '{name}'", step=self.name
+                )
+            else:
+                params[name] = spec.default
+        return Step(component=self, name=self.name, inputs=inputs, params=params)
+
+    def __repr__(self) -> str:
+        return f"<component {self.name}>"
+
+
+def _as_input_ref(value: Any, component: str, name: str) -> OutputRef | Resolver | None:
+    if value is None or isinstance(value, OutputRef | Resolver):
+        return value
+    if isinstance(value, str) and value.count(".") == 1:
+        step, output = value.split(".")
+        return OutputRef(step, output)
+    raise PipelineDefinitionError(
+        f"input '{name}' of component '{component}' must be another step's output "
+        f"(step.outputs.name or 'step.output'); got {value!r}",
+        step=component,
+    )
+
+
+def component(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    path_params: tuple[str, ...] = (),
+    after_publish: Callable[..., None] | None = None,
+) -> Any:
+    """Make a typed function a component. Inputs and outputs are found from annotations.
+
+    ``path_params`` name parameters that point at files outside the artifact store (the
+    data an ingest reads): their content fingerprint joins the cache key. ``after_publish``
+    runs on the driver once the outputs are registered, for steps with an effect on the
+    store itself (push registers a model version).
+    """
+
+    def wrap(f: Callable[..., Any]) -> Component:
+        built = _build_component(f, name or f.__name__)
+        unknown = [p for p in path_params if p not in built.params]
+        if unknown:
+            raise ComponentError(f"component '{built.name}': path_params {unknown} are not parameters")
+        built.path_params = path_params
+        built.after_publish = after_publish
+        return built
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def _build_component(fn: Callable[..., Any], name: str) -> Component:
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception as exc:  # unresolvable annotations are the author's error
+        raise ComponentError(f"component '{name}': cannot read its annotations: {exc}") from exc
+    inputs: dict[str, _ChannelMarker] = {}
+    outputs: dict[str, _ChannelMarker] = {}
+    params: dict[str, ParamSpec] = {}
+    for pname, parameter in inspect.signature(fn).parameters.items():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise ComponentError(f"component '{name}': *args and **kwargs are not supported")
+        if pname not in hints:
+            raise ComponentError(
+                f"component '{name}': parameter '{pname}' has no type annotation; annotate it "
+                "with Input[...], Output[...] or a parameter type such as int"
+            )
+        hint = hints[pname]
+        if isinstance(hint, _ChannelMarker):
+            (inputs if hint.direction == "input" else outputs)[pname] = hint
+        else:
+            params[pname] = ParamSpec(pname, hint, parameter.default)
+    return Component(
+        fn=fn,
+        name=name,
+        inputs=inputs,
+        outputs=outputs,
+        params=params,
+        code_fingerprint=code_fingerprint(fn),
+    )
+
+
+def code_fingerprint(fn: Callable[..., Any]) -> str:
+    """sha256 of the function's source; lockgate's own components add the package version.
+
+    The version covers helpers that a built-in component calls but whose source is not in
+    the function body.
+    """
+    try:
+        source = inspect.getsource(fn)
+    except (OSError, TypeError):
+        source = f"{fn.__module__}.{getattr(fn, '__qualname__', repr(fn))}"
+    if fn.__module__.startswith("lockgate."):
+        from lockgate import __version__
+
+        source += f"\nlockgate=={__version__}"
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+def canonical_params(params: dict[str, Any]) -> str:
+    """Params as canonical JSON; callables stand for their source code's fingerprint."""
+
+    def default(value: Any) -> Any:
+        if callable(value):
+            return f"callable:{value.__module__}.{value.__qualname__}:{code_fingerprint(value)}"
+        if isinstance(value, set | frozenset):
+            return sorted(value)
+        if hasattr(value, "__fspath__"):
+            return str(value)
+        raise TypeError(f"parameter value {value!r} is not JSON-serialisable")
+
+    return json.dumps(params, sort_keys=True, default=default)
+
+
+def execute_component(
+    comp: Component,
+    inputs: dict[str, Artifact | None],
+    outputs: dict[str, Artifact],
+    params: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """Call the function; returns each output's properties.
+
+    This is the unit a runner ships elsewhere (a thread, a process, a Ray task): it needs
+    no metadata store, and what it returns is plain data.
+    """
+    comp.fn(**inputs, **outputs, **params)
+    return {name: artifact.properties for name, artifact in outputs.items()}

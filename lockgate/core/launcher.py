@@ -1,0 +1,187 @@
+"""One step's lifecycle: resolve inputs, look in the cache, run, publish — or record the
+failure. The order matters: files are moved into place before the store row is written, so
+a crash never leaves a registered half artifact."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lockgate.core.artifact_store import LocalArtifactStore
+from lockgate.core.artifacts import Artifact
+from lockgate.core.component import (
+    OutputRef,
+    Resolver,
+    Step,
+    canonical_params,
+    execute_component,
+)
+from lockgate.core.fingerprint import path_fingerprint
+from lockgate.core.protocols import MetadataStore, Runner
+from lockgate.core.runners import set_current_runner
+from lockgate.errors import DataFileError, GateClosedError
+
+COMPLETE, CACHED, FAILED, BLOCKED, SKIPPED = "complete", "cached", "failed", "blocked", "skipped"
+
+
+@dataclass
+class StepContext:
+    """What an ``after_publish`` hook and a resolver get: where the step runs and its store."""
+
+    store: MetadataStore
+    pipeline: str
+    run_id: int
+    step: str
+    params: dict[str, Any]
+
+
+@dataclass
+class StepResult:
+    step: str
+    status: str
+    duration_s: float = 0.0
+    execution_id: int | None = None
+    outputs: dict[str, Artifact] = field(default_factory=dict)
+    error: BaseException | None = None
+
+
+def cache_key(step: Step, params_json: str, inputs: dict[str, Artifact | None], paths: dict[str, str]) -> str:
+    """Component code + parameters + input fingerprints (+ outside files' fingerprints)."""
+    digest = hashlib.sha256()
+    for part in (step.component.name, step.component.code_fingerprint, params_json):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    for name in sorted(inputs):
+        artifact = inputs[name]
+        digest.update(f"{name}={artifact.fingerprint if artifact else None}\0".encode())
+    for name in sorted(paths):
+        digest.update(f"{name}:{paths[name]}\0".encode())
+    return digest.hexdigest()
+
+
+class Launcher:
+    """Runs steps of one pipeline run, recording everything in the metadata store."""
+
+    def __init__(
+        self,
+        *,
+        store: MetadataStore,
+        artifacts: LocalArtifactStore,
+        runner: Runner,
+        pipeline: str,
+        run_id: int,
+        project_dir: Path,
+        use_cache: bool = True,
+    ) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.runner = runner
+        self.pipeline = pipeline
+        self.run_id = run_id
+        self.project_dir = project_dir
+        self.use_cache = use_cache
+
+    def launch(self, step: Step, produced: dict[str, dict[str, Artifact]]) -> StepResult:
+        started = time.perf_counter()
+        set_current_runner(self.runner)
+        execution_id: int | None = None
+        staging: dict[str, Path] = {}
+        params_json = canonical_params(step.params)
+        inputs: dict[str, Artifact | None] = {}
+        try:
+            context = StepContext(self.store, self.pipeline, self.run_id, step.name, step.params)
+            inputs = self._resolve_inputs(step, produced, context)
+            params = self._absolute_paths(step)
+            key = cache_key(step, params_json, inputs, self._path_fingerprints(step, params))
+            if self.use_cache and (cached := self.store.find_cached_outputs(key)) is not None:
+                execution_id = self._start(step, key, params_json, inputs, status=CACHED)
+                self.store.record_cached_execution(execution_id, cached)
+                return StepResult(step.name, CACHED, time.perf_counter() - started, execution_id, cached)
+            execution_id = self._start(step, key, params_json, inputs)
+            outputs: dict[str, Artifact] = {}
+            for name, marker in step.component.outputs.items():
+                staging[name] = self.artifacts.staging_dir(step.name, name)
+                outputs[name] = marker.artifact_type(uri=str(staging[name]))
+            properties = self.runner.execute(execute_component, step.component, inputs, outputs, params)
+            for name, artifact in outputs.items():
+                artifact.properties = properties[name]
+                artifact.fingerprint = path_fingerprint(staging[name])
+                final = self.artifacts.final_dir(self.pipeline, step.name, name, execution_id)
+                artifact.uri = str(self.artifacts.publish(staging.pop(name), final))
+            self.store.publish_execution(execution_id, outputs)
+            if step.component.after_publish is not None:
+                step.component.after_publish(context, outputs, params)
+            return StepResult(step.name, COMPLETE, time.perf_counter() - started, execution_id, outputs)
+        except Exception as exc:
+            for path in staging.values():
+                self.artifacts.discard(path)
+            status = BLOCKED if isinstance(exc, GateClosedError) else FAILED
+            message = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+            if execution_id is None:
+                execution_id = self._start(step, None, params_json, inputs, status=status)
+            self.store.fail_execution(execution_id, message, status=status)
+            return StepResult(step.name, status, time.perf_counter() - started, execution_id, error=exc)
+
+    def _start(
+        self,
+        step: Step,
+        key: str | None,
+        params_json: str,
+        inputs: dict[str, Artifact | None],
+        status: str = "running",
+    ) -> int:
+        return self.store.start_execution(
+            self.run_id,
+            step=step.name,
+            component=step.component.name,
+            cache_key=key,
+            code_fingerprint=step.component.code_fingerprint,
+            params=params_json,
+            inputs=inputs,
+            status=status,
+        )
+
+    @staticmethod
+    def _resolve_inputs(
+        step: Step, produced: dict[str, dict[str, Artifact]], context: StepContext
+    ) -> dict[str, Artifact | None]:
+        inputs: dict[str, Artifact | None] = {}
+        for name, ref in step.inputs.items():
+            if isinstance(ref, OutputRef):
+                inputs[name] = produced[ref.step][ref.output]
+            elif ref is None:
+                inputs[name] = None
+        for name, ref in step.inputs.items():  # resolvers may look at the other inputs
+            if isinstance(ref, Resolver):
+                inputs[name] = ref.resolve(context, dict(inputs))
+        return inputs
+
+    def _absolute_paths(self, step: Step) -> dict[str, Any]:
+        """Params with path_params made absolute against the project folder."""
+        params = dict(step.params)
+        for name in step.component.path_params:
+            if params.get(name) is not None:
+                params[name] = str((self.project_dir / str(params[name])).resolve())
+        return params
+
+    @staticmethod
+    def _path_fingerprints(step: Step, params: dict[str, Any]) -> dict[str, str]:
+        fingerprints: dict[str, str] = {}
+        for name in step.component.path_params:
+            value = params.get(name)
+            if value is None:
+                continue
+            path = Path(value)
+            if not path.exists():
+                raise DataFileError(
+                    f"{step.params[name]}: no such file or folder "
+                    f"(parameter '{name}' of step '{step.name}')",
+                    path=str(path),
+                    hint="check the path in the pipeline file; it is relative to the project folder",
+                )
+            fingerprints[name] = path_fingerprint(path)
+        return fingerprints

@@ -1,0 +1,104 @@
+"""Running a pipeline: schedule ready steps in parallel, stop at the first failure or closed
+gate, and record the run."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lockgate.core.artifact_store import LocalArtifactStore
+from lockgate.core.launcher import BLOCKED, CACHED, COMPLETE, FAILED, SKIPPED, Launcher, StepResult
+from lockgate.core.pipeline import Pipeline
+from lockgate.core.protocols import MetadataStore, Runner
+from lockgate.core.runners import LocalRunner
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    pipeline: str
+    status: str  # complete | failed | blocked
+    duration_s: float
+    steps: dict[str, StepResult] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == COMPLETE
+
+    @property
+    def error(self) -> BaseException | None:
+        for result in self.steps.values():
+            if result.error is not None:
+                return result.error
+        return None
+
+    @property
+    def failed_step(self) -> str | None:
+        for name, result in self.steps.items():
+            if result.status in (FAILED, BLOCKED):
+                return name
+        return None
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    *,
+    store: MetadataStore,
+    artifact_root: str | Path,
+    project_dir: str | Path = ".",
+    runner: Runner | None = None,
+    use_cache: bool = True,
+) -> RunResult:
+    """Run every step once its inputs exist; independent steps run at the same time.
+
+    After a step fails (or a gate closes) no new step starts; steps already running finish;
+    the rest are reported as skipped.
+    """
+    runner = runner or LocalRunner()
+    started = time.perf_counter()
+    store.mark_abandoned()
+    run_id = store.start_run(pipeline.name)
+    launcher = Launcher(
+        store=store,
+        artifacts=LocalArtifactStore(artifact_root),
+        runner=runner,
+        pipeline=pipeline.name,
+        run_id=run_id,
+        project_dir=Path(project_dir).resolve(),
+        use_cache=use_cache,
+    )
+    results: dict[str, StepResult] = {}
+    produced = {}
+    pending = list(pipeline.order)
+    running: dict[Future[StepResult], str] = {}
+    stopped = False
+    with ThreadPoolExecutor(max_workers=runner.max_parallel_steps) as pool:
+        while pending or running:
+            if not stopped:
+                for name in list(pending):
+                    step = pipeline.steps[name]
+                    if all(dep in produced for dep in step.dependencies()):
+                        pending.remove(name)
+                        running[pool.submit(launcher.launch, step, dict(produced))] = name
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                result = future.result()
+                results[name] = result
+                if result.status in (COMPLETE, CACHED):
+                    produced[name] = result.outputs
+                else:
+                    stopped = True
+    for name in pending:
+        results[name] = StepResult(name, SKIPPED)
+    statuses = {r.status for r in results.values()}
+    status = BLOCKED if BLOCKED in statuses else FAILED if FAILED in statuses else COMPLETE
+    ordered = {name: results[name] for name in pipeline.order}
+    failed = next((r for r in ordered.values() if r.error is not None), None)
+    error = f"step '{failed.step}': {failed.error}" if failed else None
+    store.finish_run(run_id, status, error)
+    return RunResult(run_id, pipeline.name, status, time.perf_counter() - started, ordered)

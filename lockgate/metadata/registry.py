@@ -1,0 +1,225 @@
+"""The model registry: named models, numbered versions, and aliases such as ``production``.
+
+A version points at a ``PushedModel`` artifact (transform and model side by side). An alias
+moves only to a blessed version unless forced, and a forced move must say why; every move
+is kept in ``alias_history`` so that rollbacks and audits can read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from lockgate.core.artifacts import Artifact
+from lockgate.errors import NotBlessedError, NotFoundError, did_you_mean
+from lockgate.metadata import tables as t
+from lockgate.metadata.store import SqlMetadataStore, now
+
+PRODUCTION = "production"
+
+
+@dataclass
+class ModelVersion:
+    model_name: str
+    version: int
+    artifact: Artifact
+    blessed: bool
+    created_at: datetime
+    properties: dict[str, Any] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+    id: int = 0
+
+
+class Registry:
+    """Model versions and aliases, stored in the metadata store's tables."""
+
+    def __init__(self, store: SqlMetadataStore) -> None:
+        self.store = store
+
+    def models(self) -> list[str]:
+        with self.store.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(t.registered_models.c.name).order_by(t.registered_models.c.name)
+                ).scalars()
+            )
+
+    def register(
+        self,
+        model_name: str,
+        pushed: Artifact,
+        *,
+        blessed: bool,
+        properties: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Add a new version (numbered 1, 2, ...) pointing at a registered artifact."""
+        if pushed.id is None:
+            raise ValueError("register() needs an artifact that is in the store (it has no id)")
+        with self.store._write() as conn:
+            model_id = conn.execute(
+                sa.select(t.registered_models.c.id).where(t.registered_models.c.name == model_name)
+            ).scalar()
+            if model_id is None:
+                model_id = conn.execute(
+                    t.registered_models.insert().values(name=model_name, created_at=now())
+                ).inserted_primary_key[0]
+            latest = conn.execute(
+                sa.select(sa.func.max(t.model_versions.c.version)).where(
+                    t.model_versions.c.model_id == model_id
+                )
+            ).scalar()
+            conn.execute(
+                t.model_versions.insert().values(
+                    model_id=model_id,
+                    version=(latest or 0) + 1,
+                    artifact_id=pushed.id,
+                    blessed=blessed,
+                    properties=properties or {},
+                    created_at=now(),
+                )
+            )
+        return self.get(model_name, (latest or 0) + 1)
+
+    def set_alias(
+        self,
+        model_name: str,
+        alias: str,
+        version: int,
+        *,
+        force: bool = False,
+        reason: str | None = None,
+    ) -> ModelVersion:
+        """Point ``alias`` at ``version``. Unblessed versions need ``force`` and a reason."""
+        target = self.get(model_name, version)
+        if not target.blessed:
+            if not force:
+                raise NotBlessedError(
+                    f"model '{model_name}' version {version} is not blessed; "
+                    f"alias '{alias}' moves only to a blessed version",
+                    hint="evaluate it first, or force the move and record a reason",
+                )
+            if not reason:
+                raise NotBlessedError(
+                    f"forcing alias '{alias}' of model '{model_name}' onto unblessed version "
+                    f"{version} needs a reason"
+                )
+        with self.store._write() as conn:
+            model_id = self._model_id(conn, model_name)
+            conn.execute(
+                t.model_aliases.delete().where(
+                    t.model_aliases.c.model_id == model_id, t.model_aliases.c.alias == alias
+                )
+            )
+            conn.execute(
+                t.model_aliases.insert().values(
+                    model_id=model_id, alias=alias, version_id=target.id, updated_at=now()
+                )
+            )
+            conn.execute(
+                t.alias_history.insert().values(
+                    model_id=model_id,
+                    alias=alias,
+                    version_id=target.id,
+                    reason=reason,
+                    forced=force and not target.blessed,
+                    set_at=now(),
+                )
+            )
+        return self.get(model_name, version)
+
+    def get(self, model_name: str, ref: int | str | None = None) -> ModelVersion:
+        """A version by number, by alias, or (``None``) the ``production`` alias."""
+        ref = PRODUCTION if ref is None else ref
+        if isinstance(ref, str) and ref.isdigit():
+            ref = int(ref)
+        with self.store.engine.connect() as conn:
+            model_id = self._model_id(conn, model_name)
+            query = sa.select(t.model_versions).where(t.model_versions.c.model_id == model_id)
+            if isinstance(ref, int):
+                query = query.where(t.model_versions.c.version == ref)
+            else:
+                query = query.join(
+                    t.model_aliases, t.model_aliases.c.version_id == t.model_versions.c.id
+                ).where(t.model_aliases.c.alias == ref)
+            row = conn.execute(query).first()
+            if row is None:
+                what = f"version {ref}" if isinstance(ref, int) else f"alias '{ref}'"
+                raise NotFoundError(
+                    f"model '{model_name}' has no {what}",
+                    hint=f"list its versions with: lockgate lineage {model_name}",
+                )
+            return self._version(conn, model_name, row)
+
+    def versions(self, model_name: str) -> list[ModelVersion]:
+        with self.store.engine.connect() as conn:
+            model_id = self._model_id(conn, model_name)
+            rows = conn.execute(
+                sa.select(t.model_versions)
+                .where(t.model_versions.c.model_id == model_id)
+                .order_by(t.model_versions.c.version)
+            ).all()
+            return [self._version(conn, model_name, row) for row in rows]
+
+    def alias_history(self, model_name: str, alias: str = PRODUCTION) -> list[dict[str, Any]]:
+        """Moves of an alias, newest first: version (None when removed), when, why, forced."""
+        with self.store.engine.connect() as conn:
+            model_id = self._model_id(conn, model_name)
+            rows = conn.execute(
+                sa.select(t.alias_history, t.model_versions.c.version)
+                .outerjoin(t.model_versions, t.model_versions.c.id == t.alias_history.c.version_id)
+                .where(t.alias_history.c.model_id == model_id, t.alias_history.c.alias == alias)
+                .order_by(t.alias_history.c.id.desc())
+            ).all()
+        return [
+            {"version": r.version, "set_at": r.set_at, "reason": r.reason, "forced": r.forced}
+            for r in rows
+        ]
+
+    def baseline_for(self, model_name: str, candidate_fingerprint: str | None) -> ModelVersion | None:
+        """The version a candidate is compared against: production, unless production *is*
+        the candidate; then the production version before it. Re-running an unchanged
+        pipeline thus compares against the same baseline as the first run did."""
+        try:
+            history = self.alias_history(model_name, PRODUCTION)
+        except NotFoundError:
+            return None
+        for entry in history:
+            if entry["version"] is None:
+                return None
+            version = self.get(model_name, entry["version"])
+            if version.properties.get("model_fingerprint") != candidate_fingerprint:
+                return version
+        return None
+
+    def _model_id(self, conn: sa.Connection, model_name: str) -> int:
+        model_id = conn.execute(
+            sa.select(t.registered_models.c.id).where(t.registered_models.c.name == model_name)
+        ).scalar()
+        if model_id is None:
+            names = list(conn.execute(sa.select(t.registered_models.c.name)).scalars())
+            raise NotFoundError(
+                f"no model named '{model_name}' in the registry; models are {sorted(names)}"
+                f"{did_you_mean(model_name, names)}",
+                hint="a model is registered when a pipeline's push step succeeds",
+            )
+        return int(model_id)
+
+    def _version(self, conn: sa.Connection, model_name: str, row: Any) -> ModelVersion:
+        aliases = list(
+            conn.execute(
+                sa.select(t.model_aliases.c.alias).where(t.model_aliases.c.version_id == row.id)
+            ).scalars()
+        )
+        return ModelVersion(
+            model_name=model_name,
+            version=row.version,
+            artifact=self.store.get_artifact(row.artifact_id),
+            blessed=row.blessed,
+            created_at=row.created_at,
+            properties=row.properties or {},
+            aliases=sorted(aliases),
+            id=row.id,
+        )

@@ -1,0 +1,445 @@
+"""The metadata store: runs, executions, artifacts and the events that link them.
+
+One SQLAlchemy code path for the embedded SQLite file and for PostgreSQL. The schema is
+migrated with Alembic when the store opens; opening an up-to-date store costs one query.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from lockgate.core.artifacts import Artifact, artifact_class
+from lockgate.errors import MetadataError, NotFoundError
+from lockgate.metadata import tables as t
+
+RUNNING, COMPLETE, CACHED, FAILED, ABANDONED, SKIPPED = (
+    "running",
+    "complete",
+    "cached",
+    "failed",
+    "abandoned",
+    "skipped",
+)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class RunRecord:
+    id: int
+    pipeline: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    error: str | None
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass
+class ExecutionRecord:
+    id: int
+    run_id: int
+    step_name: str
+    component: str
+    status: str
+    cache_key: str | None
+    params: dict[str, Any]
+    started_at: datetime
+    finished_at: datetime | None
+    error: str | None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+def _create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision; cheap when it already is there."""
+    try:
+        with engine.connect() as conn:
+            if sa.inspect(conn).has_table("alembic_version"):
+                current = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+                if current == t.SCHEMA_REVISION:
+                    return
+    except sa.exc.OperationalError as exc:
+        raise MetadataError(
+            f"cannot open the metadata store at {engine.url.render_as_string(hide_password=True)}:"
+            f" {exc.orig}",
+            hint="check store_url in lockgate.toml or LOCKGATE_STORE_URL",
+        ) from exc
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+class SqlMetadataStore:
+    """Runs, executions, artifacts and events in SQLite or PostgreSQL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _create_engine(url)
+        self._write_lock = threading.Lock()
+        migrate(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _write(self) -> Any:
+        """A transaction for writes; SQLite writers also queue on a lock (one writer)."""
+        return _LockedTransaction(self.engine, self._write_lock)
+
+    # --- runs -------------------------------------------------------------------------
+
+    def start_run(self, pipeline: str, properties: dict[str, Any] | None = None) -> int:
+        with self._write() as conn:
+            pipeline_id = conn.execute(
+                sa.select(t.contexts.c.id).where(
+                    t.contexts.c.type == "pipeline", t.contexts.c.name == pipeline
+                )
+            ).scalar()
+            if pipeline_id is None:
+                pipeline_id = conn.execute(
+                    t.contexts.insert().values(
+                        type="pipeline", name=pipeline, properties={}, created_at=now()
+                    )
+                ).inserted_primary_key[0]
+            props = {"pid": os.getpid(), "host": socket.gethostname(), **(properties or {})}
+            return int(
+                conn.execute(
+                    t.contexts.insert().values(
+                        type="run",
+                        name=pipeline,
+                        parent_id=pipeline_id,
+                        status=RUNNING,
+                        properties=props,
+                        created_at=now(),
+                    )
+                ).inserted_primary_key[0]
+            )
+
+    def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
+        with self._write() as conn:
+            conn.execute(
+                t.contexts.update()
+                .where(t.contexts.c.id == run_id)
+                .values(status=status, error=error, finished_at=now())
+            )
+
+    def list_runs(self, limit: int = 20, pipeline: str | None = None) -> list[RunRecord]:
+        query = sa.select(t.contexts).where(t.contexts.c.type == "run")
+        if pipeline:
+            query = query.where(t.contexts.c.name == pipeline)
+        query = query.order_by(t.contexts.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [self._run_record(row) for row in conn.execute(query)]
+
+    def get_run(self, run_id: int) -> RunRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.contexts).where(t.contexts.c.id == run_id, t.contexts.c.type == "run")
+            ).first()
+        if row is None:
+            raise NotFoundError(f"run {run_id} not found", hint="list runs with: lockgate runs")
+        return self._run_record(row)
+
+    @staticmethod
+    def _run_record(row: Any) -> RunRecord:
+        return RunRecord(
+            id=row.id,
+            pipeline=row.name,
+            status=row.status,
+            started_at=row.created_at,
+            finished_at=row.finished_at,
+            error=row.error,
+            properties=row.properties or {},
+        )
+
+    # --- executions -------------------------------------------------------------------
+
+    def start_execution(
+        self,
+        run_id: int,
+        *,
+        step: str,
+        component: str,
+        cache_key: str | None,
+        code_fingerprint: str | None,
+        params: str,
+        inputs: dict[str, Artifact | None],
+        status: str = RUNNING,
+    ) -> int:
+        """Record a step as started (or, with ``status=cached``, as reused) with its inputs."""
+        with self._write() as conn:
+            execution_id = int(
+                conn.execute(
+                    t.executions.insert().values(
+                        run_id=run_id,
+                        step_name=step,
+                        component=component,
+                        status=status,
+                        cache_key=cache_key,
+                        code_fingerprint=code_fingerprint,
+                        params=json.loads(params),
+                        pid=os.getpid(),
+                        host=socket.gethostname(),
+                        started_at=now(),
+                        finished_at=None if status == RUNNING else now(),
+                    )
+                ).inserted_primary_key[0]
+            )
+            self._insert_events(conn, execution_id, "input", inputs)
+        return execution_id
+
+    def publish_execution(self, execution_id: int, outputs: dict[str, Artifact]) -> None:
+        """Register the outputs and mark the execution complete, in one transaction."""
+        with self._write() as conn:
+            for artifact in outputs.values():
+                artifact.id = int(
+                    conn.execute(
+                        t.artifacts.insert().values(
+                            type_name=artifact.type_name,
+                            uri=artifact.uri,
+                            fingerprint=artifact.fingerprint,
+                            properties=artifact.properties,
+                            created_at=now(),
+                        )
+                    ).inserted_primary_key[0]
+                )
+            self._insert_events(conn, execution_id, "output", outputs)
+            conn.execute(
+                t.executions.update()
+                .where(t.executions.c.id == execution_id)
+                .values(status=COMPLETE, finished_at=now())
+            )
+
+    def record_cached_execution(self, execution_id: int, outputs: dict[str, Artifact]) -> None:
+        """Link the reused artifacts as this (cached) execution's outputs."""
+        with self._write() as conn:
+            self._insert_events(conn, execution_id, "output", outputs)
+
+    def fail_execution(self, execution_id: int, error: str, status: str = FAILED) -> None:
+        with self._write() as conn:
+            conn.execute(
+                t.executions.update()
+                .where(t.executions.c.id == execution_id)
+                .values(status=status, error=error, finished_at=now())
+            )
+
+    @staticmethod
+    def _insert_events(
+        conn: Connection, execution_id: int, direction: str, artifacts: dict[str, Artifact | None]
+    ) -> None:
+        rows = [
+            {"execution_id": execution_id, "artifact_id": a.id, "direction": direction, "name": n}
+            for n, a in artifacts.items()
+            if a is not None and a.id is not None
+        ]
+        if rows:
+            conn.execute(t.events.insert(), rows)
+
+    def find_cached_outputs(self, cache_key: str) -> dict[str, Artifact] | None:
+        """Outputs of the newest complete execution with this key whose files still exist."""
+        query = (
+            sa.select(t.executions.c.id)
+            .where(t.executions.c.cache_key == cache_key, t.executions.c.status == COMPLETE)
+            .order_by(t.executions.c.id.desc())
+        )
+        with self.engine.connect() as conn:
+            for execution_id in conn.execute(query).scalars():
+                outputs = self._event_artifacts(conn, execution_id, "output")
+                if all(Path(a.uri).exists() for a in outputs.values()):
+                    return outputs
+        return None
+
+    def execution_artifacts(self, execution_id: int, direction: str) -> dict[str, Artifact]:
+        with self.engine.connect() as conn:
+            return self._event_artifacts(conn, execution_id, direction)
+
+    def _event_artifacts(self, conn: Connection, execution_id: int, direction: str) -> dict[str, Artifact]:
+        rows = conn.execute(
+            sa.select(t.events.c.name, t.artifacts)
+            .join(t.artifacts, t.artifacts.c.id == t.events.c.artifact_id)
+            .where(t.events.c.execution_id == execution_id, t.events.c.direction == direction)
+        )
+        return {row.name: self._artifact(row) for row in rows}
+
+    def run_executions(self, run_id: int) -> list[ExecutionRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.executions)
+                .where(t.executions.c.run_id == run_id)
+                .order_by(t.executions.c.id)
+            )
+            return [self._execution_record(row) for row in rows]
+
+    def get_execution(self, execution_id: int) -> ExecutionRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.executions).where(t.executions.c.id == execution_id)
+            ).first()
+        if row is None:
+            raise NotFoundError(f"execution {execution_id} not found")
+        return self._execution_record(row)
+
+    @staticmethod
+    def _execution_record(row: Any) -> ExecutionRecord:
+        return ExecutionRecord(
+            id=row.id,
+            run_id=row.run_id,
+            step_name=row.step_name,
+            component=row.component,
+            status=row.status,
+            cache_key=row.cache_key,
+            params=row.params or {},
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            error=row.error,
+        )
+
+    def mark_abandoned(self) -> int:
+        """Mark runs and executions left 'running' by a process on this host that is gone."""
+        host = socket.gethostname()
+        count = 0
+        with self._write() as conn:
+            rows = conn.execute(
+                sa.select(t.executions.c.id, t.executions.c.pid).where(
+                    t.executions.c.status == RUNNING, t.executions.c.host == host
+                )
+            ).all()
+            for row in rows:
+                if row.pid is not None and not _process_alive(row.pid):
+                    conn.execute(
+                        t.executions.update()
+                        .where(t.executions.c.id == row.id)
+                        .values(status=ABANDONED, error="the process running it stopped")
+                    )
+                    count += 1
+            runs = conn.execute(
+                sa.select(t.contexts.c.id, t.contexts.c.properties).where(
+                    t.contexts.c.type == "run", t.contexts.c.status == RUNNING
+                )
+            ).all()
+            for run in runs:
+                props = run.properties or {}
+                if props.get("host") == host and not _process_alive(int(props.get("pid", 0))):
+                    conn.execute(
+                        t.contexts.update()
+                        .where(t.contexts.c.id == run.id)
+                        .values(status=ABANDONED, error="the process running it stopped")
+                    )
+        return count
+
+    # --- artifacts --------------------------------------------------------------------
+
+    def get_artifact(self, artifact_id: int) -> Artifact:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.artifacts).where(t.artifacts.c.id == artifact_id)).first()
+        if row is None:
+            raise NotFoundError(f"artifact {artifact_id} not found")
+        return self._artifact(row)
+
+    def artifacts_of_type(self, type_name: str) -> list[Artifact]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.artifacts)
+                .where(t.artifacts.c.type_name == type_name)
+                .order_by(t.artifacts.c.id)
+            )
+            return [self._artifact(row) for row in rows]
+
+    def producer(self, artifact_id: int) -> ExecutionRecord | None:
+        """The execution that first wrote the artifact (not the cached reuses)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.executions)
+                .join(t.events, t.events.c.execution_id == t.executions.c.id)
+                .where(
+                    t.events.c.artifact_id == artifact_id,
+                    t.events.c.direction == "output",
+                    t.executions.c.status == COMPLETE,
+                )
+                .order_by(t.executions.c.id)
+            ).first()
+        return self._execution_record(row) if row is not None else None
+
+    @staticmethod
+    def _artifact(row: Any) -> Artifact:
+        cls = artifact_class(row.type_name)
+        return cls(uri=row.uri, properties=row.properties or {}, id=row.id, fingerprint=row.fingerprint)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _LockedTransaction:
+    def __init__(self, engine: Engine, lock: threading.Lock) -> None:
+        self._engine = engine
+        self._lock = lock
+        self._context: Any = None
+
+    def __enter__(self) -> Connection:
+        self._lock.acquire()
+        try:
+            self._context = self._engine.begin()
+            return self._context.__enter__()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self._context.__exit__(*exc)
+        finally:
+            self._lock.release()

@@ -1,0 +1,119 @@
+"""The metadata store's tables (SQLAlchemy Core). Changes go through a migration in
+``migrations/versions/``; ``SCHEMA_REVISION`` names the newest one."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+SCHEMA_REVISION = "0001"
+
+metadata = MetaData()
+
+contexts = Table(
+    "contexts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("type", String(32), nullable=False),  # "pipeline" | "run"
+    Column("name", String(255), nullable=False),
+    Column("parent_id", Integer, ForeignKey("contexts.id"), nullable=True),
+    Column("status", String(32), nullable=True),
+    Column("properties", JSON, nullable=False, default=dict),
+    Column("error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Index("ix_contexts_type_name", "type", "name"),
+)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("contexts.id"), nullable=False, index=True),
+    Column("step_name", String(255), nullable=False),
+    Column("component", String(255), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("cache_key", String(64), nullable=True, index=True),
+    Column("code_fingerprint", String(64), nullable=True),
+    Column("params", JSON, nullable=False, default=dict),
+    Column("pid", Integer, nullable=True),
+    Column("host", String(255), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("type_name", String(64), nullable=False, index=True),
+    Column("uri", Text, nullable=False),
+    Column("fingerprint", String(64), nullable=True),
+    Column("properties", JSON, nullable=False, default=dict),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("execution_id", Integer, ForeignKey("executions.id"), nullable=False, index=True),
+    Column("artifact_id", Integer, ForeignKey("artifacts.id"), nullable=False, index=True),
+    Column("direction", String(8), nullable=False),  # "input" | "output"
+    Column("name", String(255), nullable=False),
+)
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", Integer, ForeignKey("registered_models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("artifact_id", Integer, ForeignKey("artifacts.id"), nullable=False),
+    Column("blessed", Boolean, nullable=False, default=False),
+    Column("properties", JSON, nullable=False, default=dict),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("model_id", Integer, ForeignKey("registered_models.id"), primary_key=True),
+    Column("alias", String(64), primary_key=True),
+    Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+alias_history = Table(
+    "alias_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", Integer, ForeignKey("registered_models.id"), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("forced", Boolean, nullable=False, default=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+)
