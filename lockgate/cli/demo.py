@@ -1,0 +1,65 @@
+"""``lockgate init`` and ``lockgate demo``: a new project from the built-in template."""
+
+from __future__ import annotations
+
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from lockgate.errors import ConfigError
+from lockgate.settings import CONFIG_FILE
+
+TEMPLATES = ("penguins",)
+
+
+def create_project(target: Path, template: str = "penguins") -> Path:
+    """Copy a template into ``target``, which must not exist or be empty."""
+    if template not in TEMPLATES:
+        raise ConfigError(f"unknown template '{template}'; templates are {list(TEMPLATES)}")
+    if target.exists() and any(target.iterdir()):
+        raise ConfigError(
+            f"{target} already exists and is not empty",
+            hint="choose another folder, or run the project in it with: lockgate run",
+        )
+    source = resources.files("lockgate") / "templates" / template
+    with resources.as_file(source) as folder:
+        shutil.copytree(folder, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+@click.command("init")
+@click.argument("name", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--template", default="penguins", show_default=True, type=click.Choice(TEMPLATES))
+def init_command(name: Path, template: str) -> None:
+    """Create a new project folder NAME from a template."""
+    create_project(name, template)
+    click.echo(f"Created {name}/ from the '{template}' template.")
+    click.echo(f"Next: cd {name} && lockgate run")
+
+
+@click.command("demo")
+@click.option("--dir", "target", type=click.Path(file_okay=False, path_type=Path), default=Path("lockgate-demo"), show_default=True)
+def demo_command(target: Path) -> None:
+    """Create ./lockgate-demo from the penguins template and run it end to end."""
+    from lockgate.cli.run import run_project
+
+    if (target / CONFIG_FILE).exists():
+        click.echo(f"{target}/ exists already: running it again.")
+    else:
+        create_project(target)
+        click.echo(f"Created {target}/ from the 'penguins' template.")
+    result = run_project(target)
+    click.echo("")
+    click.echo("Next, try:")
+    click.echo(f"  cd {target}")
+    click.echo("  lockgate serve                   # the model on http://127.0.0.1:8080 (V2 protocol)")
+    click.echo("  lockgate lineage penguins        # why is this model in production?")
+    click.echo("  lockgate runs                    # every run, its status and duration")
+    click.echo("  lockgate run --set train.params.n_estimators=50   # re-runs train and what follows")
+    if not result.ok:
+        raise click.exceptions.Exit(1)
+
+
+COMMANDS = [init_command, demo_command]

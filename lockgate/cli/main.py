@@ -1,0 +1,60 @@
+"""The ``lockgate`` command. Errors are one line and a hint; ``--verbose`` adds the traceback."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from lockgate.errors import LockgateError
+
+
+class _Group(click.Group):
+    """Turns errors into one line and a hint, unless --verbose asks for the traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # every error a user meets ends here
+            if ctx.obj and ctx.obj.get("verbose"):
+                traceback.print_exc()
+            if isinstance(exc, LockgateError):
+                click.secho(f"error: {exc}", fg="red", err=True)
+                if exc.hint:
+                    click.echo(f"hint: {exc.hint}", err=True)
+            else:
+                click.secho(f"error: unexpected {type(exc).__name__}: {exc}", fg="red", err=True)
+                click.echo("hint: run again with --verbose for the traceback", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group)
+@click.option("--verbose", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="lockgate")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """lockgate: from raw data to a model in production, with a gate between every stage."""
+    ctx.ensure_object(dict)
+    ctx.obj["verbose"] = verbose
+
+
+def _register() -> None:
+    from lockgate.cli import demo, lineage, run, runs, serve
+
+    for module in (demo, run, runs, lineage, serve):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="lockgate")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

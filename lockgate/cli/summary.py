@@ -1,0 +1,87 @@
+"""How a run is shown in the terminal: steps, anomalies, metrics, the gate's verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from lockgate.core.run import RunResult
+
+_STATUS_COLOURS = {
+    "complete": "green",
+    "cached": "cyan",
+    "failed": "red",
+    "blocked": "yellow",
+    "skipped": "bright_black",
+}
+
+
+def render_run(result: RunResult, *, model_registry: Any | None = None) -> None:
+    colour = "green" if result.ok else "red"
+    click.secho(
+        f"Run {result.run_id} of pipeline '{result.pipeline}': {result.status} "
+        f"in {result.duration_s:.2f} s",
+        fg=colour,
+        bold=True,
+    )
+    width = max(len(name) for name in result.steps) + 2
+    click.echo(f"  {'step'.ljust(width)}{'status'.ljust(10)}{'time':>9}  cache")
+    for name, step in result.steps.items():
+        status = click.style(step.status.ljust(10), fg=_STATUS_COLOURS.get(step.status))
+        cache = "hit" if step.status == "cached" else "-" if step.status == "skipped" else "miss"
+        click.echo(f"  {name.ljust(width)}{status}{step.duration_s:>7.2f} s  {cache}")
+    outputs = {a.type_name: a for s in result.steps.values() for a in s.outputs.values()}
+    anomalies = outputs.get("Anomalies")
+    if anomalies is not None:
+        found = anomalies.properties.get("anomalies", [])
+        click.echo(f"Anomalies: {len(found) or 'none'}")
+        for item in found[:10]:
+            click.echo(f"  [{item['severity']}] {item['split']}: {item['message']}")
+    evaluation = outputs.get("ModelEvaluation")
+    if evaluation is not None:
+        click.echo("Model metrics (eval split): " + _metrics(evaluation.properties.get("metrics")))
+        baseline = evaluation.properties.get("baseline")
+        click.echo("  production baseline:      " + (_metrics(baseline) if baseline else "none yet"))
+    blessing = outputs.get("Blessing")
+    if blessing is not None:
+        blessed = blessing.properties.get("blessed")
+        click.echo(f"Blessed: {'yes' if blessed else 'no'}")
+        for reason in blessing.properties.get("reasons", []):
+            click.echo(f"  {reason}")
+    pushed = outputs.get("PushedModel")
+    if pushed is not None or blessing is not None:
+        if pushed is None:
+            click.echo("Pushed: no")
+        else:
+            name = pushed.properties.get("model_name")
+            click.echo(f"Pushed: yes, model '{name}'" + _version_note(model_registry, name))
+    if not result.ok and result.error is not None:
+        render_step_error(result)
+
+
+def render_step_error(result: RunResult) -> None:
+    error = result.error
+    kind = "gate closed" if result.status == "blocked" else "failed"
+    click.secho(f"Step '{result.failed_step}' {kind}: {error}", fg="red", err=True)
+    hint = getattr(error, "hint", None)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+
+
+def _metrics(metrics: dict[str, Any] | None) -> str:
+    if not metrics:
+        return "-"
+    return "  ".join(
+        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
+    )
+
+
+def _version_note(registry: Any | None, name: str | None) -> str:
+    if registry is None or name is None:
+        return ""
+    try:
+        version = registry.get(name)
+    except Exception:
+        return ""
+    return f" version {version.version} is in production"

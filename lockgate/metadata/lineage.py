@@ -1,0 +1,57 @@
+"""Lineage: why is this model in production? Walk from an artifact back through the
+executions that produced it and their inputs, down to the raw input file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lockgate.core.artifacts import Artifact
+from lockgate.metadata.store import ExecutionRecord, SqlMetadataStore
+
+
+@dataclass
+class LineageNode:
+    artifact: Artifact
+    producer: ExecutionRecord | None
+    inputs: dict[str, LineageNode] = field(default_factory=dict)
+    seen_before: bool = False  # already printed higher up: the graph is a DAG, not a tree
+
+    def to_dict(self) -> dict[str, Any]:
+        node: dict[str, Any] = {
+            "artifact_id": self.artifact.id,
+            "type": self.artifact.type_name,
+            "uri": self.artifact.uri,
+            "fingerprint": self.artifact.fingerprint,
+            "properties": self.artifact.properties,
+        }
+        if self.producer is not None:
+            node["step"] = self.producer.step_name
+            node["execution_id"] = self.producer.id
+            node["run_id"] = self.producer.run_id
+            node["params"] = self.producer.params
+        if self.seen_before:
+            node["seen_before"] = True
+        else:
+            node["inputs"] = {name: child.to_dict() for name, child in self.inputs.items()}
+        return node
+
+
+def artifact_lineage(store: SqlMetadataStore, artifact: Artifact) -> LineageNode:
+    """The artifact and, recursively, the inputs of the execution that produced it."""
+    seen: set[int] = set()
+
+    def walk(current: Artifact) -> LineageNode:
+        producer = store.producer(current.id) if current.id is not None else None
+        node = LineageNode(current, producer)
+        if current.id in seen:
+            node.seen_before = True
+            return node
+        if current.id is not None:
+            seen.add(current.id)
+        if producer is not None:
+            for name, parent in sorted(store.execution_artifacts(producer.id, "input").items()):
+                node.inputs[name] = walk(parent)
+        return node
+
+    return walk(artifact)

@@ -1,0 +1,61 @@
+"""The push component: the last gate before serving. Only a blessed model is pushed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from lockgate.core.artifacts import Artifact, Blessing, Model, PushedModel, TransformGraph
+from lockgate.core.component import Input, Output, component
+from lockgate.errors import NotBlessedError
+
+
+def _register_pushed(context: Any, outputs: dict[str, Artifact], params: dict[str, Any]) -> None:
+    """After the PushedModel is in the store: a new registry version, now in production."""
+    from lockgate.metadata.registry import PRODUCTION, Registry
+
+    pushed = outputs["pushed_model"]
+    registry = Registry(context.store)
+    version = registry.register(
+        params["model_name"],
+        pushed,
+        blessed=True,
+        properties={
+            "model_fingerprint": pushed.properties["model_fingerprint"],
+            "run_id": context.run_id,
+        },
+    )
+    registry.set_alias(
+        params["model_name"], PRODUCTION, version.version, reason=f"pushed by run {context.run_id}"
+    )
+
+
+@component(after_publish=_register_pushed)
+def push(
+    model: Input[Model],
+    transform: Input[TransformGraph],
+    blessing: Input[Blessing],
+    pushed_model: Output[PushedModel],
+    *,
+    model_name: str,
+) -> None:
+    """Package transform and model as one servable and make it the production version."""
+    verdict = json.loads((Path(blessing.uri) / "blessing.json").read_text())
+    if not verdict.get("blessed"):
+        reasons = "; ".join(verdict.get("reasons", [])) or "no reason recorded"
+        raise NotBlessedError(
+            f"push refused: model {model.uri} is not blessed ({reasons})",
+            hint="the evaluator's thresholds or the comparison with production failed; "
+            "see the evaluate step's ModelEvaluation",
+        )
+    target = Path(pushed_model.uri)
+    shutil.copytree(transform.uri, target / "transform")
+    shutil.copytree(model.uri, target / "model")
+    pushed_model.properties.update(
+        model_name=model_name,
+        model_sha256=model.properties["sha256"],
+        model_fingerprint=model.fingerprint,
+        framework=model.properties.get("framework"),
+    )

@@ -1,0 +1,120 @@
+"""One typed Settings object: defaults < lockgate.toml < LOCKGATE_* environment < CLI flags.
+
+The environment is passed in (``environ=``) so that tests need no monkeypatching.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from lockgate.errors import ConfigError, did_you_mean
+
+CONFIG_FILE = "lockgate.toml"
+
+# (section, key) in lockgate.toml -> Settings field; the env var is LOCKGATE_<FIELD>.
+_TOML_KEYS = {
+    ("project", "name"): "project_name",
+    ("project", "pipeline"): "pipeline_file",
+    ("store", "url"): "store_url",
+    ("store", "artifact_root"): "artifact_root",
+    ("serve", "host"): "serve_host",
+    ("serve", "port"): "serve_port",
+    ("serve", "models"): "serve_models",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_dir: Path = field(default_factory=Path.cwd)
+    project_name: str = "lockgate"
+    pipeline_file: str = "pipeline.py"
+    store_url: str = "sqlite:///.lockgate/metadata.db"
+    artifact_root: str = ".lockgate/artifacts"
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8080
+    serve_models: tuple[str, ...] = ()
+
+    @classmethod
+    def load(
+        cls,
+        project_dir: str | Path = ".",
+        *,
+        environ: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        project_dir = Path(project_dir).resolve()
+        values: dict[str, Any] = {"project_dir": project_dir}
+        values.update(_read_toml(project_dir / CONFIG_FILE))
+        environ = os.environ if environ is None else environ
+        for f in fields(cls):
+            env_name = f"LOCKGATE_{f.name.upper()}"
+            if f.name != "project_dir" and env_name in environ:
+                values[f.name] = environ[env_name]
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return replace(cls(), **_coerce(values))
+
+    @property
+    def resolved_store_url(self) -> str:
+        """The store URL with a relative SQLite path made absolute against the project."""
+        prefix = "sqlite:///"
+        if self.store_url.startswith(prefix) and not self.store_url.startswith(prefix + "/"):
+            relative = self.store_url[len(prefix) :]
+            if relative != ":memory:":
+                return prefix + str(self.project_dir / relative)
+        return self.store_url
+
+    @property
+    def resolved_artifact_root(self) -> Path:
+        return self.project_dir / self.artifact_root
+
+    @property
+    def pipeline_path(self) -> Path:
+        return self.project_dir / self.pipeline_file
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    values: dict[str, Any] = {}
+    known_sections = {section for section, _ in _TOML_KEYS}
+    for section, table in data.items():
+        if section not in known_sections or not isinstance(table, dict):
+            raise ConfigError(
+                f"{path}: unknown section [{section}]; sections are {sorted(known_sections)}"
+                f"{did_you_mean(section, known_sections)}"
+            )
+        keys = {key for sec, key in _TOML_KEYS if sec == section}
+        for key, value in table.items():
+            if key not in keys:
+                raise ConfigError(
+                    f"{path}: unknown key '{key}' in [{section}]; keys are {sorted(keys)}"
+                    f"{did_you_mean(key, keys)}"
+                )
+            values[_TOML_KEYS[(section, key)]] = value
+    return values
+
+
+def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    out = dict(values)
+    if "serve_port" in out:
+        try:
+            out["serve_port"] = int(out["serve_port"])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"serve port must be an integer; got {out['serve_port']!r}") from exc
+    if "serve_models" in out:
+        models = out["serve_models"]
+        if isinstance(models, str):
+            models = [m for m in models.split(",") if m]
+        out["serve_models"] = tuple(models)
+    if "project_dir" in out:
+        out["project_dir"] = Path(out["project_dir"])
+    return out

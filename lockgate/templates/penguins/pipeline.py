@@ -1,0 +1,56 @@
+"""The penguins pipeline: from a CSV file to a model served as `penguins`.
+
+Run it with `lockgate run`; change a parameter below and run again: only the steps it
+affects run again, the rest come from the cache.
+"""
+
+from lockgate import Pipeline
+from lockgate.components import (
+    compute_statistics,
+    evaluate,
+    fit_transform,
+    infer_schema,
+    ingest,
+    production_baseline,
+    push,
+    train,
+    validate_examples,
+)
+
+MODEL_NAME = "penguins"
+
+
+def pipeline() -> Pipeline:
+    examples = ingest(path="data/penguins.csv", eval_fraction=0.25)
+    statistics = compute_statistics(examples=examples.outputs.examples)
+    schema = infer_schema(statistics=statistics.outputs.statistics)
+    validation = validate_examples(
+        statistics=statistics.outputs.statistics, schema=schema.outputs.schema
+    )
+    transform = fit_transform(
+        examples=examples.outputs.examples, schema=schema.outputs.schema, label="species"
+    ).after(validation)  # the data gate: nothing is trained on data that failed validation
+    model = train(
+        examples=examples.outputs.examples,
+        transform=transform.outputs.transform,
+        trainer="lightgbm",
+        params={"n_estimators": 100, "learning_rate": 0.1, "num_leaves": 15},
+    )
+    evaluation = evaluate(
+        examples=examples.outputs.examples,
+        transform=transform.outputs.transform,
+        model=model.outputs.model,
+        baseline=production_baseline(MODEL_NAME),
+        slice_by=["island", "sex"],
+        thresholds={"accuracy": {"lower_bound": 0.9, "max_regression": 0.02}},
+    )
+    pushed = push(
+        model=model.outputs.model,
+        transform=transform.outputs.transform,
+        blessing=evaluation.outputs.blessing,
+        model_name=MODEL_NAME,
+    )
+    return Pipeline(
+        "penguins",
+        [examples, statistics, schema, validation, transform, model, evaluation, pushed],
+    )

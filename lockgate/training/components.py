@@ -1,0 +1,86 @@
+"""The Model Training Pipeline's components: fit_transform and train."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lockgate.core.artifacts import Examples, Model, Schema, TransformGraph
+from lockgate.core.component import Input, Output, component
+from lockgate.data.components import load_schema, read_split
+
+
+@component
+def fit_transform(
+    examples: Input[Examples],
+    schema: Input[Schema],
+    transform: Output[TransformGraph],
+    *,
+    label: str,
+    features: list[str] | None = None,
+    task: str | None = None,
+) -> None:
+    """Fit the preprocessing on the train split only; features default to the schema's."""
+    from lockgate.errors import ColumnNotFoundError
+    from lockgate.training.transform import TransformGraph as Graph
+    from lockgate.training.transform import drop_missing_label
+
+    schema_features = list(load_schema(schema).features)
+    if label not in schema_features:
+        raise ColumnNotFoundError(label, schema_features, where="the schema (label)")
+    chosen = features if features is not None else [f for f in schema_features if f != label]
+    train = drop_missing_label(read_split(examples, "train"), label)
+    graph = Graph.fit(train, label=label, features=chosen, task=task)
+    graph.save(transform.uri)
+    transform.properties.update(
+        label=label,
+        task=graph.task,
+        features=list(graph.features),
+        outputs=len(graph.feature_names_out),
+        train_rows=train.num_rows,
+    )
+
+
+def load_transform(transform: TransformGraph) -> Any:
+    from lockgate.training.transform import TransformGraph as Graph
+
+    return Graph.load(transform.uri)
+
+
+def prepare(examples: Examples, transform: Any, split: str) -> tuple[Any, Any, Any]:
+    """(table, X, y) of one split, rows without a label dropped, via the fitted transform."""
+    from lockgate.training.transform import drop_missing_label
+
+    table = drop_missing_label(read_split(examples, split), transform.label)
+    return table, transform.apply(table), transform.encode_label(table)
+
+
+@component
+def train(
+    examples: Input[Examples],
+    transform: Input[TransformGraph],
+    model: Output[Model],
+    *,
+    trainer: str | Callable[..., Any] = "lightgbm",
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> None:
+    """Train on the transformed train split; ``trainer`` is a spec name or your own
+    ``fn(X, y, params) -> fitted estimator``. Saved in a safe format with its sha256."""
+    from lockgate.training.model_files import save_model
+    from lockgate.training.trainers import train_model
+
+    graph = load_transform(transform)
+    _, X, y = prepare(examples, graph, "train")
+    estimator = train_model(X, y, spec=trainer, params=params, task=graph.task, seed=seed)
+    info = save_model(estimator, Path(model.uri))
+    model.properties.update(
+        framework=info.framework,
+        file=info.file,
+        sha256=info.sha256,
+        trainer=trainer if isinstance(trainer, str) else getattr(trainer, "__qualname__", "custom"),
+        params=params or {},
+        task=graph.task,
+        train_rows=int(len(y)),
+    )
