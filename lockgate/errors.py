@@ -86,7 +86,9 @@ class GateClosedError(LockgateError):
 class DataValidationError(GateClosedError):
     """validate_examples found anomalies that the policy says must stop the run."""
 
-    def __init__(self, message: str, *, anomalies: list[dict] | None = None, hint: str | None = None):
+    def __init__(
+        self, message: str, *, anomalies: list[dict] | None = None, hint: str | None = None
+    ):
         super().__init__(message, hint=hint)
         self.anomalies = anomalies or []
 

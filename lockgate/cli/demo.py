@@ -25,7 +25,9 @@ def create_project(target: Path, template: str = "penguins") -> Path:
         )
     source = resources.files("lockgate") / "templates" / template
     with resources.as_file(source) as folder:
-        shutil.copytree(folder, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            folder, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+        )
     return target
 
 
@@ -40,7 +42,13 @@ def init_command(name: Path, template: str) -> None:
 
 
 @click.command("demo")
-@click.option("--dir", "target", type=click.Path(file_okay=False, path_type=Path), default=Path("lockgate-demo"), show_default=True)
+@click.option(
+    "--dir",
+    "target",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("lockgate-demo"),
+    show_default=True,
+)
 def demo_command(target: Path) -> None:
     """Create ./lockgate-demo from the penguins template and run it end to end."""
     from lockgate.cli.run import run_project
@@ -54,10 +62,14 @@ def demo_command(target: Path) -> None:
     click.echo("")
     click.echo("Next, try:")
     click.echo(f"  cd {target}")
-    click.echo("  lockgate serve                   # the model on http://127.0.0.1:8080 (V2 protocol)")
+    click.echo(
+        "  lockgate serve                   # the model on http://127.0.0.1:8080 (V2 protocol)"
+    )
     click.echo("  lockgate lineage penguins        # why is this model in production?")
     click.echo("  lockgate runs                    # every run, its status and duration")
-    click.echo("  lockgate run --set train.params.n_estimators=50   # re-runs train and what follows")
+    click.echo(
+        "  lockgate run --set train.params.n_estimators=50   # re-runs train and what follows"
+    )
     if not result.ok:
         raise click.exceptions.Exit(1)
 

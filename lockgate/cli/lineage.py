@@ -11,7 +11,9 @@ import click
 from lockgate.metadata.lineage import LineageNode
 
 
-def render_lineage(node: LineageNode, prefix: str = "", name: str | None = None, last: bool = True) -> list[str]:
+def render_lineage(
+    node: LineageNode, prefix: str = "", name: str | None = None, last: bool = True
+) -> list[str]:
     """The lineage tree as text lines, one artifact per line."""
     artifact = node.artifact
     label = f"{name}: " if name else ""
@@ -24,14 +26,18 @@ def render_lineage(node: LineageNode, prefix: str = "", name: str | None = None,
     if artifact.fingerprint:
         line += f"  sha256:{artifact.fingerprint[:12]}"
     if node.seen_before:
-        line += "  (shown above)"
+        line += "  (its own lineage)" if name == "baseline" else "  (shown above)"
     connector = "" if name is None else ("└─ " if last else "├─ ")
     lines = [prefix + connector + line]
     child_prefix = prefix + ("" if name is None else ("   " if last else "│  "))
     children = list(node.inputs.items())
     for index, (child_name, child) in enumerate(children):
         lines += render_lineage(child, child_prefix, child_name, index == len(children) - 1)
-    if artifact.type_name == "Examples" and "source" in artifact.properties and not node.seen_before:
+    if (
+        artifact.type_name == "Examples"
+        and "source" in artifact.properties
+        and not node.seen_before
+    ):
         lines.append(
             f"{child_prefix}└─ input file: {artifact.properties['source']}  "
             f"sha256:{artifact.properties.get('source_fingerprint')}"
@@ -58,7 +64,9 @@ def _facts(type_name: str, properties: dict[str, Any]) -> str:
 
 @click.command("lineage")
 @click.argument("model")
-@click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option(
+    "--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default="."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the lineage graph as JSON.")
 def lineage_command(model: str, project_dir: Path, as_json: bool) -> None:
     """Where MODEL (NAME, NAME:VERSION or NAME@ALIAS; production by default) came from."""
@@ -72,10 +80,23 @@ def lineage_command(model: str, project_dir: Path, as_json: bool) -> None:
         version = Registry(store).get(name, ref)
         tree = artifact_lineage(store, version.artifact)
         if as_json:
-            click.echo(json.dumps({"model": name, "version": version.version, "aliases": version.aliases, "lineage": tree.to_dict()}, indent=1, default=str))
+            click.echo(
+                json.dumps(
+                    {
+                        "model": name,
+                        "version": version.version,
+                        "aliases": version.aliases,
+                        "lineage": tree.to_dict(),
+                    },
+                    indent=1,
+                    default=str,
+                )
+            )
             return
         aliases = f" ({', '.join(version.aliases)})" if version.aliases else ""
-        click.echo(f"Model '{name}' version {version.version}{aliases}, registered {version.created_at:%Y-%m-%d %H:%M:%S}")
+        click.echo(
+            f"Model '{name}' version {version.version}{aliases}, registered {version.created_at:%Y-%m-%d %H:%M:%S}"
+        )
         for line in render_lineage(tree):
             click.echo(line)
     finally:

@@ -18,6 +18,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:  # the reader of our output went away (| head): not an error
+            sys.stderr.close()
+            ctx.exit(0)
         except Exception as exc:  # every error a user meets ends here
             if ctx.obj and ctx.obj.get("verbose"):
                 traceback.print_exc()

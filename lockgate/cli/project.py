@@ -63,7 +63,9 @@ def apply_overrides(pipeline: Pipeline, assignments: list[str]) -> Pipeline:
         step_name, dot, dotted = target.partition(".")
         param, _, nested = dotted.partition(".")
         if not sep or not dot or not param:
-            raise ConfigError(f"--set takes step.param=value or step.param.key=value; got '{assignment}'")
+            raise ConfigError(
+                f"--set takes step.param=value or step.param.key=value; got '{assignment}'"
+            )
         if step_name not in steps:
             raise ConfigError(
                 f"--set {assignment}: no step '{step_name}'; steps are {sorted(steps)}"

@@ -9,7 +9,9 @@ import click
 from lockgate.core.run import RunResult
 
 
-def run_project(project_dir: Path, *, assignments: tuple[str, ...] = (), use_cache: bool = True) -> RunResult:
+def run_project(
+    project_dir: Path, *, assignments: tuple[str, ...] = (), use_cache: bool = True
+) -> RunResult:
     """Load the project's pipeline, run it against its store, print the summary."""
     from lockgate.cli.project import apply_overrides, load_pipeline, load_settings, open_store
     from lockgate.cli.summary import render_run
@@ -34,8 +36,20 @@ def run_project(project_dir: Path, *, assignments: tuple[str, ...] = (), use_cac
 
 
 @click.command("run")
-@click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=".", help="Project folder.")
-@click.option("--set", "assignments", multiple=True, metavar="STEP.PARAM=VALUE", help="Override a step parameter (VALUE as JSON).")
+@click.option(
+    "--project",
+    "project_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    help="Project folder.",
+)
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="STEP.PARAM=VALUE",
+    help="Override a step parameter (VALUE as JSON).",
+)
 @click.option("--no-cache", is_flag=True, help="Run every step even when a cached result exists.")
 def run_command(project_dir: Path, assignments: tuple[str, ...], no_cache: bool) -> None:
     """Run the project's pipeline; unchanged steps come from the cache."""

@@ -8,7 +8,9 @@ import click
 
 
 @click.command("runs")
-@click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option(
+    "--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default="."
+)
 @click.option("--limit", default=20, show_default=True, help="How many of the newest runs.")
 @click.option("--run", "run_id", type=int, default=None, help="Show the steps of one run.")
 def runs_command(project_dir: Path, limit: int, run_id: int | None) -> None:
@@ -19,7 +21,9 @@ def runs_command(project_dir: Path, limit: int, run_id: int | None) -> None:
     try:
         if run_id is not None:
             run = store.get_run(run_id)
-            click.echo(f"Run {run.id} of '{run.pipeline}': {run.status}, {_duration(run.duration_s)}")
+            click.echo(
+                f"Run {run.id} of '{run.pipeline}': {run.status}, {_duration(run.duration_s)}"
+            )
             for execution in store.run_executions(run_id):
                 click.echo(
                     f"  {execution.step_name:<22}{execution.status:<10}"
@@ -32,7 +36,9 @@ def runs_command(project_dir: Path, limit: int, run_id: int | None) -> None:
         if not runs:
             click.echo("No runs yet. Start one with: lockgate run")
             return
-        click.echo(f"{'run':>5}  {'pipeline':<16}{'status':<10}{'started':<21}{'duration':>10}  steps")
+        click.echo(
+            f"{'run':>5}  {'pipeline':<16}{'status':<10}{'started':<21}{'duration':>10}  steps"
+        )
         for run in runs:
             executions = store.run_executions(run.id)
             cached = sum(e.status == "cached" for e in executions)

@@ -38,11 +38,19 @@ def build_repository(store, model_names: list[str]):  # -> ModelRepository
 
 
 @click.command("serve")
-@click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=".")
-@click.option("--host", default=None, help="Address to listen on (default from lockgate.toml: 127.0.0.1).")
+@click.option(
+    "--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default="."
+)
+@click.option(
+    "--host", default=None, help="Address to listen on (default from lockgate.toml: 127.0.0.1)."
+)
 @click.option("--port", default=None, type=int, help="Port (default from lockgate.toml: 8080).")
-@click.option("--model", "models", multiple=True, help="A model to serve (default: [serve] models).")
-def serve_command(project_dir: Path, host: str | None, port: int | None, models: tuple[str, ...]) -> None:
+@click.option(
+    "--model", "models", multiple=True, help="A model to serve (default: [serve] models)."
+)
+def serve_command(
+    project_dir: Path, host: str | None, port: int | None, models: tuple[str, ...]
+) -> None:
     """Serve the production version of the project's models (Open Inference Protocol V2)."""
     from lockgate.cli.project import load_settings, open_store
     from lockgate.serving.app import create_app, serve

@@ -42,7 +42,9 @@ def render_run(result: RunResult, *, model_registry: Any | None = None) -> None:
     if evaluation is not None:
         click.echo("Model metrics (eval split): " + _metrics(evaluation.properties.get("metrics")))
         baseline = evaluation.properties.get("baseline")
-        click.echo("  production baseline:      " + (_metrics(baseline) if baseline else "none yet"))
+        click.echo(
+            "  production baseline:      " + (_metrics(baseline) if baseline else "none yet")
+        )
     blessing = outputs.get("Blessing")
     if blessing is not None:
         blessed = blessing.properties.get("blessed")
@@ -72,9 +74,13 @@ def render_step_error(result: RunResult) -> None:
 def _metrics(metrics: dict[str, Any] | None) -> str:
     if not metrics:
         return "-"
-    return "  ".join(
-        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
-    )
+    return "  ".join(f"{k} {_number(v)}" for k, v in metrics.items())
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.4f}"
+    return str(int(value)) if isinstance(value, float) else str(value)
 
 
 def _version_note(registry: Any | None, name: str | None) -> str:

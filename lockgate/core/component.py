@@ -244,7 +244,9 @@ def component(
         built = _build_component(f, name or f.__name__)
         unknown = [p for p in path_params if p not in built.params]
         if unknown:
-            raise ComponentError(f"component '{built.name}': path_params {unknown} are not parameters")
+            raise ComponentError(
+                f"component '{built.name}': path_params {unknown} are not parameters"
+            )
         built.path_params = path_params
         built.after_publish = after_publish
         return built

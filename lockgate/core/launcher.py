@@ -49,7 +49,9 @@ class StepResult:
     error: BaseException | None = None
 
 
-def cache_key(step: Step, params_json: str, inputs: dict[str, Artifact | None], paths: dict[str, str]) -> str:
+def cache_key(
+    step: Step, params_json: str, inputs: dict[str, Artifact | None], paths: dict[str, str]
+) -> str:
     """Component code + parameters + input fingerprints (+ outside files' fingerprints)."""
     digest = hashlib.sha256()
     for part in (step.component.name, step.component.code_fingerprint, params_json):
@@ -100,13 +102,17 @@ class Launcher:
             if self.use_cache and (cached := self.store.find_cached_outputs(key)) is not None:
                 execution_id = self._start(step, key, params_json, inputs, status=CACHED)
                 self.store.record_cached_execution(execution_id, cached)
-                return StepResult(step.name, CACHED, time.perf_counter() - started, execution_id, cached)
+                return StepResult(
+                    step.name, CACHED, time.perf_counter() - started, execution_id, cached
+                )
             execution_id = self._start(step, key, params_json, inputs)
             outputs: dict[str, Artifact] = {}
             for name, marker in step.component.outputs.items():
                 staging[name] = self.artifacts.staging_dir(step.name, name)
                 outputs[name] = marker.artifact_type(uri=str(staging[name]))
-            properties = self.runner.execute(execute_component, step.component, inputs, outputs, params)
+            properties = self.runner.execute(
+                execute_component, step.component, inputs, outputs, params
+            )
             for name, artifact in outputs.items():
                 artifact.properties = properties[name]
                 artifact.fingerprint = path_fingerprint(staging[name])
@@ -115,7 +121,9 @@ class Launcher:
             self.store.publish_execution(execution_id, outputs)
             if step.component.after_publish is not None:
                 step.component.after_publish(context, outputs, params)
-            return StepResult(step.name, COMPLETE, time.perf_counter() - started, execution_id, outputs)
+            return StepResult(
+                step.name, COMPLETE, time.perf_counter() - started, execution_id, outputs
+            )
         except Exception as exc:
             for path in staging.values():
                 self.artifacts.discard(path)
@@ -124,7 +132,9 @@ class Launcher:
             if execution_id is None:
                 execution_id = self._start(step, None, params_json, inputs, status=status)
             self.store.fail_execution(execution_id, message, status=status)
-            return StepResult(step.name, status, time.perf_counter() - started, execution_id, error=exc)
+            return StepResult(
+                step.name, status, time.perf_counter() - started, execution_id, error=exc
+            )
 
     def _start(
         self,

@@ -66,14 +66,25 @@ def read_split(examples: Examples, split: str):  # -> pa.Table
 
 @component
 def compute_statistics(examples: Input[Examples], statistics: Output[Statistics]) -> None:
-    """Per-feature statistics of every split; the splits are computed as parallel shards."""
-    from lockgate.data.statistics import compute_statistics as compute
+    """Per-feature statistics of every split, and of all of them (``all.json``).
+
+    The splits are accumulated as parallel shards on the current runner and then merged,
+    which is the same code path a Ray runner uses across machines.
+    """
+    from lockgate.data.statistics import accumulate_files
 
     splits = [s for s in SPLITS if (Path(examples.uri) / s).exists()]
-    results = current_runner().map(lambda s: compute(split_files(examples, s)), splits)
-    for split, stats in zip(splits, results, strict=True):
-        (Path(statistics.uri) / f"{split}.json").write_text(json.dumps(stats, indent=1))
-    statistics.properties["num_rows"] = {s: r["num_rows"] for s, r in zip(splits, results, strict=True)}
+    accumulators = current_runner().map(
+        lambda s: accumulate_files(split_files(examples, s)), splits
+    )
+    results = {split: acc.result() for split, acc in zip(splits, accumulators, strict=True)}
+    merged = accumulators[0]
+    for other in accumulators[1:]:
+        merged = merged.merge(other)
+    results["all"] = merged.result()
+    for name, stats in results.items():
+        (Path(statistics.uri) / f"{name}.json").write_text(json.dumps(stats, indent=1))
+    statistics.properties["num_rows"] = {name: r["num_rows"] for name, r in results.items()}
 
 
 def load_statistics(statistics: Statistics, split: str = "train") -> dict:
@@ -84,14 +95,16 @@ def load_statistics(statistics: Statistics, split: str = "train") -> dict:
 def infer_schema(
     statistics: Input[Statistics], schema: Output[Schema], *, schema_file: str | None = None
 ) -> None:
-    """The schema: the curated ``schema_file`` when given, else inferred from train statistics."""
+    """The schema: the curated ``schema_file`` when given, else inferred from the statistics
+    of all splits (a schema describes the data set; inferring it from train alone would
+    flag eval rows just outside train's range)."""
     from lockgate.data.schema import Schema as SchemaModel
 
     if schema_file is not None:
         model = SchemaModel.load(schema_file)
         schema.properties["source"] = schema_file
     else:
-        model = SchemaModel.from_statistics(load_statistics(statistics, "train"))
+        model = SchemaModel.from_statistics(load_statistics(statistics, "all"))
         schema.properties["source"] = "inferred"
     model.dump(Path(schema.uri) / "schema.yaml")
     schema.properties["features"] = len(model.features)
@@ -128,7 +141,9 @@ def validate_examples(
     for split in SPLITS:
         path = Path(statistics.uri) / f"{split}.json"
         if path.exists():
-            found[split] = [a.to_dict() for a in find_anomalies(json.loads(path.read_text()), model)]
+            found[split] = [
+                a.to_dict() for a in find_anomalies(json.loads(path.read_text()), model)
+            ]
     (Path(anomalies.uri) / "anomalies.json").write_text(json.dumps(found, indent=1, default=str))
     all_found = [dict(a, split=split) for split, items in found.items() for a in items]
     anomalies.properties.update(

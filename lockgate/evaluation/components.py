@@ -31,7 +31,9 @@ def score(graph: Any, loaded: Any, table: Any, slice_by: list[str]) -> dict[str,
     n_classes = len(graph.label_classes) if graph.label_classes else None
     for feature in slice_by:
         if feature not in table.column_names:
-            raise ColumnNotFoundError(feature, table.column_names, where="the eval split (slice_by)")
+            raise ColumnNotFoundError(
+                feature, table.column_names, where="the eval split (slice_by)"
+            )
     slices = sliced_metrics(
         graph.task,
         y,
@@ -77,7 +79,9 @@ def evaluate(
     slice_by = list(slice_by or [])
     table = read_split(examples, "eval")
     graph = Graph.load(transform.uri)
-    candidate = score(graph, load_model(Path(model.uri), sha256=model.properties["sha256"]), table, slice_by)
+    candidate = score(
+        graph, load_model(Path(model.uri), sha256=model.properties["sha256"]), table, slice_by
+    )
     baseline_scores = None
     if baseline is not None:
         baseline_graph, baseline_model = load_pushed(baseline)
@@ -96,5 +100,7 @@ def evaluate(
     }
     (Path(evaluation.uri) / "evaluation.json").write_text(json.dumps(report, indent=1))
     (Path(blessing.uri) / "blessing.json").write_text(json.dumps(decision.to_dict(), indent=1))
-    evaluation.properties.update(metrics=candidate["overall"], baseline=report["baseline"] and report["baseline"]["overall"])
+    evaluation.properties.update(
+        metrics=candidate["overall"], baseline=report["baseline"] and report["baseline"]["overall"]
+    )
     blessing.properties.update(blessed=decision.blessed, reasons=decision.reasons)

@@ -37,6 +37,25 @@ class LineageNode:
         return node
 
 
+# Inputs shown in the order a reviewer reads a model's history: the verdict, the model, how
+# its features were made, and last the data they all came from.
+_ORDER = [
+    "blessing",
+    "baseline",
+    "model",
+    "transform",
+    "schema",
+    "statistics",
+    "anomalies",
+    "examples",
+]
+REFERENCE_INPUTS = {"baseline"}
+
+
+def _reading_order(name: str) -> tuple[int, str]:
+    return (_ORDER.index(name) if name in _ORDER else len(_ORDER), name)
+
+
 def artifact_lineage(store: SqlMetadataStore, artifact: Artifact) -> LineageNode:
     """The artifact and, recursively, the inputs of the execution that produced it."""
     seen: set[int] = set()
@@ -50,8 +69,14 @@ def artifact_lineage(store: SqlMetadataStore, artifact: Artifact) -> LineageNode
         if current.id is not None:
             seen.add(current.id)
         if producer is not None:
-            for name, parent in sorted(store.execution_artifacts(producer.id, "input").items()):
-                node.inputs[name] = walk(parent)
+            parents = store.execution_artifacts(producer.id, "input")
+            for name in sorted(parents, key=_reading_order):
+                if name in REFERENCE_INPUTS:  # the baseline has a lineage of its own
+                    node.inputs[name] = LineageNode(
+                        parents[name], store.producer(parents[name].id), seen_before=True
+                    )
+                else:
+                    node.inputs[name] = walk(parents[name])
         return node
 
     return walk(artifact)

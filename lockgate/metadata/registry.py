@@ -178,7 +178,9 @@ class Registry:
             for r in rows
         ]
 
-    def baseline_for(self, model_name: str, candidate_fingerprint: str | None) -> ModelVersion | None:
+    def baseline_for(
+        self, model_name: str, candidate_fingerprint: str | None
+    ) -> ModelVersion | None:
         """The version a candidate is compared against: production, unless production *is*
         the candidate; then the production version before it. Re-running an unchanged
         pipeline thus compares against the same baseline as the first run did."""

@@ -136,26 +136,17 @@ class SqlMetadataStore:
     def start_run(self, pipeline: str, properties: dict[str, Any] | None = None) -> int:
         with self._write() as conn:
             pipeline_id = conn.execute(
-                sa.select(t.contexts.c.id).where(
-                    t.contexts.c.type == "pipeline", t.contexts.c.name == pipeline
-                )
+                sa.select(t.pipelines.c.id).where(t.pipelines.c.name == pipeline)
             ).scalar()
             if pipeline_id is None:
                 pipeline_id = conn.execute(
-                    t.contexts.insert().values(
-                        type="pipeline", name=pipeline, properties={}, created_at=now()
-                    )
+                    t.pipelines.insert().values(name=pipeline, created_at=now())
                 ).inserted_primary_key[0]
             props = {"pid": os.getpid(), "host": socket.gethostname(), **(properties or {})}
             return int(
                 conn.execute(
-                    t.contexts.insert().values(
-                        type="run",
-                        name=pipeline,
-                        parent_id=pipeline_id,
-                        status=RUNNING,
-                        properties=props,
-                        created_at=now(),
+                    t.runs.insert().values(
+                        pipeline_id=pipeline_id, status=RUNNING, properties=props, started_at=now()
                     )
                 ).inserted_primary_key[0]
             )
@@ -163,24 +154,27 @@ class SqlMetadataStore:
     def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
         with self._write() as conn:
             conn.execute(
-                t.contexts.update()
-                .where(t.contexts.c.id == run_id)
+                t.runs.update()
+                .where(t.runs.c.id == run_id)
                 .values(status=status, error=error, finished_at=now())
             )
 
+    def _runs_query(self) -> sa.Select:
+        return sa.select(t.runs, t.pipelines.c.name.label("pipeline")).join(
+            t.pipelines, t.pipelines.c.id == t.runs.c.pipeline_id
+        )
+
     def list_runs(self, limit: int = 20, pipeline: str | None = None) -> list[RunRecord]:
-        query = sa.select(t.contexts).where(t.contexts.c.type == "run")
+        query = self._runs_query()
         if pipeline:
-            query = query.where(t.contexts.c.name == pipeline)
-        query = query.order_by(t.contexts.c.id.desc()).limit(limit)
+            query = query.where(t.pipelines.c.name == pipeline)
+        query = query.order_by(t.runs.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [self._run_record(row) for row in conn.execute(query)]
 
     def get_run(self, run_id: int) -> RunRecord:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(t.contexts).where(t.contexts.c.id == run_id, t.contexts.c.type == "run")
-            ).first()
+            row = conn.execute(self._runs_query().where(t.runs.c.id == run_id)).first()
         if row is None:
             raise NotFoundError(f"run {run_id} not found", hint="list runs with: lockgate runs")
         return self._run_record(row)
@@ -189,9 +183,9 @@ class SqlMetadataStore:
     def _run_record(row: Any) -> RunRecord:
         return RunRecord(
             id=row.id,
-            pipeline=row.name,
+            pipeline=row.pipeline,
             status=row.status,
-            started_at=row.created_at,
+            started_at=row.started_at,
             finished_at=row.finished_at,
             error=row.error,
             properties=row.properties or {},
@@ -298,7 +292,9 @@ class SqlMetadataStore:
         with self.engine.connect() as conn:
             return self._event_artifacts(conn, execution_id, direction)
 
-    def _event_artifacts(self, conn: Connection, execution_id: int, direction: str) -> dict[str, Artifact]:
+    def _event_artifacts(
+        self, conn: Connection, execution_id: int, direction: str
+    ) -> dict[str, Artifact]:
         rows = conn.execute(
             sa.select(t.events.c.name, t.artifacts)
             .join(t.artifacts, t.artifacts.c.id == t.events.c.artifact_id)
@@ -358,16 +354,14 @@ class SqlMetadataStore:
                     )
                     count += 1
             runs = conn.execute(
-                sa.select(t.contexts.c.id, t.contexts.c.properties).where(
-                    t.contexts.c.type == "run", t.contexts.c.status == RUNNING
-                )
+                sa.select(t.runs.c.id, t.runs.c.properties).where(t.runs.c.status == RUNNING)
             ).all()
             for run in runs:
                 props = run.properties or {}
                 if props.get("host") == host and not _process_alive(int(props.get("pid", 0))):
                     conn.execute(
-                        t.contexts.update()
-                        .where(t.contexts.c.id == run.id)
+                        t.runs.update()
+                        .where(t.runs.c.id == run.id)
                         .values(status=ABANDONED, error="the process running it stopped")
                     )
         return count
@@ -376,7 +370,9 @@ class SqlMetadataStore:
 
     def get_artifact(self, artifact_id: int) -> Artifact:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(t.artifacts).where(t.artifacts.c.id == artifact_id)).first()
+            row = conn.execute(
+                sa.select(t.artifacts).where(t.artifacts.c.id == artifact_id)
+            ).first()
         if row is None:
             raise NotFoundError(f"artifact {artifact_id} not found")
         return self._artifact(row)
@@ -408,7 +404,9 @@ class SqlMetadataStore:
     @staticmethod
     def _artifact(row: Any) -> Artifact:
         cls = artifact_class(row.type_name)
-        return cls(uri=row.uri, properties=row.properties or {}, id=row.id, fingerprint=row.fingerprint)
+        return cls(
+            uri=row.uri, properties=row.properties or {}, id=row.id, fingerprint=row.fingerprint
+        )
 
 
 def _process_alive(pid: int) -> bool:

@@ -9,7 +9,6 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
-    Index,
     Integer,
     MetaData,
     String,
@@ -22,26 +21,32 @@ SCHEMA_REVISION = "0001"
 
 metadata = MetaData()
 
-contexts = Table(
-    "contexts",
+# The two kinds of context: a pipeline, and each run of it (which groups its executions).
+pipelines = Table(
+    "pipelines",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("type", String(32), nullable=False),  # "pipeline" | "run"
-    Column("name", String(255), nullable=False),
-    Column("parent_id", Integer, ForeignKey("contexts.id"), nullable=True),
-    Column("status", String(32), nullable=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("pipeline_id", Integer, ForeignKey("pipelines.id"), nullable=False, index=True),
+    Column("status", String(32), nullable=False),
     Column("properties", JSON, nullable=False, default=dict),
     Column("error", Text, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=True),
-    Index("ix_contexts_type_name", "type", "name"),
 )
 
 executions = Table(
     "executions",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("run_id", Integer, ForeignKey("contexts.id"), nullable=False, index=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False, index=True),
     Column("step_name", String(255), nullable=False),
     Column("component", String(255), nullable=False),
     Column("status", String(32), nullable=False),

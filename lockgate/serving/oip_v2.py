@@ -1,0 +1,356 @@
+"""Open Inference Protocol V2 (KServe / Triton) infer bodies, JSON and binary tensor data.
+
+Real clients (``tritonclient.http``) send the binary extension by default: the first
+``Inference-Header-Content-Length`` bytes are the JSON, then the raw bytes of each input
+with ``parameters.binary_data_size``, in order. Every malformed thing is an
+``InferenceRequestError`` saying what is wrong where, so the client gets a 400 it can read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lockgate.errors import InferenceRequestError
+
+#: V2 datatype -> little-endian numpy dtype of its raw bytes; BYTES is length-prefixed.
+DTYPES: dict[str, np.dtype] = {
+    "BOOL": np.dtype("?"),
+    "INT8": np.dtype("<i1"),
+    "INT16": np.dtype("<i2"),
+    "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "UINT8": np.dtype("<u1"),
+    "UINT16": np.dtype("<u2"),
+    "UINT32": np.dtype("<u4"),
+    "UINT64": np.dtype("<u8"),
+    "FP16": np.dtype("<f2"),
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
+    "BYTES": np.dtype(object),
+}
+HEADER = "Inference-Header-Content-Length"
+
+
+@dataclass
+class Tensor:
+    """A named tensor: ``data`` already has ``shape`` (BYTES as an object array of str)."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+    data: np.ndarray
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RequestedOutput:
+    name: str
+    binary_data: bool | None = None
+
+
+@dataclass
+class InferRequest:
+    inputs: list[Tensor]
+    id: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    outputs: list[RequestedOutput] | None = None
+
+    def wants_binary(self, name: str) -> bool:
+        """An output's own ``binary_data`` wins over the request's ``binary_data_output``."""
+        default = bool(self.parameters.get("binary_data_output", False))
+        for out in self.outputs or []:
+            if out.name == name and out.binary_data is not None:
+                return out.binary_data
+        return default
+
+
+def parse_header_length(value: str | None, body_size: int) -> int | None:
+    if value is None:
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        raise InferenceRequestError(f"{HEADER} must be an integer, got {value!r}") from None
+    if not 0 <= length <= body_size:
+        raise InferenceRequestError(f"{HEADER} is {length} but the body has only {body_size} bytes")
+    return length
+
+
+def decode_request(body: bytes, header_length: int | None = None) -> InferRequest:
+    """Parse an infer request body (JSON, optionally followed by binary tensor data)."""
+    if header_length is not None and header_length > len(body):
+        raise InferenceRequestError(
+            f"{HEADER} is {header_length} but the body has only {len(body)} bytes"
+        )
+    split = len(body) if header_length is None else header_length
+    doc = _load_json(body[:split], "request")
+    raw = memoryview(body)[split:]
+    inputs_doc = doc.get("inputs")
+    if not isinstance(inputs_doc, list) or not inputs_doc:
+        raise InferenceRequestError("request has no 'inputs' list; expected a non-empty list")
+    inputs, offset = [], 0
+    for i, item in enumerate(inputs_doc):
+        tensor, offset = _decode_input(item, i, raw, offset)
+        inputs.append(tensor)
+    if offset != len(raw):
+        raise InferenceRequestError(
+            f"body has {len(raw) - offset} bytes of binary data after the inputs that no "
+            "input's binary_data_size claims"
+        )
+    return InferRequest(
+        inputs=inputs,
+        id=None if doc.get("id") is None else str(doc["id"]),
+        parameters=_dict(doc.get("parameters"), "request 'parameters'"),
+        outputs=_decode_outputs(doc.get("outputs")),
+    )
+
+
+def encode_response(
+    model_name: str,
+    model_version: str,
+    outputs: list[Tensor],
+    request: InferRequest | None = None,
+) -> tuple[bytes, int | None]:
+    """Return the body and, when any output is binary, the JSON header's length."""
+    doc: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
+    if request is not None and request.id is not None:
+        doc["id"] = request.id
+    doc["outputs"], blobs = _encode_tensors(
+        outputs, lambda t: request is not None and request.wants_binary(t.name)
+    )
+    return _join(doc, blobs)
+
+
+def encode_request(
+    inputs: list[Tensor],
+    *,
+    binary: bool = False,
+    outputs: list[RequestedOutput] | None = None,
+    request_id: str | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> tuple[bytes, int | None]:
+    """Encode a request as a client would; the inverse of ``decode_request``."""
+    doc: dict[str, Any] = {}
+    if request_id is not None:
+        doc["id"] = request_id
+    if parameters:
+        doc["parameters"] = parameters
+    doc["inputs"], blobs = _encode_tensors(inputs, lambda t: binary)
+    if outputs is not None:
+        doc["outputs"] = [
+            {"name": o.name}
+            | ({} if o.binary_data is None else {"parameters": {"binary_data": o.binary_data}})
+            for o in outputs
+        ]
+    return _join(doc, blobs)
+
+
+def decode_response(body: bytes, header_length: int | None = None) -> dict[str, Tensor]:
+    """Parse an infer response into tensors by name; the inverse of ``encode_response``."""
+    split = len(body) if header_length is None else header_length
+    doc = _load_json(body[:split], "response")
+    raw, offset, result = memoryview(body)[split:], 0, {}
+    for i, item in enumerate(doc.get("outputs") or []):
+        tensor, offset = _decode_input(item, i, raw, offset, kind="output")
+        result[tensor.name] = tensor
+    return result
+
+
+def to_json_values(array: np.ndarray) -> list[Any]:
+    """Flatten to JSON-safe values: BYTES as str, NaN as null (JSON has no NaN)."""
+    flat = array.reshape(-1)
+    if array.dtype == object:
+        return [None if v is None else _to_str(v) for v in flat]
+    values = flat.tolist()
+    if array.dtype.kind == "f":
+        return [None if math.isnan(v) else v for v in values]
+    return values
+
+
+def _to_str(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _encode_tensors(tensors: list[Tensor], binary: Any) -> tuple[list[dict], list[bytes]]:
+    docs, blobs = [], []
+    for t in tensors:
+        doc: dict[str, Any] = {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
+        params = dict(t.parameters)
+        if binary(t):
+            blob = _to_bytes(t)
+            params["binary_data_size"] = len(blob)
+            blobs.append(blob)
+        else:
+            doc["data"] = to_json_values(t.data)
+        if params:
+            doc["parameters"] = params
+        docs.append(doc)
+    return docs, blobs
+
+
+def _join(doc: dict[str, Any], blobs: list[bytes]) -> tuple[bytes, int | None]:
+    head = json.dumps(doc, separators=(",", ":")).encode()
+    return (head, None) if not blobs else (head + b"".join(blobs), len(head))
+
+
+def _to_bytes(t: Tensor) -> bytes:
+    if t.datatype == "BYTES":
+        parts = []
+        for v in t.data.reshape(-1):
+            b = v if isinstance(v, bytes) else str(v).encode("utf-8")
+            parts += [struct.pack("<I", len(b)), b]
+        return b"".join(parts)
+    return np.ascontiguousarray(t.data, dtype=DTYPES[t.datatype]).tobytes()
+
+
+def _load_json(text: bytes, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InferenceRequestError(f"{what} body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InferenceRequestError(f"{what} body must be a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def _dict(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InferenceRequestError(f"{where} must be an object, got {value!r}")
+    return value
+
+
+def _decode_outputs(value: Any) -> list[RequestedOutput] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise InferenceRequestError(f"request 'outputs' must be a list, got {value!r}")
+    result = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise InferenceRequestError(f"outputs[{i}] must be an object with a 'name'")
+        binary = _dict(item.get("parameters"), f"output '{item['name']}' parameters")
+        result.append(RequestedOutput(item["name"], binary.get("binary_data")))
+    return result
+
+
+def _decode_input(
+    item: Any, index: int, raw: memoryview, offset: int, kind: str = "input"
+) -> tuple[Tensor, int]:
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        raise InferenceRequestError(f"{kind}s[{index}] must be an object with a string 'name'")
+    name, where = item["name"], f"{kind} '{item['name']}'"
+    datatype = item.get("datatype")
+    if datatype not in DTYPES:
+        raise InferenceRequestError(
+            f"{where}: unknown datatype {datatype!r}; expected one of {sorted(DTYPES)}"
+        )
+    shape = item.get("shape")
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise InferenceRequestError(
+            f"{where}: 'shape' must be a list of non-negative integers, got {shape!r}"
+        )
+    count = math.prod(shape)
+    params = _dict(item.get("parameters"), f"{where} parameters")
+    size = params.get("binary_data_size")
+    if size is not None:
+        if "data" in item:
+            raise InferenceRequestError(f"{where} has both 'data' and binary_data_size")
+        if not isinstance(size, int) or size < 0 or offset + size > len(raw):
+            raise InferenceRequestError(
+                f"{where}: binary_data_size {size!r} but only {len(raw) - offset} bytes of "
+                f"binary data remain (is the {HEADER} header set?)"
+            )
+        flat = _from_bytes(bytes(raw[offset : offset + size]), datatype, count, where)
+        offset += size
+    elif "data" in item:
+        flat = _from_json(_flatten(item["data"]), datatype, where)
+    else:
+        raise InferenceRequestError(f"{where} has neither 'data' nor binary_data_size")
+    if flat.size != count:
+        raise InferenceRequestError(
+            f"{where}: shape {shape} holds {count} elements but data has {flat.size}"
+        )
+    return Tensor(name, datatype, shape, flat.reshape(shape), params), offset
+
+
+def _flatten(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    if not any(isinstance(v, list) for v in data):
+        return data
+    flat: list[Any] = []
+    for v in data:
+        flat.extend(_flatten(v))
+    return flat
+
+
+def _from_json(values: list[Any], datatype: str, where: str) -> np.ndarray:
+    if datatype == "BYTES":
+        bad = next((v for v in values if v is not None and not isinstance(v, str)), None)
+        if bad is not None:
+            raise InferenceRequestError(f"{where}: datatype BYTES expects strings, got {bad!r}")
+        return np.array(values, dtype=object)
+    if datatype == "BOOL":
+        ok = all(isinstance(v, bool) for v in values)
+    elif datatype.startswith("FP"):
+        ok = all(
+            v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values
+        )
+        values = [np.nan if v is None else v for v in values]
+    else:
+        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+    if not ok:
+        bad = next(v for v in values if not _fits(v, datatype))
+        raise InferenceRequestError(f"{where}: datatype {datatype} cannot hold {bad!r}")
+    try:
+        return np.array(values, dtype=DTYPES[datatype])
+    except (OverflowError, ValueError) as exc:
+        raise InferenceRequestError(f"{where}: value out of range for {datatype}: {exc}") from None
+
+
+def _fits(value: Any, datatype: str) -> bool:
+    if datatype == "BOOL":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int | float) if datatype.startswith("FP") else isinstance(value, int)
+
+
+def _from_bytes(raw: bytes, datatype: str, count: int, where: str) -> np.ndarray:
+    if datatype != "BYTES":
+        itemsize = DTYPES[datatype].itemsize
+        if len(raw) != count * itemsize:
+            raise InferenceRequestError(
+                f"{where}: binary_data_size {len(raw)} does not match {count} {datatype} "
+                f"elements of {itemsize} bytes ({count * itemsize})"
+            )
+        return np.frombuffer(raw, dtype=DTYPES[datatype]).copy()
+    values: list[str] = []
+    pos = 0
+    while pos < len(raw):
+        if pos + 4 > len(raw):
+            raise InferenceRequestError(f"{where}: BYTES data ends inside a length prefix")
+        (n,) = struct.unpack_from("<I", raw, pos)
+        if pos + 4 + n > len(raw):
+            raise InferenceRequestError(
+                f"{where}: BYTES element {len(values)} claims {n} bytes but only "
+                f"{len(raw) - pos - 4} remain"
+            )
+        try:
+            values.append(raw[pos + 4 : pos + 4 + n].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise InferenceRequestError(
+                f"{where}: BYTES element {len(values)} is not valid UTF-8"
+            ) from None
+        pos += 4 + n
+    return np.array(values, dtype=object)

@@ -1,0 +1,326 @@
+"""The transform graph: preprocessing fitted on the train split, saved as plain JSON.
+
+The trainer, the evaluator and the model server all call :meth:`TransformGraph.apply`,
+so a feature is encoded the same way in training and in serving (no skew). The artifact
+is ``transform.json``: readable, diffable and safe to load (no pickle)::
+
+    transform/
+      transform.json    {"format_version": 1, "label": ..., "task": ..., "features": [...]}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lockgate.errors import ColumnNotFoundError, ConfigError, DataError, ModelError
+
+FORMAT_VERSION = 1
+FILE_NAME = "transform.json"
+OOV = "<other>"
+TASKS = ("classification", "regression")
+
+Kind = Literal["numeric", "string", "bool"]
+Task = Literal["classification", "regression"]
+
+
+@dataclass(frozen=True)
+class FeatureTransform:
+    """How one input column becomes output columns; the statistics come from train only."""
+
+    name: str
+    kind: Kind
+    mean: float = 0.0
+    std: float = 1.0
+    vocabulary: tuple[Any, ...] = ()
+
+    @property
+    def names_out(self) -> list[str]:
+        if self.kind == "numeric":
+            return [self.name]
+        return [f"{self.name}={v}" for v in self.vocabulary] + [f"{self.name}={OOV}"]
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.kind == "numeric":
+            return {"name": self.name, "kind": self.kind, "mean": self.mean, "std": self.std}
+        return {"name": self.name, "kind": self.kind, "vocabulary": list(self.vocabulary)}
+
+
+def drop_missing_label(table: pa.Table, label: str) -> pa.Table:
+    """Drop the rows whose label is null (or NaN): they can neither train nor evaluate."""
+    column = _column(table, label, where="the table (label)")
+    valid = pc.is_valid(column)
+    if pa.types.is_floating(column.type):
+        valid = pc.and_(valid, pc.invert(pc.is_nan(column)))
+    return table.filter(pc.fill_null(valid, False))
+
+
+@dataclass(frozen=True)
+class TransformGraph:
+    """A fitted preprocessing graph: numeric impute+standardise, categorical one-hot + OOV."""
+
+    label: str
+    task: Task
+    columns: tuple[FeatureTransform, ...]
+    label_classes: list[Any] | None = None
+    format_version: int = field(default=FORMAT_VERSION)
+
+    # ---- fitting -------------------------------------------------------------------
+    @classmethod
+    def fit(
+        cls,
+        table: pa.Table,
+        *,
+        label: str,
+        features: list[str] | None = None,
+        task: str | None = None,
+    ) -> TransformGraph:
+        """Fit on ``table``, which must be the train split only: eval statistics never leak."""
+        label_column = _column(table, label, where="the training table (label)")
+        if features is None:
+            features = [name for name in table.column_names if name != label]
+        if label in features:
+            raise ConfigError(f"the label '{label}' cannot also be a feature")
+        if not features:
+            raise ConfigError("no features to transform; the table has only the label column")
+        columns = tuple(
+            _fit_feature(name, _column(table, name, where="the training table"))
+            for name in features
+        )
+        resolved = _resolve_task(label, label_column.type, task)
+        classes = None
+        if resolved == "classification":
+            classes = sorted(pc.unique(label_column.drop_null()).to_pylist())
+            if len(classes) < 2:
+                raise DataError(
+                    f"label '{label}' has {len(classes)} distinct value(s) {classes} in the"
+                    " training data; classification needs at least 2"
+                )
+        return cls(label=label, task=resolved, columns=columns, label_classes=classes)
+
+    # ---- properties ----------------------------------------------------------------
+    @property
+    def features(self) -> dict[str, str]:
+        """Input feature name -> kind ("numeric", "string", "bool")."""
+        return {c.name: c.kind for c in self.columns}
+
+    @property
+    def feature_names_out(self) -> list[str]:
+        return [name for c in self.columns for name in c.names_out]
+
+    # ---- applying ------------------------------------------------------------------
+    def apply(self, table: pa.Table) -> np.ndarray:
+        """Encode ``table`` into a float64 matrix; extra columns are ignored."""
+        parts = [_apply_feature(spec, _column(table, spec.name)) for spec in self.columns]
+        if not parts:
+            return np.empty((table.num_rows, 0))
+        return np.column_stack(parts).astype(np.float64, copy=False)
+
+    def encode_label(self, table: pa.Table) -> np.ndarray:
+        """Class indices (int64) for classification, float64 values for regression."""
+        column = _plain(_column(table, self.label, where="the table (label)"))
+        if column.null_count:
+            raise DataError(
+                f"label '{self.label}' has {column.null_count} missing value(s);"
+                " drop them first with drop_missing_label(table, label)"
+            )
+        if self.task == "regression":
+            return _to_float(self.label, column)
+        assert self.label_classes is not None
+        value_set = pa.array(self.label_classes)
+        try:
+            column = pc.cast(column, value_set.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise DataError(
+                f"label '{self.label}' expected values like {self.label_classes[:5]},"
+                f" got type {column.type}"
+            ) from exc
+        indices = pc.index_in(column, value_set=value_set)
+        if indices.null_count:
+            unknown = pc.unique(pc.filter(column, pc.is_null(indices))).to_pylist()
+            raise DataError(
+                f"label '{self.label}' has value(s) {unknown[:10]} not seen in training;"
+                f" known classes are {self.label_classes}"
+            )
+        return indices.to_numpy().astype(np.int64)
+
+    def decode_label(self, indices: np.ndarray | list[int]) -> list[Any]:
+        """Turn class indices back into label values (regression: values as floats)."""
+        values = np.asarray(indices)
+        if self.task == "regression":
+            return values.astype(np.float64).tolist()
+        assert self.label_classes is not None
+        classes = np.asarray(self.label_classes, dtype=object)
+        if values.size and (values.min() < 0 or values.max() >= len(classes)):
+            raise DataError(
+                f"class index out of range 0..{len(classes) - 1} for label '{self.label}'"
+            )
+        return classes[values.astype(np.int64)].tolist()
+
+    # ---- persistence ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "label": self.label,
+            "task": self.task,
+            "label_classes": self.label_classes,
+            "features": [c.to_dict() for c in self.columns],
+            "feature_names_out": self.feature_names_out,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TransformGraph:
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ModelError(
+                f"transform format_version {version!r} is not supported"
+                f" (this lockgate reads {FORMAT_VERSION})"
+            )
+        try:
+            columns = tuple(
+                FeatureTransform(
+                    name=f["name"],
+                    kind=f["kind"],
+                    mean=float(f.get("mean", 0.0)),
+                    std=float(f.get("std", 1.0)),
+                    vocabulary=tuple(f.get("vocabulary", ())),
+                )
+                for f in data["features"]
+            )
+            return cls(
+                label=data["label"],
+                task=data["task"],
+                columns=columns,
+                label_classes=data.get("label_classes"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"transform description is incomplete or malformed: {exc}") from exc
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / FILE_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> TransformGraph:
+        path = Path(directory) / FILE_NAME
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ModelError(f"no {FILE_NAME} in {directory}", path=str(path)) from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelError(f"{path} is not valid JSON: {exc}", path=str(path)) from exc
+        if not isinstance(data, dict):
+            raise ModelError(f"{path} does not hold a JSON object", path=str(path))
+        try:
+            return cls.from_dict(data)
+        except ModelError as exc:
+            raise ModelError(f"{path}: {exc.message}", path=str(path)) from exc
+
+
+# ---- column helpers ---------------------------------------------------------------------
+def _column(table: pa.Table, name: str, *, where: str = "the input table") -> pa.ChunkedArray:
+    if name not in table.column_names:
+        raise ColumnNotFoundError(name, table.column_names, where=where)
+    return table.column(name)
+
+
+def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Dictionary-encoded columns (e.g. from Parquet) behave as their value type."""
+    if pa.types.is_dictionary(column.type):
+        return pc.cast(column, column.type.value_type)
+    return column
+
+
+def _kind_of(arrow_type: pa.DataType) -> Kind | None:
+    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
+        return "numeric"
+    if pa.types.is_decimal(arrow_type):
+        return "numeric"
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "string"
+    if pa.types.is_boolean(arrow_type):
+        return "bool"
+    return None
+
+
+def _resolve_task(label: str, label_type: pa.DataType, task: str | None) -> Task:
+    if task is not None:
+        if task not in TASKS:
+            raise ConfigError(f"task must be one of {list(TASKS)}; got {task!r}")
+        if task == "regression" and _kind_of(label_type) != "numeric":
+            raise ConfigError(f"regression needs a numeric label; '{label}' is {label_type}")
+        return "classification" if task == "classification" else "regression"
+    kind = _kind_of(label_type.value_type if pa.types.is_dictionary(label_type) else label_type)
+    if kind is None:
+        raise DataError(f"label '{label}' has type {label_type}; expected string, bool or number")
+    return "regression" if kind == "numeric" else "classification"
+
+
+def _fit_feature(name: str, column: pa.ChunkedArray) -> FeatureTransform:
+    column = _plain(column)
+    kind = _kind_of(column.type)
+    if kind is None:
+        raise DataError(
+            f"feature '{name}' has type {column.type}; expected a number, string or bool"
+            " column (select features explicitly to leave it out)"
+        )
+    if kind == "numeric":
+        values = _to_float(name, column)
+        observed = values[~np.isnan(values)]
+        mean = float(observed.mean()) if observed.size else 0.0
+        std = float(observed.std()) if observed.size else 1.0
+        return FeatureTransform(name, "numeric", mean=mean, std=std if std > 0 else 1.0)
+    counts = pc.value_counts(column.drop_null()).flatten()
+    values_list, freq = counts[0].to_pylist(), counts[1].to_numpy()
+    order = sorted(range(len(values_list)), key=lambda i: (-int(freq[i]), values_list[i]))
+    return FeatureTransform(name, kind, vocabulary=tuple(values_list[i] for i in order))
+
+
+def _to_float(name: str, column: pa.ChunkedArray) -> np.ndarray:
+    """Float64 values with NaN for missing; ints are accepted where floats were fitted."""
+    column = _plain(column)
+    if not (pa.types.is_null(column.type) or _kind_of(column.type) == "numeric"):
+        raise DataError(
+            f"column '{name}' expected numeric values (int or float), got {column.type}"
+            f" (e.g. {_sample(column)!r})"
+        )
+    return np.asarray(
+        pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
+    )
+
+
+def _sample(column: pa.ChunkedArray) -> Any:
+    present = column.drop_null()
+    return present[0].as_py() if len(present) else None
+
+
+def _apply_feature(spec: FeatureTransform, column: pa.ChunkedArray) -> np.ndarray:
+    if spec.kind == "numeric":
+        values = _to_float(spec.name, column)
+        values = np.where(np.isnan(values), spec.mean, values)
+        return (values - spec.mean) / spec.std
+    column = _plain(column)
+    if not (pa.types.is_null(column.type) or _kind_of(column.type) == spec.kind):
+        raise DataError(
+            f"column '{spec.name}' expected {spec.kind} values, got {column.type}"
+            f" (e.g. {_sample(column)!r})"
+        )
+    width = len(spec.vocabulary) + 1
+    n = len(column)
+    if pa.types.is_null(column.type) or not spec.vocabulary:
+        index = np.full(n, width - 1)
+    else:
+        value_set = pa.array(list(spec.vocabulary), type=column.type)
+        found = pc.index_in(column, value_set=value_set)
+        index = pc.fill_null(found, width - 1).to_numpy().astype(np.int64)
+    out = np.zeros((n, width))
+    out[np.arange(n), index] = 1.0
+    return out
