@@ -61,7 +61,7 @@ def find_anomalies(stats: dict[str, Any], schema: Schema) -> list[Anomaly]:
                     spec.type,
                     None,
                     num_rows,
-                    f"feature '{name}': expected a {spec.type} column; the data has none",
+                    f"feature '{name}': column missing; expected a {spec.type} column",
                 )
             )
             continue
