@@ -36,7 +36,14 @@ def stored_artifacts(project: Path) -> dict[int, str]:
     store = SqlMetadataStore(f"sqlite:///{project / '.lockgate' / 'metadata.db'}")
     try:
         found = {}
-        for type_name in ("Examples", "Statistics", "Schema", "TransformGraph", "Model", "PushedModel"):
+        for type_name in (
+            "Examples",
+            "Statistics",
+            "Schema",
+            "TransformGraph",
+            "Model",
+            "PushedModel",
+        ):
             for artifact in store.artifacts_of_type(type_name):
                 found[artifact.id] = path_fingerprint(artifact.uri)
         return found
@@ -62,7 +69,9 @@ def edit_csv(project: Path, edit) -> None:  # type: ignore[no-untyped-def]
     path.write_text("\n".join(edit(lines)) + "\n")
 
 
-def test_a_malformed_row_names_file_and_line_and_registers_nothing(project_after_one_good_run: Path) -> None:
+def test_a_malformed_row_names_file_and_line_and_registers_nothing(
+    project_after_one_good_run: Path,
+) -> None:
     project = project_after_one_good_run
     before = stored_artifacts(project)
 
@@ -82,7 +91,9 @@ def test_a_malformed_row_names_file_and_line_and_registers_nothing(project_after
     assert stored_artifacts(project) == before  # nothing new, nothing changed
 
 
-def test_a_missing_required_column_is_stopped_by_the_data_gate(project_after_one_good_run: Path) -> None:
+def test_a_missing_required_column_is_stopped_by_the_data_gate(
+    project_after_one_good_run: Path,
+) -> None:
     project = project_after_one_good_run
     before = stored_artifacts(project)
 

@@ -20,7 +20,9 @@ import pytest
 LOCKGATE = [sys.executable, "-m", "lockgate.cli.main"]
 
 
-def lockgate(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def lockgate(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*LOCKGATE, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env
     )
@@ -75,7 +77,13 @@ def test_changing_a_training_parameter_reruns_train_and_downstream_only(demo: Pa
     result = lockgate("run", "--set", "train.params.n_estimators=40", cwd=demo)
     assert result.returncode == 0, result.stdout + result.stderr
     statuses = step_statuses(result.stdout)
-    upstream = ["ingest", "compute_statistics", "infer_schema", "validate_examples", "fit_transform"]
+    upstream = [
+        "ingest",
+        "compute_statistics",
+        "infer_schema",
+        "validate_examples",
+        "fit_transform",
+    ]
     assert {s: statuses[s] for s in upstream} == dict.fromkeys(upstream, "cached")
     assert {s: statuses[s] for s in ("train", "evaluate", "push")} == dict.fromkeys(
         ("train", "evaluate", "push"), "complete"
@@ -89,7 +97,15 @@ def test_lineage_goes_from_the_production_model_back_to_the_input_file(demo: Pat
     result = lockgate("lineage", "penguins", cwd=demo)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for step in ("push", "evaluate", "train", "fit_transform", "infer_schema", "compute_statistics", "ingest"):
+    for step in (
+        "push",
+        "evaluate",
+        "train",
+        "fit_transform",
+        "infer_schema",
+        "compute_statistics",
+        "ingest",
+    ):
         assert f"step '{step}'" in out
     csv = demo / "data" / "penguins.csv"
     import hashlib
@@ -197,10 +213,17 @@ def test_bad_requests_get_json_errors_and_the_server_keeps_serving(demo: Path, s
     response = httpx.post(base, json=missing)
     assert response.status_code == 400 and "island" in response.json()["error"]
     wrong_type = json.loads(json.dumps(good))
-    wrong_type["inputs"][1] = {"name": "bill_length_mm", "shape": [1], "datatype": "BYTES", "data": ["long"]}
+    wrong_type["inputs"][1] = {
+        "name": "bill_length_mm",
+        "shape": [1],
+        "datatype": "BYTES",
+        "data": ["long"],
+    }
     response = httpx.post(base, json=wrong_type)
     assert response.status_code == 400 and "bill_length_mm" in response.json()["error"]
-    response = httpx.post(base, content=b'{"inputs": [', headers={"content-type": "application/json"})
+    response = httpx.post(
+        base, content=b'{"inputs": [', headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400 and "JSON" in response.json()["error"]
     response = httpx.post(f"http://{server}/v2/models/pinguins/infer", json=good)
     assert response.status_code == 404 and "did you mean 'penguins'" in response.json()["error"]
@@ -220,7 +243,9 @@ def test_cli_errors_are_one_line_with_a_hint_and_verbose_adds_the_traceback(tmp_
     assert "Traceback (most recent call last)" in verbose.stderr
 
 
-def test_the_pipeline_runs_against_postgresql(penguins_project: Path, postgres_database: str) -> None:
+def test_the_pipeline_runs_against_postgresql(
+    penguins_project: Path, postgres_database: str
+) -> None:
     env = {**os.environ, "LOCKGATE_STORE_URL": postgres_database}
     first = lockgate("run", cwd=penguins_project, env=env)
     assert first.returncode == 0, first.stdout + first.stderr

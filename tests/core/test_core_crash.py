@@ -40,7 +40,9 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_sigkill_mid_step_leaves_no_half_artifact_and_the_next_run_completes(store_url: str, tmp_path: Path) -> None:
+def test_sigkill_mid_step_leaves_no_half_artifact_and_the_next_run_completes(
+    store_url: str, tmp_path: Path
+) -> None:
     script = tmp_path / "crash_pipeline.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "HANG": "1"}

@@ -49,22 +49,31 @@ def project(tmp_path: Path) -> Path:
 
 
 def run(pipeline: Pipeline, store: SqlMetadataStore, project: Path):  # type: ignore[no-untyped-def]
-    return run_pipeline(pipeline, store=store, artifact_root=project / "artifacts", project_dir=project)
+    return run_pipeline(
+        pipeline, store=store, artifact_root=project / "artifacts", project_dir=project
+    )
 
 
-def test_second_run_comes_from_cache_and_a_param_change_reruns_downstream(store: SqlMetadataStore, project: Path) -> None:
+def test_second_run_comes_from_cache_and_a_param_change_reruns_downstream(
+    store: SqlMetadataStore, project: Path
+) -> None:
     first = run(toy(), store, project)
     assert first.ok and CALLS == ["read", "count"]
     second = run(toy(), store, project)
     assert [s.status for s in second.steps.values()] == ["cached", "cached"]
     assert CALLS == ["read", "count"]
-    assert second.steps["count"].outputs["statistics"].uri == first.steps["count"].outputs["statistics"].uri
+    assert (
+        second.steps["count"].outputs["statistics"].uri
+        == first.steps["count"].outputs["statistics"].uri
+    )
     third = run(toy(repeat=2), store, project)
     assert [s.status for s in third.steps.values()] == ["complete", "complete"]
     assert third.steps["count"].outputs["statistics"].properties == {"chars": 6}
 
 
-def test_changing_the_input_file_invalidates_the_cache(store: SqlMetadataStore, project: Path) -> None:
+def test_changing_the_input_file_invalidates_the_cache(
+    store: SqlMetadataStore, project: Path
+) -> None:
     run(toy(), store, project)
     (project / "input.txt").write_text("abcd")
     again = run(toy(), store, project)
@@ -82,7 +91,9 @@ def test_a_deleted_artifact_folder_is_not_reused(store: SqlMetadataStore, projec
     assert again.steps["count"].status == "complete"
 
 
-def test_a_failing_step_registers_nothing_and_leaves_earlier_artifacts_intact(store: SqlMetadataStore, project: Path) -> None:
+def test_a_failing_step_registers_nothing_and_leaves_earlier_artifacts_intact(
+    store: SqlMetadataStore, project: Path
+) -> None:
     good = run(toy(), store, project)
     examples = good.steps["read"].outputs["examples"]
     before = path_fingerprint(examples.uri)
@@ -100,7 +111,9 @@ def test_a_failing_step_registers_nothing_and_leaves_earlier_artifacts_intact(st
     assert store.get_run(result.run_id).status == "failed"
 
 
-def test_a_missing_input_file_fails_the_step_with_its_path(store: SqlMetadataStore, project: Path) -> None:
+def test_a_missing_input_file_fails_the_step_with_its_path(
+    store: SqlMetadataStore, project: Path
+) -> None:
     first = read(path="nothere.csv")
     result = run(Pipeline("toy", [first, count(examples=first.outputs.examples)]), store, project)
     assert result.failed_step == "read"

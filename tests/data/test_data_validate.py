@@ -49,7 +49,7 @@ def test_missing_and_new_column(penguins_csv: Path, penguins: tuple[dict, Schema
     found = find_anomalies(_stats(table), schema)
     assert _kinds(found) == [("island", "missing_column"), ("colour", "new_column")]
     assert [a.severity for a in found] == ["error", "warning"]
-    assert found[0].message == "feature 'island': expected a string column; the data has none"
+    assert found[0].message == "feature 'island': column missing; expected a string column"
 
 
 def test_type_mismatch_but_int_for_float_is_fine() -> None:
