@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from lockgate.metadata.lineage import LineageNode
+if TYPE_CHECKING:
+    from lockgate.metadata.lineage import LineageNode
 
 
 def render_lineage(

@@ -56,7 +56,7 @@ def render_run(result: RunResult, *, model_registry: Any | None = None) -> None:
         if pushed is None:
             click.echo("Pushed: no")
         else:
-            name = pushed.properties.get("model_name")
+            name = str(pushed.properties.get("model_name"))
             click.echo(f"Pushed: yes, model '{name}'" + _version_note(model_registry, name))
     if not result.ok and result.error is not None:
         render_step_error(result)
@@ -83,7 +83,7 @@ def _number(value: Any) -> str:
     return str(int(value)) if isinstance(value, float) else str(value)
 
 
-def _version_note(registry: Any | None, name: str | None) -> str:
+def _version_note(registry: Any | None, name: str) -> str:
     if registry is None or name is None:
         return ""
     try:

@@ -15,10 +15,11 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from lockgate.core.artifacts import Artifact
 from lockgate.errors import ComponentError, PipelineDefinitionError, did_you_mean
@@ -28,46 +29,57 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class _Direction:
+    """The metadata that ``Input[...]`` and ``Output[...]`` attach to an artifact type."""
+
+    direction: str  # "input" | "output"
+
+
+_INPUT = _Direction("input")
+_OUTPUT = _Direction("output")
+
+# ``Input[Examples]`` is ``Annotated[Examples, _INPUT]``: type checkers see an Examples (with
+# ``.uri`` and ``.properties``), and the component decorator sees which way it flows.
+Input = Annotated[A, _INPUT]
+Output = Annotated[A, _OUTPUT]
+Param = Annotated[T, "lockgate.param"]
+"""Annotation for a parameter: ``n_trees: Param[int] = 100``. Plain annotations work too."""
+
+
+@dataclass(frozen=True)
 class _ChannelMarker:
-    """What ``Input[X]`` and ``Output[X]`` evaluate to inside an annotation."""
+    """An artifact input or output of a component, read from its annotation."""
 
     direction: str  # "input" | "output"
     artifact_type: type[Artifact]
     optional: bool = False
 
-    def __or__(self, other: object) -> _ChannelMarker:
-        if other is None or other is type(None):
-            return dataclasses.replace(self, optional=True)
-        return NotImplemented
 
-    __ror__ = __or__
-
-
-class Input(Generic[A]):
-    """Annotation for an input artifact: ``examples: Input[Examples]``."""
-
-    def __class_getitem__(cls, item: type[Artifact]) -> Any:  # type: ignore[override]
-        return _ChannelMarker("input", _artifact_type(item, "Input"))
-
-
-class Output(Generic[A]):
-    """Annotation for an output artifact: ``model: Output[Model]``."""
-
-    def __class_getitem__(cls, item: type[Artifact]) -> Any:  # type: ignore[override]
-        return _ChannelMarker("output", _artifact_type(item, "Output"))
-
-
-class Param(Generic[T]):
-    """Annotation for a parameter: ``n_trees: Param[int] = 100``. Plain annotations work too."""
-
-    def __class_getitem__(cls, item: Any) -> Any:  # type: ignore[override]
-        return item
-
-
-def _artifact_type(item: Any, marker: str) -> type[Artifact]:
-    if not (isinstance(item, type) and issubclass(item, Artifact)):
-        raise ComponentError(f"{marker}[...] takes an artifact type such as Examples; got {item!r}")
-    return item
+def _channel(hint: Any, component_name: str, parameter: str) -> _ChannelMarker | None:
+    """The channel an annotation declares (``Input[X]``, ``Output[X]``, ``Input[X] | None``)."""
+    optional = False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) != 1 or typing.get_origin(args[0]) is not Annotated:
+            return None
+        hint, optional = args[0], True
+    if typing.get_origin(hint) is not Annotated:
+        return None
+    direction = next((m for m in hint.__metadata__ if isinstance(m, _Direction)), None)
+    if direction is None:
+        return None
+    artifact_type = typing.get_args(hint)[0]
+    if not (isinstance(artifact_type, type) and issubclass(artifact_type, Artifact)):
+        raise ComponentError(
+            f"component '{component_name}': parameter '{parameter}' is "
+            f"{direction.direction.capitalize()}[{artifact_type!r}]; Input[...] and Output[...] "
+            "take an artifact type such as Examples"
+        )
+    if optional and direction is _OUTPUT:
+        raise ComponentError(
+            f"component '{component_name}': output '{parameter}' cannot be optional"
+        )
+    return _ChannelMarker(direction.direction, artifact_type, optional)
 
 
 @dataclass(frozen=True)
@@ -256,7 +268,7 @@ def component(
 
 def _build_component(fn: Callable[..., Any], name: str) -> Component:
     try:
-        hints = typing.get_type_hints(fn)
+        hints = typing.get_type_hints(fn, include_extras=True)
     except Exception as exc:  # unresolvable annotations are the author's error
         raise ComponentError(f"component '{name}': cannot read its annotations: {exc}") from exc
     inputs: dict[str, _ChannelMarker] = {}
@@ -270,11 +282,11 @@ def _build_component(fn: Callable[..., Any], name: str) -> Component:
                 f"component '{name}': parameter '{pname}' has no type annotation; annotate it "
                 "with Input[...], Output[...] or a parameter type such as int"
             )
-        hint = hints[pname]
-        if isinstance(hint, _ChannelMarker):
-            (inputs if hint.direction == "input" else outputs)[pname] = hint
+        channel = _channel(hints[pname], name, pname)
+        if channel is not None:
+            (inputs if channel.direction == "input" else outputs)[pname] = channel
         else:
-            params[pname] = ParamSpec(pname, hint, parameter.default)
+            params[pname] = ParamSpec(pname, hints[pname], parameter.default)
     return Component(
         fn=fn,
         name=name,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lockgate.core.artifact_store import LocalArtifactStore
+from lockgate.core.artifacts import Artifact
 from lockgate.core.launcher import BLOCKED, CACHED, COMPLETE, FAILED, SKIPPED, Launcher, StepResult
 from lockgate.core.pipeline import Pipeline
 from lockgate.core.protocols import MetadataStore, Runner
@@ -70,7 +71,7 @@ def run_pipeline(
         use_cache=use_cache,
     )
     results: dict[str, StepResult] = {}
-    produced = {}
+    produced: dict[str, dict[str, Artifact]] = {}
     pending = list(pipeline.order)
     running: dict[Future[StepResult], str] = {}
     stopped = False

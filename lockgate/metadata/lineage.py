@@ -72,9 +72,9 @@ def artifact_lineage(store: SqlMetadataStore, artifact: Artifact) -> LineageNode
             parents = store.execution_artifacts(producer.id, "input")
             for name in sorted(parents, key=_reading_order):
                 if name in REFERENCE_INPUTS:  # the baseline has a lineage of its own
-                    node.inputs[name] = LineageNode(
-                        parents[name], store.producer(parents[name].id), seen_before=True
-                    )
+                    parent = parents[name]
+                    origin = store.producer(parent.id) if parent.id is not None else None
+                    node.inputs[name] = LineageNode(parent, origin, seen_before=True)
                 else:
                     node.inputs[name] = walk(parents[name])
         return node

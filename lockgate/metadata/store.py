@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -264,7 +265,10 @@ class SqlMetadataStore:
 
     @staticmethod
     def _insert_events(
-        conn: Connection, execution_id: int, direction: str, artifacts: dict[str, Artifact | None]
+        conn: Connection,
+        execution_id: int,
+        direction: str,
+        artifacts: Mapping[str, Artifact | None],
     ) -> None:
         rows = [
             {"execution_id": execution_id, "artifact_id": a.id, "direction": direction, "name": n}
