@@ -146,3 +146,22 @@ def test_store_records_run_lineage_edges(store: SqlMetadataStore, project: Path)
     assert inputs["examples"].id == result.steps["read"].outputs["examples"].id
     runs = store.list_runs()
     assert runs[0].status == "complete" and runs[0].duration_s is not None
+
+
+def test_a_change_to_a_components_code_invalidates_its_cache(
+    store: SqlMetadataStore, project: Path
+) -> None:
+    first = read(path="input.txt")
+    run(Pipeline("toy", [first, count(examples=first.outputs.examples)]), store, project)
+
+    @component(name="count")
+    def count_v2(examples: Input[Examples], statistics: Output[Statistics]) -> None:
+        Path(statistics.uri, "stats.json").write_text("{}")
+        statistics.properties["version"] = 2
+
+    result = run(
+        Pipeline("toy", [first, count_v2(examples=first.outputs.examples)]), store, project
+    )
+    assert result.steps["read"].status == "cached"
+    assert result.steps["count"].status == "complete"
+    assert result.steps["count"].outputs["statistics"].properties == {"version": 2}
