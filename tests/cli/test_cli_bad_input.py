@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support import lockgate
 
 from lockgate.core.fingerprint import path_fingerprint
 from lockgate.metadata.store import SqlMetadataStore
-
-LOCKGATE = [sys.executable, "-m", "lockgate.cli.main"]
-
-
-def lockgate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*LOCKGATE, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,16 +15,7 @@ import httpx
 import numpy as np
 import pyarrow.csv as pacsv
 import pytest
-
-LOCKGATE = [sys.executable, "-m", "lockgate.cli.main"]
-
-
-def lockgate(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*LOCKGATE, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env
-    )
+from support import LOCKGATE, lockgate
 
 
 def step_statuses(output: str) -> dict[str, str]:

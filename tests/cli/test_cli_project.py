@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
+
+from support import lockgate
 
 from lockgate.metadata.registry import Registry
 from lockgate.metadata.store import SqlMetadataStore
-
-LOCKGATE = [sys.executable, "-m", "lockgate.cli.main"]
-
-
-def lockgate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*LOCKGATE, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def test_init_creates_a_project_once(tmp_path: Path) -> None:
