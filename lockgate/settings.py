@@ -25,7 +25,26 @@ _TOML_KEYS = {
     ("serve", "host"): "serve_host",
     ("serve", "port"): "serve_port",
     ("serve", "models"): "serve_models",
+    ("serve", "poll_interval_s"): "serve_poll_interval_s",
+    ("serve", "batch_max_size"): "serve_batch_max_size",
+    ("serve", "batch_max_wait_ms"): "serve_batch_max_wait_ms",
+    ("serve", "canary_percent"): "serve_canary_percent",
+    ("serve", "canary_shadow"): "serve_canary_shadow",
+    ("serve", "log_sample_rate"): "serve_log_sample_rate",
+    ("serve", "log_flush_rows"): "serve_log_flush_rows",
+    ("serve", "log_flush_interval_s"): "serve_log_flush_interval_s",
 }
+
+# Numbers and flags that may arrive as strings (environment variables, CLI text).
+_INTS = ("serve_port", "serve_batch_max_size", "serve_log_flush_rows")
+_FLOATS = (
+    "serve_poll_interval_s",
+    "serve_batch_max_wait_ms",
+    "serve_canary_percent",
+    "serve_log_sample_rate",
+    "serve_log_flush_interval_s",
+)
+_BOOLS = ("serve_canary_shadow",)
 
 
 @dataclass(frozen=True)
@@ -37,7 +56,21 @@ class Settings:
     artifact_root: str = ".lockgate/artifacts"
     serve_host: str = "127.0.0.1"
     serve_port: int = 8080
+    #: ``name`` (its production alias), ``name@latest`` (newest blessed version),
+    #: ``name@3`` (pinned) or ``name@alias``; empty: every registered model's production.
     serve_models: tuple[str, ...] = ()
+    serve_poll_interval_s: float = 5.0
+    #: Adaptive batching: rows per merged call; 1 turns batching off. A wait of 0 merges only
+    #: the requests already queued, so batches form under load without adding latency.
+    serve_batch_max_size: int = 64
+    serve_batch_max_wait_ms: float = 0.0
+    #: Share of requests for the ``canary`` alias's version, unless the registry sets one.
+    serve_canary_percent: float = 10.0
+    serve_canary_shadow: bool = False
+    #: Share of requests written to the request log (InferenceLog artifacts); 0 turns it off.
+    serve_log_sample_rate: float = 0.1
+    serve_log_flush_rows: int = 1000
+    serve_log_flush_interval_s: float = 60.0
 
     @classmethod
     def load(
@@ -105,11 +138,23 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     out = dict(values)
-    if "serve_port" in out:
-        try:
-            out["serve_port"] = int(out["serve_port"])
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"serve port must be an integer; got {out['serve_port']!r}") from exc
+    for name in (*_INTS, *_FLOATS):
+        if name in out:
+            kind = int if name in _INTS else float
+            try:
+                if isinstance(out[name], bool):
+                    raise TypeError
+                out[name] = kind(out[name])
+            except (TypeError, ValueError) as exc:
+                what = name.removeprefix("serve_").replace("_", " ")
+                noun = "an integer" if kind is int else "a number"
+                raise ConfigError(f"serve {what} must be {noun}; got {out[name]!r}") from exc
+    for name in _BOOLS:
+        if name in out and not isinstance(out[name], bool):
+            text = str(out[name]).strip().lower()
+            if text not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ConfigError(f"{name} must be true or false; got {out[name]!r}")
+            out[name] = text in ("1", "true", "yes", "on")
     if "serve_models" in out:
         models = out["serve_models"]
         if isinstance(models, str):

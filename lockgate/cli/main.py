@@ -45,9 +45,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 
 def _register() -> None:
-    from lockgate.cli import demo, lineage, run, runs, serve
+    from lockgate.cli import data, demo, lineage, models, run, runs, serve, show
 
-    for module in (demo, run, runs, lineage, serve):
+    for module in (demo, run, runs, lineage, show, serve, models, data):
         for command in module.COMMANDS:
             cli.add_command(command)
 

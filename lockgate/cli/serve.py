@@ -1,40 +1,78 @@
-"""``lockgate serve``: the model server, with each model's production version loaded."""
+"""``lockgate serve``: the model server, following the registry while it runs.
+
+Each model is served under its policy (``NAME`` = its production alias, ``NAME@latest``,
+``NAME@3``, ``NAME@alias``); a newly promoted version is loaded, warmed up and swapped in
+without dropping a request, and sampled requests are logged as InferenceLog artifacts.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from lockgate.errors import ConfigError
 
 
-def build_repository(store, model_names: list[str]):  # -> ModelRepository
-    """Load the production version of each model from the registry (sha256 checked)."""
-    from lockgate.metadata.registry import Registry
+def build_server(settings: Any, models: list[str]) -> tuple[Any, Any, Any]:
+    """(repository, follower, request logger) for ``settings``; every model loaded once,
+    synchronously, so that a model that cannot load is reported before the server listens."""
+    from lockgate.metadata.store import SqlMetadataStore
+    from lockgate.serving.reload import RegistryFollower, ServingOptions
     from lockgate.serving.repository import ModelRepository
-    from lockgate.serving.servable import PipelineServable
+    from lockgate.serving.request_log import RequestLogger
 
-    registry = Registry(store)
-    names = model_names or registry.models()
-    if not names:
-        raise ConfigError(
-            "no model in the registry to serve",
-            hint="run a pipeline with a push step first: lockgate run",
+    url = settings.resolved_store_url
+    request_logger = None
+    if settings.serve_log_sample_rate > 0:
+        request_logger = RequestLogger(
+            settings.resolved_artifact_root,
+            store=SqlMetadataStore(url),
+            sample_rate=settings.serve_log_sample_rate,
+            flush_rows=settings.serve_log_flush_rows,
+            flush_interval_s=settings.serve_log_flush_interval_s,
         )
     repository = ModelRepository()
-    for name in names:
-        version = registry.get(name)  # the production alias
-        pushed = version.artifact
-        repository.set(
-            PipelineServable.load(
-                name,
-                str(version.version),
-                Path(pushed.uri),
-                model_sha256=pushed.properties["model_sha256"],
+    follower = RegistryFollower(
+        url,
+        repository,
+        models,
+        settings.serve_poll_interval_s,
+        options=ServingOptions(
+            batch_max_size=settings.serve_batch_max_size,
+            batch_max_wait_ms=settings.serve_batch_max_wait_ms,
+            canary_percent=settings.serve_canary_percent,
+            canary_shadow=settings.serve_canary_shadow,
+        ),
+        request_logger=request_logger,
+    )
+    try:
+        errors = follower.poll_once(log_errors=False)
+        if not errors:
+            raise ConfigError(
+                "no model in the registry to serve",
+                hint="run a pipeline with a push step first (lockgate run), or import one:"
+                " lockgate models import PATH --name NAME",
             )
-        )
-    return repository
+        failed = {name: error for name, error in errors.items() if error}
+        if not repository.ready:
+            detail = "; ".join(f"{name}: {error}" for name, error in failed.items())
+            raise ConfigError(f"no model could be loaded ({detail})")
+    except BaseException:
+        _shutdown(follower, request_logger)
+        raise
+    for name, error in failed.items():
+        click.secho(f"warning: model '{name}' is not served yet: {error}", fg="yellow", err=True)
+    return repository, follower, request_logger
+
+
+def _shutdown(follower: Any, request_logger: Any) -> None:
+    follower.stop()
+    if request_logger is not None:
+        request_logger.close()
+        if request_logger.store is not None:
+            request_logger.store.close()
 
 
 @click.command("serve")
@@ -46,28 +84,59 @@ def build_repository(store, model_names: list[str]):  # -> ModelRepository
 )
 @click.option("--port", default=None, type=int, help="Port (default from lockgate.toml: 8080).")
 @click.option(
-    "--model", "models", multiple=True, help="A model to serve (default: [serve] models)."
+    "--model",
+    "models",
+    multiple=True,
+    help="NAME (its production alias), NAME@latest, NAME@3 or NAME@ALIAS; repeatable"
+    " (default: [serve] models, else every registered model).",
+)
+@click.option("--poll-interval", type=float, default=None, help="Seconds between registry checks.")
+@click.option(
+    "--log-sample-rate",
+    type=float,
+    default=None,
+    help="Share of requests written to the request log (0 turns it off).",
 )
 def serve_command(
-    project_dir: Path, host: str | None, port: int | None, models: tuple[str, ...]
+    project_dir: Path,
+    host: str | None,
+    port: int | None,
+    models: tuple[str, ...],
+    poll_interval: float | None,
+    log_sample_rate: float | None,
 ) -> None:
-    """Serve the production version of the project's models (Open Inference Protocol V2)."""
-    from lockgate.cli.project import load_settings, open_store
+    """Serve the project's models (Open Inference Protocol V2), following the registry."""
+    from lockgate.cli.project import load_settings
     from lockgate.serving.app import create_app, serve
 
-    settings = load_settings(project_dir, serve_host=host, serve_port=port)
-    store = open_store(settings)
-    try:
-        repository = build_repository(store, list(models or settings.serve_models))
-    finally:
-        store.close()
-    for name in repository.names():
-        click.echo(f"Serving '{name}' version(s) {', '.join(repository.versions(name))}")
-    click.echo(
-        f"Listening on http://{settings.serve_host}:{settings.serve_port} "
-        f"(POST /v2/models/<name>/infer); Ctrl+C stops"
+    settings = load_settings(
+        project_dir,
+        serve_host=host,
+        serve_port=port,
+        serve_poll_interval_s=poll_interval,
+        serve_log_sample_rate=log_sample_rate,
     )
-    serve(create_app(repository), host=settings.serve_host, port=settings.serve_port)
+    repository, follower, request_logger = build_server(
+        settings, list(models or settings.serve_models)
+    )
+    try:
+        for name, state in follower.status().items():
+            if state["serving"] is None:
+                continue
+            canary = ""
+            if state["canary"] is not None:
+                mode = "shadow" if state["canary_shadow"] else f"{state['canary_percent']:g}%"
+                canary = f", canary version {state['canary']} ({mode})"
+            click.echo(f"Serving '{name}' version {state['serving']}{canary} [{state['policy']}]")
+        follower.start()
+        click.echo(
+            f"Listening on http://{settings.serve_host}:{settings.serve_port} "
+            f"(POST /v2/models/<name>/infer); following the registry every "
+            f"{settings.serve_poll_interval_s:g}s; Ctrl+C stops"
+        )
+        serve(create_app(repository), host=settings.serve_host, port=settings.serve_port)
+    finally:
+        _shutdown(follower, request_logger)
 
 
 COMMANDS = [serve_command]

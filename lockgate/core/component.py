@@ -182,6 +182,7 @@ class Component:
     code_fingerprint: str
     path_params: tuple[str, ...] = ()
     after_publish: Callable[..., None] | None = None
+    external_inputs: Callable[[dict[str, Any]], dict[str, str] | None] | None = None
 
     def __call__(self, **kwargs: Any) -> Step:
         """Bind inputs and params; returns the step (nothing runs yet)."""
@@ -243,13 +244,18 @@ def component(
     name: str | None = None,
     path_params: tuple[str, ...] = (),
     after_publish: Callable[..., None] | None = None,
+    external_inputs: Callable[[dict[str, Any]], dict[str, str] | None] | None = None,
 ) -> Any:
     """Make a typed function a component. Inputs and outputs are found from annotations.
 
     ``path_params`` name parameters that point at files outside the artifact store (the
     data an ingest reads): their content fingerprint joins the cache key. ``after_publish``
     runs on the driver once the outputs are registered, for steps with an effect on the
-    store itself (push registers a model version).
+    store itself (push registers a model version). ``external_inputs(params)``, when
+    given, replaces the ``path_params`` fingerprints: it returns {name: path} of the outside
+    files the step will read (e.g. the span a ``{SPAN}`` pattern resolves to), or None when
+    it reads something that cannot be fingerprinted (a database), and then the step is never
+    served from the cache.
     """
 
     def wrap(f: Callable[..., Any]) -> Component:
@@ -261,6 +267,7 @@ def component(
             )
         built.path_params = path_params
         built.after_publish = after_publish
+        built.external_inputs = external_inputs
         return built
 
     return wrap(fn) if fn is not None else wrap

@@ -98,8 +98,15 @@ class Launcher:
             context = StepContext(self.store, self.pipeline, self.run_id, step.name, step.params)
             inputs = self._resolve_inputs(step, produced, context)
             params = self._absolute_paths(step)
-            key = cache_key(step, params_json, inputs, self._path_fingerprints(step, params))
-            if self.use_cache and (cached := self.store.find_cached_outputs(key)) is not None:
+            fingerprints = self._path_fingerprints(step, params)
+            key = (
+                None if fingerprints is None else cache_key(step, params_json, inputs, fingerprints)
+            )
+            if (
+                self.use_cache
+                and key is not None
+                and (cached := self.store.find_cached_outputs(key)) is not None
+            ):
                 execution_id = self._start(step, key, params_json, inputs, status=CACHED)
                 self.store.record_cached_execution(execution_id, cached)
                 return StepResult(
@@ -179,16 +186,21 @@ class Launcher:
         return params
 
     @staticmethod
-    def _path_fingerprints(step: Step, params: dict[str, Any]) -> dict[str, str]:
+    def _path_fingerprints(step: Step, params: dict[str, Any]) -> dict[str, str] | None:
+        """Fingerprints of the outside files the step reads; None: it cannot be cached."""
+        hook = step.component.external_inputs
+        paths = hook(params) if hook is not None else dict.fromkeys(step.component.path_params)
+        if paths is None:
+            return None
         fingerprints: dict[str, str] = {}
-        for name in step.component.path_params:
-            value = params.get(name)
+        for name, resolved in paths.items():
+            value = params.get(name) if resolved is None else resolved
             if value is None:
                 continue
             path = Path(value)
             if not path.exists():
                 raise DataFileError(
-                    f"{step.params[name]}: no such file or folder "
+                    f"{step.params.get(name, value)}: no such file or folder "
                     f"(parameter '{name}' of step '{step.name}')",
                     path=str(path),
                     hint="check the path in the pipeline file; it is relative to the project folder",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from lockgate.core.artifacts import Anomalies, Examples, Schema, Statistics
 from lockgate.core.component import Input, Output, component
@@ -18,34 +19,76 @@ from lockgate.errors import ConfigError, DataValidationError
 SPLITS = ("train", "eval")
 
 
-@component(path_params=("path",))
+def _ingest_sources(params: dict[str, Any]) -> dict[str, str] | None:
+    """The cache's view of ingest: the resolved span's files, or None for a query (a
+    database cannot be fingerprinted, so a query step always runs)."""
+    from lockgate.data.spans import resolve_span
+
+    if params.get("query") is not None or params.get("path") is None:
+        return None
+    return {"path": str(resolve_span(params["path"], params.get("span"))[0])}
+
+
+@component(path_params=("path",), external_inputs=_ingest_sources)
 def ingest(
     examples: Output[Examples],
     *,
-    path: str,
+    path: str | None = None,
+    span: int | None = None,
+    query: str | None = None,
+    url: str | None = None,
     format: str | None = None,
+    delimiter: str = ",",
+    header: bool = True,
+    quote_char: str | None = '"',
+    encoding: str = "utf-8",
     eval_fraction: float = 0.2,
     salt: str = "",
-    span: int = 0,
+    bad_rows: str = "error",
 ) -> None:
-    """Read CSV, Parquet or JSON lines into Parquet examples with a stable train/eval split."""
-    import pyarrow.parquet as pq
+    """Read CSV, Parquet, JSON lines or a SQL query into Parquet examples with a stable
+    train/eval split. ``path`` may hold ``{SPAN}`` (latest span, or ``span``); rows that do
+    not parse stop the step, or with ``bad_rows="skip"`` go to ``rejected/``."""
+    from lockgate.data.ingest import ingest_query, ingest_to_folder
+    from lockgate.data.readers import CsvOptions
+    from lockgate.data.spans import resolve_span
+    from lockgate.data.sql import redact_url
 
-    from lockgate.data.readers import read_table
-    from lockgate.data.split import split_table
-
-    table = read_table(path, format=format)
-    train, evaluation = split_table(table, eval_fraction=eval_fraction, salt=salt)
-    for split, part in zip(SPLITS, (train, evaluation), strict=True):
-        folder = Path(examples.uri) / split
-        folder.mkdir()
-        pq.write_table(part, folder / "part-0.parquet")
+    if (path is None) == (query is None) or (query is not None) != (url is not None):
+        raise ConfigError(
+            "ingest takes either path=... or query=... with url=...; got "
+            f"path={path!r}, query={query!r}, url={'set' if url else None}",
+            hint="e.g. ingest(path='data/span-{SPAN}/') or ingest(query='SELECT ...', url='sqlite:///x.db')",
+        )
+    if query is not None and url is not None:
+        report = ingest_query(url, query, examples.uri, eval_fraction=eval_fraction, salt=salt)
+        source, fingerprint = f"{redact_url(url)} {query}", None
+    else:
+        assert path is not None
+        resolved, span = resolve_span(path, span)
+        csv = CsvOptions(
+            delimiter=delimiter, header=header, quote_char=quote_char, encoding=encoding
+        )
+        report = ingest_to_folder(
+            resolved,
+            examples.uri,
+            format=format,
+            csv=csv,
+            eval_fraction=eval_fraction,
+            salt=salt,
+            bad_rows=bad_rows,
+            span=span,
+        )
+        source, fingerprint = str(resolved), path_fingerprint(resolved)
     examples.properties.update(
-        splits={"train": train.num_rows, "eval": evaluation.num_rows},
-        columns=table.column_names,
-        span=span,
-        source=path,
-        source_fingerprint=path_fingerprint(path),
+        splits=report.splits,
+        columns=report.columns,
+        span=span if query is None else None,
+        source=source,
+        source_fingerprint=fingerprint,
+        rejected=report.rejected,
+        rejected_reasons=report.reasons,
+        warnings=report.warnings,
     )
 
 

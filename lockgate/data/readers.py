@@ -1,32 +1,37 @@
 """Read CSV, Parquet and JSON-lines files into Arrow, with errors that say where.
 
 Every failure a user can meet (missing file, empty file, a row with the wrong number of
-fields, bytes that are not UTF-8, a duplicated column) becomes a ``DataFileError`` that
-names the file and, where Arrow lets us know it, the 1-based line, so the fix is one
-editor jump away.
+fields, bytes that are not UTF-8, a duplicated column, a value that does not fit its
+column) becomes a ``DataFileError`` that names the file and, where it can be known, the
+1-based line and the column, so the fix is one editor jump away. Text files are streamed
+(``csv_stream``, ``jsonl_stream``): memory does not grow with the file.
 """
 
 from __future__ import annotations
 
-import mmap
-import re
+import glob
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
-import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from lockgate.data.csv_stream import NULL_VALUES, CsvOptions, csv_schema, iter_csv
+from lockgate.data.jsonl_stream import iter_jsonl, jsonl_schema
+from lockgate.data.rejects import OnBadRows
 from lockgate.errors import DataFileError
 
-__all__ = ["FORMATS", "NULL_VALUES", "infer_format", "iter_batches", "read_table"]
-
-#: Strings that mean "missing" in a CSV file.
-NULL_VALUES: tuple[str, ...] = ("NA", "", "null", "NaN", "N/A")
+__all__ = [
+    "FORMATS",
+    "NULL_VALUES",
+    "CsvOptions",
+    "infer_format",
+    "iter_batches",
+    "parquet_files",
+    "read_table",
+]
 
 #: File suffix -> format name.
 FORMATS: dict[str, str] = {
@@ -38,7 +43,7 @@ FORMATS: dict[str, str] = {
     ".json": "jsonl",
 }
 
-_JSON_ROW = re.compile(r" in row (\d+)")
+_GLOB = set("*?[")
 
 
 def infer_format(path: str | Path, format: str | None = None) -> str:
@@ -67,56 +72,104 @@ def infer_format(path: str | Path, format: str | None = None) -> str:
     return fmt
 
 
-def read_table(path: str | Path, *, format: str | None = None) -> pa.Table:
-    """Read one file (or a folder of Parquet files) into an Arrow table.
+def read_table(
+    path: str | Path, *, format: str | None = None, csv: CsvOptions | None = None
+) -> pa.Table:
+    """Read one file, a folder of Parquet files or a glob into an Arrow table.
 
     A CSV file with a header and no rows gives an empty table with those columns (typed
     ``null``): an empty span is legal, and the statistics then report zero rows.
     """
     p = _existing(path)
     fmt = infer_format(p, format)
-    if fmt == "csv":
-        table = _read_csv(p)
-    elif fmt == "jsonl":
-        table = _read_jsonl(p)
-    else:
-        table = _read_parquet(p)
-    _check_columns(table.schema, p)
-    return table
+    if fmt == "parquet":
+        return _parquet_dataset(p).to_table()
+    batches = list(iter_batches(p, format=fmt, csv=csv))
+    if batches:
+        return pa.Table.from_batches(batches)
+    return _schema_of(p, fmt, csv).empty_table()
 
 
 def iter_batches(
-    path: str | Path, *, format: str | None = None, batch_size: int = 65_536
+    path: str | Path,
+    *,
+    format: str | None = None,
+    batch_size: int = 65_536,
+    csv: CsvOptions | None = None,
+    on_bad_rows: OnBadRows | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Yield record batches of at most ``batch_size`` rows.
+    """Yield record batches of at most ``batch_size`` rows, all with one schema.
 
-    Parquet is streamed row group by row group. CSV and JSON lines are read whole first:
-    Arrow's streaming CSV reader infers types from the first block only and fails on a
-    later block, whereas the whole-file reader unifies them. Ingest converts big text
-    files to Parquet once, so later passes stream.
+    Parquet is streamed row group by row group, CSV and JSON lines block by block. A bad
+    row raises ``DataFileError``, or, when ``on_bad_rows`` is given, is handed to it as a
+    table of ``rejects.REJECTED_SCHEMA`` and left out (Parquet has no bad rows).
     """
-    if batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r} instead")
     p = _existing(path)
     fmt = infer_format(p, format)
-    if fmt != "parquet":
-        yield from read_table(p, format=fmt).to_batches(max_chunksize=batch_size)
-        return
+    if fmt == "csv":
+        yield from iter_csv(p, csv or CsvOptions(), batch_size=batch_size, on_bad_rows=on_bad_rows)
+    elif fmt == "jsonl":
+        _not_empty(p)
+        yield from iter_jsonl(p, batch_size=batch_size, on_bad_rows=on_bad_rows)
+    else:
+        dataset = _parquet_dataset(p)
+        try:
+            yield from dataset.to_batches(batch_size=batch_size)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataFileError(f"cannot read Parquet {p}: {exc}", path=str(p)) from exc
+
+
+def parquet_files(path: str | Path) -> list[Path]:
+    """The Parquet files of a file, a folder (recursively) or a glob pattern, sorted."""
+    p = Path(path)
+    if _GLOB & set(str(p)):
+        return sorted(Path(f) for f in glob.glob(str(p), recursive=True) if Path(f).is_file())
+    if p.is_dir():
+        return sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in (".parquet", ".pq"))
+    return [p]
+
+
+def _parquet_dataset(path: Path) -> pads.Dataset:
+    """One dataset over the files, with their schemas unified (int widened to float)."""
+    files = parquet_files(path)
+    if not files:
+        raise DataFileError(
+            f"no Parquet files in {path}", path=str(path), hint="check the folder or pattern"
+        )
     try:
-        dataset = pads.dataset(str(p), format="parquet")
-        _check_columns(dataset.schema, p)
-        yield from dataset.to_batches(batch_size=batch_size)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataFileError(f"cannot read Parquet {p}: {exc}", path=str(p)) from exc
+        schemas = [pq.read_schema(f) for f in files]
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        raise DataFileError(f"cannot read Parquet {path}: {exc}", path=str(path)) from exc
+    for f, s in zip(files, schemas, strict=True):
+        _check_columns(s, f)
+    return pads.dataset([str(f) for f in files], schema=schema, format="parquet")
+
+
+def _schema_of(path: Path, fmt: str, csv: CsvOptions | None) -> pa.Schema:
+    return csv_schema(path, csv or CsvOptions()) if fmt == "csv" else jsonl_schema(path)
 
 
 def _existing(path: str | Path) -> Path:
     p = Path(path)
+    if _GLOB & set(str(p)):
+        if not parquet_files(p):
+            raise DataFileError(
+                f"no file matches {p}", path=str(p), hint="check the pattern and the span"
+            )
+        return p
     if not p.exists():
         raise DataFileError(
             f"data file {p} does not exist", path=str(p), hint="check the path and the span"
         )
     return p
+
+
+def _not_empty(path: Path) -> None:
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataFileError(f"data file {path} is empty", path=str(path))
 
 
 def _check_columns(schema: pa.Schema, path: Path) -> None:
@@ -128,112 +181,3 @@ def _check_columns(schema: pa.Schema, path: Path) -> None:
             column=dups[0],
             hint="rename the duplicated column in the header",
         )
-
-
-def _read_parquet(path: Path) -> pa.Table:
-    try:
-        return pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataFileError(f"cannot read Parquet {path}: {exc}", path=str(path)) from exc
-
-
-def _read_jsonl(path: Path) -> pa.Table:
-    if path.is_file() and path.stat().st_size == 0:
-        raise DataFileError(f"data file {path} is empty", path=str(path))
-    try:
-        return pajson.read_json(path)
-    except pa.ArrowInvalid as exc:
-        match = _JSON_ROW.search(str(exc))
-        line = int(match.group(1)) + 1 if match else None
-        where = f" at line {line}" if line else ""
-        raise DataFileError(
-            f"malformed JSON line in {path}{where}: {exc}", path=str(path), row=line
-        ) from exc
-
-
-def _read_csv(path: Path) -> pa.Table:
-    convert = pacsv.ConvertOptions(null_values=list(NULL_VALUES), strings_can_be_null=True)
-    try:
-        table = pacsv.read_csv(path, convert_options=convert)
-    except pa.ArrowInvalid as exc:
-        raise _csv_error(path, exc) from exc
-    binary = [f.name for f in table.schema if pa.types.is_binary(f.type)]
-    if binary:
-        raise _not_utf8(path, binary[0])
-    return table
-
-
-def _csv_error(path: Path, exc: pa.ArrowInvalid) -> DataFileError:
-    text = str(exc)
-    if text.startswith("Empty CSV file"):
-        return DataFileError(f"data file {path} is empty (not even a header)", path=str(path))
-    if "UTF8" in text or "utf8" in text.lower():
-        return _not_utf8(path, None)
-    if "CSV parse error" not in text:
-        return DataFileError(f"cannot read CSV {path}: {text}", path=str(path))
-    bad = _first_invalid_row(path)
-    if bad is None:
-        return DataFileError(f"malformed CSV {path}: {text}", path=str(path))
-    line = _line_of(path, bad.text) or bad.number
-    return DataFileError(
-        f"malformed row in {path} at line {line}: expected {bad.expected} fields, "
-        f"got {bad.actual}: {bad.text[:200]!r}",
-        path=str(path),
-        row=line,
-        hint="fix or quote that line (a comma inside a value needs double quotes)",
-    )
-
-
-@dataclass(frozen=True)
-class _InvalidRow:
-    number: int | None
-    text: str
-    expected: int
-    actual: int
-
-
-def _first_invalid_row(path: Path) -> _InvalidRow | None:
-    """Re-read single-threaded (only on the error path) so the first bad row is the first."""
-    found: list[_InvalidRow] = []
-
-    def handler(row: pacsv.InvalidRow) -> str:
-        found.append(_InvalidRow(row.number, row.text, row.expected_columns, row.actual_columns))
-        return "error"
-
-    parse = pacsv.ParseOptions(invalid_row_handler=handler)
-    try:
-        pacsv.read_csv(path, read_options=pacsv.ReadOptions(use_threads=False), parse_options=parse)
-    except pa.ArrowInvalid:
-        pass
-    return found[0] if found else None
-
-
-def _line_of(path: Path, text: str) -> int | None:
-    """1-based line where ``text`` first stands as a whole line.
-
-    Arrow's row number skips blank lines and counts a quoted multi-line value once, so the
-    editor line is found by locating the row's text in the file.
-    """
-    needle = text.encode("utf-8")
-    if not needle:
-        return None
-    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-        start = 0
-        while (pos := buf.find(needle, start)) >= 0:
-            end = pos + len(needle)
-            at_start = pos == 0 or buf[pos - 1 : pos] == b"\n"
-            at_end = end == len(buf) or buf[end : end + 1] in (b"\n", b"\r")
-            if at_start and at_end:
-                return buf[:pos].count(b"\n") + 1
-            start = pos + 1
-    return None
-
-
-def _not_utf8(path: Path, column: str | None) -> DataFileError:
-    where = f" in column '{column}'" if column else ""
-    return DataFileError(
-        f"data file {path} is not valid UTF-8{where}",
-        path=str(path),
-        column=column,
-        hint="re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
-    )

@@ -1,89 +1,63 @@
 """Compare a span's statistics with the schema and list what does not fit.
 
 Anomalies are findings, not exceptions: the gate (``validate_examples``) decides from their
-severity whether the run stops. Each message is one line: the feature, what the schema
-expects, what the data shows.
+severity whether the run stops, and the schema sets that severity per feature and kind.
+Each message is one line: the feature, what the schema expects, what the data shows.
+
+Everything is decided from statistics, so a span is read once however many checks run.
+Duplicate keys are the exception: statistics hold an exact distinct count only for a
+single key column with few enough values; otherwise pass the count from
+``lockgate.data.keys.find_duplicate_keys`` (computed on the data) as ``duplicate_keys``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
-from lockgate.data.schema import Schema
+from lockgate.data.anomaly import KINDS, Anomaly
+from lockgate.data.schema import FeatureSpec, Schema
 
 __all__ = ["KINDS", "Anomaly", "find_anomalies"]
 
-KINDS = (
-    "missing_column",
-    "new_column",
-    "type_mismatch",
-    "presence",
-    "unexpected_value",
-    "out_of_range",
-)
 _SHOWN_VALUES = 10
+#: HyperLogLog's relative standard error at the precision statistics use (p=12) is 1.6%;
+#: an estimated distinct count this far below the row count is duplicates, not noise.
+_HLL_DUPLICATE_GAP = 0.08
 
 
-@dataclass(frozen=True)
-class Anomaly:
-    """One way a feature differs from the schema. ``count`` is affected rows, if known."""
+def find_anomalies(
+    stats: dict[str, Any],
+    schema: Schema,
+    *,
+    previous_stats: dict[str, Any] | None = None,
+    duplicate_keys: int | None = None,
+) -> list[Anomaly]:
+    """Every anomaly of ``stats`` against ``schema``: per schema feature in order, then new
+    columns, then duplicate keys, then (with ``previous_stats``, the span before) drift.
 
-    feature: str
-    kind: str
-    severity: Literal["error", "warning"]
-    expected: Any
-    seen: Any
-    count: int | None
-    message: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _type_ok(expected: str, seen: str) -> bool:
-    return seen == expected or seen == "null" or (expected == "float" and seen == "int")
-
-
-def find_anomalies(stats: dict[str, Any], schema: Schema) -> list[Anomaly]:
-    """Every anomaly of ``stats`` against ``schema``, in schema order, then new columns."""
+    ``previous_stats`` also bounds the cardinality: distinct values may not more than
+    double the previous span's, scaled to this span's rows.
+    """
     out: list[Anomaly] = []
-    seen_features: dict[str, dict[str, Any]] = stats["features"]
-    num_rows: int = stats["num_rows"]
+    features: dict[str, dict[str, Any]] = stats["features"]
+    previous = (previous_stats or {}).get("features", {})
     for name, spec in schema.features.items():
-        fs = seen_features.get(name)
+        fs = features.get(name)
         if fs is None:
             out.append(
-                Anomaly(
+                _anomaly(
                     name,
+                    spec,
                     "missing_column",
-                    "error",
                     spec.type,
                     None,
-                    num_rows,
+                    stats["num_rows"],
                     f"feature '{name}': column missing; expected a {spec.type} column",
                 )
             )
             continue
-        if not _type_ok(spec.type, fs["type"]):
-            out.append(
-                Anomaly(
-                    name,
-                    "type_mismatch",
-                    "error",
-                    spec.type,
-                    fs["type"],
-                    fs["count"],
-                    f"feature '{name}': expected type {spec.type}; saw {fs['type']}",
-                )
-            )
-            continue
-        out.extend(_presence(name, spec.min_presence, fs, num_rows))
-        if spec.domain is not None and fs.get("top_values") is not None:
-            out.extend(_domain(name, spec.domain, fs))
-        if spec.range is not None and fs.get("min") is not None:
-            out.extend(_range(name, spec.range, fs))
-    for name, fs in seen_features.items():
+        out.extend(_feature(name, spec, fs, stats["num_rows"], previous.get(name)))
+    for name, fs in features.items():
         if name not in schema.features:
             out.append(
                 Anomaly(
@@ -97,70 +71,164 @@ def find_anomalies(stats: dict[str, Any], schema: Schema) -> list[Anomaly]:
                     "(add it to the schema or drop it)",
                 )
             )
+    out.extend(_duplicates(stats, schema, duplicate_keys))
+    if previous_stats is not None:
+        from lockgate.data.drift import compare_statistics
+
+        out.extend(compare_statistics(previous_stats, stats, schema=schema).anomalies())
     return out
 
 
-def _presence(name: str, min_presence: float, fs: dict[str, Any], num_rows: int) -> list[Anomaly]:
+def _anomaly(
+    name: str, spec: FeatureSpec | None, kind: str, expected: Any, seen: Any, count: Any, msg: str
+) -> Anomaly:
+    severity = spec.severity_for(kind) if spec is not None else "error"
+    return Anomaly(name, kind, severity, expected, seen, count, msg)
+
+
+def _type_ok(expected: str, seen: str) -> bool:
+    return seen == expected or seen == "null" or (expected == "float" and seen == "int")
+
+
+def _feature(
+    name: str, spec: FeatureSpec, fs: dict[str, Any], num_rows: int, prev: dict[str, Any] | None
+) -> list[Anomaly]:
+    if not _type_ok(spec.type, fs["type"]):
+        msg = f"feature '{name}': expected type {spec.type}; saw {fs['type']}"
+        return [_anomaly(name, spec, "type_mismatch", spec.type, fs["type"], fs["count"], msg)]
+    out = _presence(name, spec, fs, num_rows)
+    values = fs.get("values", {}) if spec.type == "list" else fs
+    prev_values = (prev or {}).get("values", {}) if spec.type == "list" else prev
+    if spec.domain is not None and values.get("top_values") is not None:
+        out.extend(_domain(name, spec, values))
+    if spec.range is not None and values.get("min") is not None:
+        out.extend(_range(name, spec, values))
+    if spec.value_count is not None and fs.get("value_count", {}).get("min") is not None:
+        out.extend(_value_count(name, spec, fs["value_count"]))
+    out.extend(_cardinality(name, spec, values, prev_values))
+    return out
+
+
+def _presence(name: str, spec: FeatureSpec, fs: dict[str, Any], num_rows: int) -> list[Anomaly]:
+    missing = fs["missing"]
     if num_rows == 0:
         return []
-    presence = fs["count"] / num_rows
-    if presence >= min_presence:
-        return []
-    return [
-        Anomaly(
-            name,
-            "presence",
-            "error",
-            min_presence,
-            presence,
-            fs["missing"],
-            f"feature '{name}': expected a value in at least {min_presence:.1%} of rows; "
-            f"saw {presence:.1%} ({fs['missing']} of {num_rows} missing)",
+    if not spec.nullable and missing:
+        msg = (
+            f"feature '{name}': expected no missing value; saw {missing} of {num_rows} rows missing"
         )
-    ]
+        return [_anomaly(name, spec, "unexpected_null", 0, missing, missing, msg)]
+    presence = fs["count"] / num_rows
+    if presence >= spec.min_presence:
+        return []
+    msg = (
+        f"feature '{name}': expected a value in at least {spec.min_presence:.1%} of rows; "
+        f"saw {presence:.1%} ({missing} of {num_rows} missing)"
+    )
+    return [_anomaly(name, spec, "presence", spec.min_presence, presence, missing, msg)]
 
 
-def _domain(name: str, domain: list[str], fs: dict[str, Any]) -> list[Anomaly]:
+def _domain(name: str, spec: FeatureSpec, fs: dict[str, Any]) -> list[Anomaly]:
+    """Values outside the domain, as a fraction of values, against ``domain_tolerance``.
+
+    ``top_values`` may be cut short; a domain value not listed then has at most the
+    smallest listed count, which bounds the rows outside the domain from below.
+    """
+    domain = spec.domain or []
     allowed = set(domain)
-    top = fs["top_values"]
-    bad = [(v, c) for v, c in top if v not in allowed]
-    # top_values is cut at TOP_K: past it, more distinct values than the domain allows
-    # proves an unexpected value even when none is among the listed ones.
-    partial = fs.get("distinct_is_estimate") or fs["distinct"] > len(top)
-    if not bad and not (partial and fs["distinct"] > len(allowed)):
+    top: list[list[Any]] = fs["top_values"]
+    count: int = fs["count"]
+    bad = [(str(v), int(c)) for v, c in top if str(v) not in allowed]
+    inside = sum(int(c) for v, c in top if str(v) in allowed)
+    complete = not fs.get("distinct_is_estimate") and fs.get("distinct") == len(top)
+    outside = count - inside
+    if not complete:
+        unlisted = len(allowed - {str(v) for v, _ in top})
+        smallest = min((int(c) for _, c in top), default=0)
+        outside = max(sum(c for _, c in bad), outside - unlisted * smallest)
+    if count == 0 or outside <= 0 or outside / count <= spec.domain_tolerance:
         return []
     values = [v for v, _ in bad]
-    count = sum(c for _, c in bad)
     shown = ", ".join(repr(v) for v in values[:_SHOWN_VALUES]) or "values beyond the top ones"
     more = f" and {len(values) - _SHOWN_VALUES} more" if len(values) > _SHOWN_VALUES else ""
-    partial_note = " (at least; only the top values are counted)" if partial else ""
-    return [
-        Anomaly(
-            name,
-            "unexpected_value",
-            "error",
-            list(domain),
-            values,
-            count,
-            f"feature '{name}': expected values in {sorted(domain)}; "
-            f"saw {shown}{more} in {count} rows{partial_note}",
-        )
-    ]
+    at_least = "" if complete else "at least "
+    tolerated = f", tolerated {spec.domain_tolerance:.1%}" if spec.domain_tolerance else ""
+    msg = (
+        f"feature '{name}': expected values in {sorted(domain)}; saw {shown}{more} in "
+        f"{at_least}{outside} rows ({outside / count:.1%} of values{tolerated})"
+    )
+    return [_anomaly(name, spec, "unexpected_value", list(domain), values, outside, msg)]
 
 
-def _range(name: str, rng: tuple[float, float], fs: dict[str, Any]) -> list[Anomaly]:
-    lo, hi = rng
+def _range(name: str, spec: FeatureSpec, fs: dict[str, Any]) -> list[Anomaly]:
+    lo, hi = spec.range or (None, None)
     if lo <= fs["min"] and fs["max"] <= hi:
         return []
-    return [
-        Anomaly(
-            name,
-            "out_of_range",
-            "error",
-            [lo, hi],
-            [fs["min"], fs["max"]],
-            None,
-            f"feature '{name}': expected values in [{lo}, {hi}]; "
-            f"saw min {fs['min']}, max {fs['max']}",
-        )
-    ]
+    msg = f"feature '{name}': expected values in [{lo}, {hi}]; saw min {fs['min']}, max {fs['max']}"
+    return [_anomaly(name, spec, "out_of_range", [lo, hi], [fs["min"], fs["max"]], None, msg)]
+
+
+def _value_count(name: str, spec: FeatureSpec, vc: dict[str, Any]) -> list[Anomaly]:
+    lo, hi = spec.value_count or (0, 0)
+    if lo <= vc["min"] and vc["max"] <= hi:
+        return []
+    msg = (
+        f"feature '{name}': expected {lo} to {hi} values per row; "
+        f"saw min {vc['min']}, max {vc['max']}"
+    )
+    return [_anomaly(name, spec, "out_of_range", [lo, hi], [vc["min"], vc["max"]], None, msg)]
+
+
+def _cardinality(
+    name: str, spec: FeatureSpec, fs: dict[str, Any], prev: dict[str, Any] | None
+) -> list[Anomaly]:
+    """Against the schema's ``max_distinct``; else against the previous span: the expected
+    distinct count grows at most in proportion to the rows (it is concave in them), so more
+    than twice that, plus 10 for small counts, is a jump and not a bigger span."""
+    distinct = fs.get("distinct")
+    if distinct is None:
+        return []
+    if spec.max_distinct is not None:
+        if distinct <= spec.max_distinct:
+            return []
+        limit, why = spec.max_distinct, "max_distinct"
+    elif prev and prev.get("distinct") and prev.get("count"):
+        scale = max(1.0, fs["count"] / prev["count"])
+        limit = int(2 * prev["distinct"] * scale + 10)
+        if distinct <= limit:
+            return []
+        why = f"twice the previous span's {prev['distinct']}, scaled to the rows, + 10"
+    else:
+        return []
+    about = "about " if fs.get("distinct_is_estimate") else ""
+    msg = (
+        f"feature '{name}': expected at most {limit} distinct values ({why}); saw {about}{distinct}"
+    )
+    return [_anomaly(name, spec, "cardinality_jump", limit, distinct, None, msg)]
+
+
+def _duplicates(stats: dict[str, Any], schema: Schema, given: int | None) -> list[Anomaly]:
+    """From ``given`` (counted on the data) or, for a single key column, its statistics."""
+    if not schema.key:
+        return []
+    label = ", ".join(schema.key)
+    spec = schema.features.get(schema.key[0])
+    about = ""
+    if given is not None:
+        duplicates = given
+    elif len(schema.key) == 1 and schema.key[0] in stats["features"]:
+        fs = stats["features"][schema.key[0]]
+        distinct, count = fs.get("distinct"), fs["count"]
+        if distinct is None:
+            return []
+        duplicates = count - distinct
+        if fs.get("distinct_is_estimate"):
+            if distinct >= count * (1 - _HLL_DUPLICATE_GAP):
+                return []  # within the sketch's error: cannot tell
+            about = "about "
+    else:
+        return []
+    if duplicates <= 0:
+        return []
+    msg = f"key ({label}): expected unique values; saw {about}{duplicates} rows repeating a key"
+    return [_anomaly(label, spec, "duplicate_key", 0, duplicates, duplicates, msg)]

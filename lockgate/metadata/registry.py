@@ -14,11 +14,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from lockgate.core.artifacts import Artifact
-from lockgate.errors import NotBlessedError, NotFoundError, did_you_mean
+from lockgate.errors import ConfigError, NotBlessedError, NotFoundError, did_you_mean
 from lockgate.metadata import tables as t
 from lockgate.metadata.store import SqlMetadataStore, now
 
 PRODUCTION = "production"
+#: The alias whose version a canary serves next to production (see serving/canary.py).
+CANARY = "canary"
 
 
 @dataclass
@@ -129,6 +131,114 @@ class Registry:
                 )
             )
         return self.get(model_name, version)
+
+    def remove_alias(self, model_name: str, alias: str, *, reason: str | None = None) -> None:
+        """Take an alias off its version (a canary ends); the removal is kept in history."""
+        with self.store._write() as conn:
+            model_id = self._model_id(conn, model_name)
+            deleted = conn.execute(
+                t.model_aliases.delete().where(
+                    t.model_aliases.c.model_id == model_id, t.model_aliases.c.alias == alias
+                )
+            ).rowcount
+            if not deleted:
+                raise NotFoundError(f"model '{model_name}' has no alias '{alias}'")
+            conn.execute(
+                t.alias_history.insert().values(
+                    model_id=model_id,
+                    alias=alias,
+                    version_id=None,
+                    reason=reason,
+                    forced=False,
+                    set_at=now(),
+                )
+            )
+
+    def aliases(self, model_name: str) -> dict[str, int]:
+        """Every alias of a model and its version number, in one query (the server polls it)."""
+        with self.store.engine.connect() as conn:
+            model_id = self._model_id(conn, model_name)
+            rows = conn.execute(
+                sa.select(t.model_aliases.c.alias, t.model_versions.c.version)
+                .join(t.model_versions, t.model_versions.c.id == t.model_aliases.c.version_id)
+                .where(t.model_aliases.c.model_id == model_id)
+            ).all()
+        return {row.alias: int(row.version) for row in rows}
+
+    def latest(self, model_name: str, *, blessed: bool = True) -> ModelVersion:
+        """The newest version (the newest blessed one unless ``blessed=False``)."""
+        with self.store.engine.connect() as conn:
+            model_id = self._model_id(conn, model_name)
+            query = sa.select(sa.func.max(t.model_versions.c.version)).where(
+                t.model_versions.c.model_id == model_id
+            )
+            if blessed:
+                query = query.where(t.model_versions.c.blessed.is_(True))
+            number = conn.execute(query).scalar()
+        if number is None:
+            raise NotFoundError(
+                f"model '{model_name}' has no {'blessed ' if blessed else ''}version",
+                hint="evaluate a version, or import one with --bless and a reason",
+            )
+        return self.get(model_name, int(number))
+
+    def rollback(
+        self, model_name: str, alias: str = PRODUCTION, *, reason: str, to: int | None = None
+    ) -> ModelVersion:
+        """Move ``alias`` back to the version it pointed at before (or to ``to``).
+
+        The earlier version already served under this alias, so the move is allowed even if it
+        is unblessed; the reason is recorded and the move is marked forced in that case.
+        """
+        if not reason:
+            raise NotBlessedError(f"rolling back alias '{alias}' of '{model_name}' needs a reason")
+        current = self.aliases(model_name).get(alias)
+        if to is None:
+            earlier = [
+                h["version"]
+                for h in self.alias_history(model_name, alias)
+                if h["version"] is not None and h["version"] != current
+            ]
+            if not earlier:
+                raise NotFoundError(
+                    f"alias '{alias}' of model '{model_name}' has no earlier version to roll"
+                    " back to",
+                    hint=f"promote a version instead: lockgate models promote {model_name} N",
+                )
+            to = int(earlier[0])
+        return self.set_alias(model_name, alias, to, force=True, reason=reason)
+
+    def update_properties(self, model_name: str, version: int, **properties: Any) -> ModelVersion:
+        """Merge ``properties`` into a version's (a ``None`` value removes the key)."""
+        target = self.get(model_name, version)
+        merged = {**target.properties, **properties}
+        merged = {k: v for k, v in merged.items() if v is not None}
+        with self.store._write() as conn:
+            conn.execute(
+                t.model_versions.update()
+                .where(t.model_versions.c.id == target.id)
+                .values(properties=merged)
+            )
+        return self.get(model_name, version)
+
+    def start_canary(
+        self,
+        model_name: str,
+        version: int,
+        *,
+        percent: float | None = None,
+        shadow: bool = False,
+        force: bool = False,
+        reason: str | None = None,
+    ) -> ModelVersion:
+        """Point the ``canary`` alias at ``version`` with its traffic share (kept on the
+        version as ``canary_percent`` / ``canary_shadow``; no percent: the server's default)."""
+        if percent is not None and not 0 <= percent <= 100:
+            raise ConfigError(f"canary percent must be between 0 and 100; got {percent}")
+        self.update_properties(
+            model_name, version, canary_percent=percent, canary_shadow=shadow or None
+        )
+        return self.set_alias(model_name, CANARY, version, force=force, reason=reason)
 
     def get(self, model_name: str, ref: int | str | None = None) -> ModelVersion:
         """A version by number, by alias, or (``None``) the ``production`` alias."""

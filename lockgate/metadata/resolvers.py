@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lockgate.core.artifacts import Artifact, PushedModel
+from lockgate.core.artifacts import Artifact, PushedModel, Statistics
 from lockgate.core.component import Resolver
 
 
@@ -25,3 +25,40 @@ def production_baseline(model_name: str, *, candidate_input: str = "model") -> R
         return version.artifact if version is not None else None
 
     return Resolver(PushedModel, f"the production version of model '{model_name}'", resolve)
+
+
+def previous_span_statistics(*, current_input: str = "statistics") -> Resolver:
+    """Statistics of the newest span before the current one, for drift (span N against N-1).
+
+    None for the first span. The span is read from the Examples the statistics were
+    computed on, so it works whatever the steps are called.
+    """
+
+    def resolve(context: Any, inputs: dict[str, Artifact | None]) -> Artifact | None:
+        current = inputs.get(current_input)
+        if current is None or current.id is None:
+            return None
+        store = context.store
+        current_span = _span_of_statistics(store, current)
+        best: tuple[int, int, Artifact] | None = None
+        for candidate in store.artifacts_of_type("Statistics"):
+            span = _span_of_statistics(store, candidate)
+            if span is None or current_span is None or span >= current_span:
+                continue
+            key = (span, candidate.id or 0)
+            if best is None or key > best[:2]:
+                best = (*key, candidate)
+        return best[2] if best is not None else None
+
+    return Resolver(Statistics, "the statistics of the previous span", resolve)
+
+
+def _span_of_statistics(store: Any, statistics: Artifact) -> int | None:
+    producer = store.producer(statistics.id)
+    if producer is None:
+        return None
+    examples = store.execution_artifacts(producer.id, "input").get("examples")
+    if examples is None:
+        return None
+    span = examples.properties.get("span")
+    return int(span) if span is not None else None

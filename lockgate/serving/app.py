@@ -1,55 +1,112 @@
-"""The model server: one Starlette app speaking the Open Inference Protocol V2.
+"""The model server: one Starlette app speaking Open Inference Protocol V2 and TF-Serving v1.
 
-Routes (``{v}`` optional as ``/versions/{v}``)::
+Routes (``[/versions/{v}]`` optional; ``/labels/{l}`` resolves like a version)::
 
-    GET  /v2/health/live              200 while the process answers
-    GET  /v2/health/ready             200 once a model is loaded, else 503
+    GET  /v2/health/live              200 while the process answers              (open)
+    GET  /v2/health/ready             200 once a model is loaded, else 503       (open)
     GET  /v2                          server metadata
     GET  /v2/models/{name}[/versions/{v}]          model metadata
     GET  /v2/models/{name}[/versions/{v}]/ready    200, 404 unknown, 503 loading
     POST /v2/models/{name}[/versions/{v}]/infer    JSON or binary tensor data
+    GET  /v1/models/{name}[/versions/{v}|/labels/{l}]            TF-Serving model status
+    GET  /v1/models/{name}[/versions/{v}|/labels/{l}]/metadata   signature_def
+    POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict    instances / inputs
+    GET  /metrics                     Prometheus text format
 
-Errors are JSON ``{"error": ...}``: LockgateErrors with their ``status_code`` (400, 404,
-503), anything else 500 and logged; the server keeps serving either way.
+Errors are JSON ``{"error": ...}``: LockgateErrors with their ``status_code`` (400, 401,
+404, 408, 413, 503, 504), anything else 500 and logged; the server keeps serving either way.
 """
 
 from __future__ import annotations
 
-import gzip
+import json
 import logging
-import zlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import numpy as np
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import lockgate
-from lockgate.errors import InferenceRequestError, LockgateError
-from lockgate.serving import oip_v2
+from lockgate.errors import ConfigError, InferenceRequestError, LockgateError
+from lockgate.serving import oip_v2, tfserving_v1
+from lockgate.serving.metrics import ServingMetrics
 from lockgate.serving.repository import ModelRepository
+from lockgate.serving.security import (
+    BearerAuth,
+    BodyLimit,
+    InferenceTimeoutError,
+    RequestTimeoutError,
+    decompress,
+)
 from lockgate.serving.servable import NUMERIC_DATATYPES, Servable, validate_columns
 
 logger = logging.getLogger("lockgate.serving")
 
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+DEFAULT_REQUEST_TIMEOUT_S = 30.0
 
-def create_app(repository: ModelRepository) -> Starlette:
-    """Build the V2 app around ``repository``, which may be swapped into while serving."""
+
+class JSON(JSONResponse):
+    """JSON that is always encodable: ASCII escapes (a lone surrogate echoed from a request
+    cannot break UTF-8 encoding) and no NaN (JSON has none)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(
+            content, ensure_ascii=True, allow_nan=False, separators=(",", ":")
+        ).encode()
+
+
+def create_app(
+    repository: ModelRepository,
+    *,
+    auth_token: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+    metrics: ServingMetrics | None = None,
+) -> Starlette:
+    """Build the app around ``repository``, which may be swapped into while serving.
+
+    ``auth_token`` set: every path but the health checks needs ``Authorization: Bearer``.
+    ``max_body_bytes`` bounds a request body, before and after decompression (413).
+    ``request_timeout_s`` bounds reading the body (408) and the model's answer (504).
+    ``metrics`` defaults to a fresh ``ServingMetrics``; it is ``app.state.metrics``.
+    """
+    if auth_token is not None and not auth_token:
+        raise ConfigError("The 'auth_token' parameter of create_app must not be empty.")
+    if not isinstance(max_body_bytes, int) or max_body_bytes <= 0:
+        raise ConfigError(
+            "The 'max_body_bytes' parameter of create_app must be a positive integer. "
+            f"Got {max_body_bytes!r} instead."
+        )
+    if not request_timeout_s > 0:
+        raise ConfigError(
+            "The 'request_timeout_s' parameter of create_app must be positive. "
+            f"Got {request_timeout_s!r} instead."
+        )
+    metrics = metrics if metrics is not None else ServingMetrics()
+    metrics.watch(repository)
+    run = _Inference(repository, metrics, max_body_bytes, request_timeout_s)
 
     async def live(request: Request) -> Response:
-        return JSONResponse({"live": True})
+        return JSON({"live": True})
 
     async def ready(request: Request) -> Response:
         is_ready = repository.ready
-        return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
+        return JSON({"ready": is_ready}, status_code=200 if is_ready else 503)
 
     async def server_metadata(request: Request) -> Response:
-        return JSONResponse(
+        return JSON(
             {
                 "name": "lockgate",
                 "version": lockgate.__version__,
@@ -60,7 +117,7 @@ def create_app(repository: ModelRepository) -> Starlette:
     async def model_metadata(request: Request) -> Response:
         servable = _servable(repository, request)
         version = request.path_params.get("version")
-        return JSONResponse(
+        return JSON(
             {
                 "name": servable.name,
                 "versions": [version] if version else repository.versions(servable.name),
@@ -71,24 +128,27 @@ def create_app(repository: ModelRepository) -> Starlette:
         )
 
     async def model_ready(request: Request) -> Response:
-        _servable(repository, request)
-        return JSONResponse({"name": request.path_params["name"], "ready": True})
+        servable = _servable(repository, request)
+        return JSON({"name": servable.name, "ready": True})
 
     async def infer(request: Request) -> Response:
-        servable = _servable(repository, request)
-        body = await request.body()
-        encoding = request.headers.get("content-encoding")
         header = request.headers.get(oip_v2.HEADER)
-        content, header_length = await run_in_threadpool(
-            infer_body, servable, body, header, encoding
-        )
-        if header_length is None:
-            return Response(content, media_type="application/json")
-        return Response(
-            content,
-            media_type="application/octet-stream",
-            headers={oip_v2.HEADER: str(header_length)},
-        )
+        return await run(request, "v2", lambda s, body: _v2_infer(s, body, header, run.predict))
+
+    async def v1_status(request: Request) -> Response:
+        servable = _servable(repository, request)
+        pinned = "version" in request.path_params or "label" in request.path_params
+        versions = [servable.version] if pinned else repository.versions(servable.name)
+        return JSON(tfserving_v1.status_doc(versions))
+
+    async def v1_metadata(request: Request) -> Response:
+        return JSON(tfserving_v1.metadata_doc(_servable(repository, request)))
+
+    async def v1_predict(request: Request) -> Response:
+        return await run(request, "v1", lambda s, body: _v1_predict(s, body, run.predict))
+
+    async def prometheus(request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     routes = []
     for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
@@ -97,30 +157,145 @@ def create_app(repository: ModelRepository) -> Starlette:
             Route(prefix + "/ready", model_ready, methods=["GET"]),
             Route(prefix + "/infer", infer, methods=["POST"]),
         ]
+    for prefix in (
+        "/v1/models/{name}",
+        "/v1/models/{name}/versions/{version}",
+        "/v1/models/{name}/labels/{label}",
+    ):
+        routes += [
+            Route(prefix + ":predict", v1_predict, methods=["POST"]),
+            Route(prefix + "/metadata", v1_metadata, methods=["GET"]),
+            Route(prefix, v1_status, methods=["GET"]),
+        ]
     routes += [
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
         Route("/v2", server_metadata, methods=["GET"]),
+        Route("/metrics", prometheus, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,
         exception_handlers={LockgateError: error_response, HTTPException: error_response},
     )
+    # Added innermost first: _CatchUnexpected wraps the others and renders their errors.
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, on_reject=metrics.observe_rejection)
+    if auth_token is not None:
+        app.add_middleware(BearerAuth, token=auth_token, on_reject=metrics.observe_rejection)
     app.add_middleware(_CatchUnexpected)
+    app.state.metrics = metrics
     return app
 
 
-def infer_body(
-    servable: Servable, body: bytes, header: str | None, encoding: str | None = None
-) -> tuple[bytes, int | None]:
-    """Decode, validate, predict, encode: all blocking work, so it runs in a thread."""
-    body = _decompress(body, encoding)
+@dataclass
+class _Answer:
+    """A protocol's encoded answer, and the rows it predicted (for the metrics)."""
+
+    body: bytes
+    rows: int
+    media_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+_Work = Callable[[Servable, bytes], _Answer]
+
+
+class _Inference:
+    """What every inference request goes through, whatever its protocol: resolve the
+    servable, read the body within the limits, do the blocking work in a thread within
+    the timeout, and count the outcome."""
+
+    def __init__(
+        self,
+        repository: ModelRepository,
+        metrics: ServingMetrics,
+        max_body_bytes: int,
+        timeout_s: float,
+    ) -> None:
+        self.repository = repository
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.timeout_s = timeout_s
+
+    async def __call__(self, request: Request, protocol: str, work: _Work) -> Response:
+        started = time.perf_counter()
+        model = version = ""
+        status, rows, error = 500, 0, None
+        try:
+            servable = _servable(self.repository, request)
+            model, version = servable.name, servable.version
+            deadline = anyio.current_time() + self.timeout_s
+            body: bytes | None = None
+            with anyio.move_on_after(self.timeout_s):
+                body = await request.body()
+            if body is None:
+                raise RequestTimeoutError(
+                    f"the request body did not arrive within {self.timeout_s:g} s"
+                )
+            encoding = request.headers.get("content-encoding")
+            answer: _Answer | None = None
+            with anyio.move_on_at(deadline):
+                answer = await anyio.to_thread.run_sync(
+                    self._work, work, servable, body, encoding, abandon_on_cancel=True
+                )
+            if answer is None:
+                raise InferenceTimeoutError(
+                    f"model '{model}' version '{version}' did not answer within "
+                    f"{self.timeout_s:g} s",
+                    hint="send fewer rows per request, or raise request_timeout_s",
+                )
+            status, rows = 200, answer.rows
+            return Response(answer.body, media_type=answer.media_type, headers=answer.headers)
+        except ClientDisconnect:
+            status = 499  # nginx's "client closed request": nobody is left to answer
+            return Response(status_code=499)
+        except Exception as exc:
+            status = getattr(exc, "status_code", 500) if isinstance(exc, LockgateError) else 500
+            error = type(exc).__name__
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            self.metrics.observe_request(
+                model, version, protocol, status, elapsed, rows, error=error
+            )
+
+    def _work(self, work: _Work, servable: Servable, body: bytes, encoding: str | None) -> _Answer:
+        return work(servable, decompress(body, encoding, self.max_body_bytes))
+
+    def predict(self, servable: Servable, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Validate, predict, count the batch. A servable that batches requests together
+        sets ``observes_batches = True`` and reports its own batches instead."""
+        typed = validate_columns(columns, servable.inputs)
+        results = servable.predict(typed)
+        if not getattr(servable, "observes_batches", False):
+            rows = len(next(iter(typed.values()))) if typed else 0
+            self.metrics.observe_batch(servable.name, servable.version, rows)
+        return {name: np.asarray(value) for name, value in results.items()}
+
+
+_Predict = Callable[[Servable, dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+def _v2_infer(servable: Servable, body: bytes, header: str | None, predict: _Predict) -> _Answer:
     request = oip_v2.decode_request(body, oip_v2.parse_header_length(header, len(body)))
-    columns = validate_columns(_columns(request, servable), servable.inputs)
-    results = servable.predict(columns)
-    return oip_v2.encode_response(
-        servable.name, servable.version, _outputs(request, servable, results), request
+    columns = _columns(request, servable)
+    outputs = _outputs(request, servable, predict(servable, columns))
+    content, header_length = oip_v2.encode_response(
+        servable.name, servable.version, outputs, request
     )
+    rows = len(next(iter(columns.values())))
+    if header_length is None:
+        return _Answer(content, rows)
+    return _Answer(content, rows, "application/octet-stream", {oip_v2.HEADER: str(header_length)})
+
+
+def _v1_predict(servable: Servable, body: bytes, predict: _Predict) -> _Answer:
+    request = tfserving_v1.decode_predict(body, servable.inputs)
+    results = predict(servable, request.columns)
+    if request.output_filter is not None:
+        _check_outputs(request.output_filter, results)
+        results = {name: results[name] for name in request.output_filter}
+    content = tfserving_v1.encode_predict(results, row_format=request.row_format)
+    return _Answer(content, request.rows)
 
 
 def _columns(request: oip_v2.InferRequest, servable: Servable) -> dict[str, np.ndarray]:
@@ -149,18 +324,24 @@ def _compatible(expected: str, got: str) -> bool:
     return expected == got
 
 
-def _outputs(
-    request: oip_v2.InferRequest, servable: Servable, results: dict[str, np.ndarray]
-) -> list[oip_v2.Tensor]:
-    names = list(results) if request.outputs is None else [o.name for o in request.outputs]
-    datatypes = {spec.name: spec.datatype for spec in servable.outputs}
-    tensors = []
+def _check_outputs(names: list[str], results: dict[str, np.ndarray]) -> None:
     for name in names:
         if name not in results:
             raise InferenceRequestError(
                 f"unknown output '{name}'; the model's outputs are {list(results)}"
             )
-        array = np.asarray(results[name])
+
+
+def _outputs(
+    request: oip_v2.InferRequest, servable: Servable, results: dict[str, np.ndarray]
+) -> list[oip_v2.Tensor]:
+    """Only the outputs asked for, in the order asked (all of them when none are named)."""
+    names = list(results) if request.outputs is None else [o.name for o in request.outputs]
+    _check_outputs(names, results)
+    datatypes = {spec.name: spec.datatype for spec in servable.outputs}
+    tensors = []
+    for name in names:
+        array = results[name]
         datatype = datatypes.get(name) or _datatype_of(array)
         tensors.append(oip_v2.Tensor(name, datatype, list(array.shape), array))
     return tensors
@@ -173,38 +354,31 @@ def _datatype_of(array: np.ndarray) -> str:
     return "BYTES"
 
 
-def _decompress(body: bytes, encoding: str | None) -> bytes:
-    try:
-        if encoding == "gzip":
-            return gzip.decompress(body)
-        if encoding == "deflate":
-            return zlib.decompress(body)
-    except (OSError, zlib.error, EOFError) as exc:
-        raise InferenceRequestError(f"body is not valid {encoding} data: {exc}") from None
-    return body
-
-
 def _servable(repository: ModelRepository, request: Request) -> Servable:
-    return repository.get(request.path_params["name"], request.path_params.get("version"))
+    params = request.path_params
+    return repository.get(params["name"], params.get("version", params.get("label")))
 
 
 async def error_response(request: Request | None, exc: Exception) -> Response:
     """The one place errors become HTTP: JSON ``{"error"}`` with the error's status."""
     if isinstance(exc, HTTPException):
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+        return JSON({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
     status = getattr(exc, "status_code", 500) if isinstance(exc, LockgateError) else 500
-    if status >= 500:
+    if status == 504:
+        logger.warning("%s", exc)
+    elif status >= 500 and status != 503:
         logger.error("request failed: %s", exc, exc_info=exc)
     body: dict[str, Any] = {"error": str(exc) or type(exc).__name__}
     if isinstance(exc, LockgateError) and exc.hint:
         body["hint"] = exc.hint
     if not isinstance(exc, LockgateError):
         body["error"] = f"internal error: {type(exc).__name__}: {exc}"
-    return JSONResponse(body, status_code=status)
+    return JSON(body, status_code=status, headers=getattr(exc, "headers", None))
 
 
 class _CatchUnexpected:
-    """Turn an unexpected exception into a 500 JSON answer instead of a dropped request."""
+    """Turn an exception escaping the app or a middleware into a JSON answer (its status if
+    it is a LockgateError, else 500) instead of a dropped request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -53,6 +53,11 @@ def push(
     target = Path(pushed_model.uri)
     shutil.copytree(transform.uri, target / "transform")
     shutil.copytree(model.uri, target / "model")
+    # Warm-up requests for the server, from what the transform learned on the train split.
+    from lockgate.serving.servable import typical_rows, write_samples
+    from lockgate.training.transform import TransformGraph as Graph
+
+    write_samples(target, typical_rows(Graph.load(transform.uri)))
     pushed_model.properties.update(
         model_name=model_name,
         model_sha256=model.properties["sha256"],

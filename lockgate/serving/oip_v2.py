@@ -89,7 +89,7 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferReques
             f"{HEADER} is {header_length} but the body has only {len(body)} bytes"
         )
     split = len(body) if header_length is None else header_length
-    doc = _load_json(body[:split], "request")
+    doc = load_json_object(body[:split], "request")
     raw = memoryview(body)[split:]
     inputs_doc = doc.get("inputs")
     if not isinstance(inputs_doc, list) or not inputs_doc:
@@ -103,10 +103,12 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferReques
             f"body has {len(raw) - offset} bytes of binary data after the inputs that no "
             "input's binary_data_size claims"
         )
+    parameters = _dict(doc.get("parameters"), "request 'parameters'")
+    _flag(parameters.get("binary_data_output"), "request parameter 'binary_data_output'")
     return InferRequest(
         inputs=inputs,
         id=None if doc.get("id") is None else str(doc["id"]),
-        parameters=_dict(doc.get("parameters"), "request 'parameters'"),
+        parameters=parameters,
         outputs=_decode_outputs(doc.get("outputs")),
     )
 
@@ -154,7 +156,7 @@ def encode_request(
 def decode_response(body: bytes, header_length: int | None = None) -> dict[str, Tensor]:
     """Parse an infer response into tensors by name; the inverse of ``encode_response``."""
     split = len(body) if header_length is None else header_length
-    doc = _load_json(body[:split], "response")
+    doc = load_json_object(body[:split], "response")
     raw, offset, result = memoryview(body)[split:], 0, {}
     for i, item in enumerate(doc.get("outputs") or []):
         tensor, offset = _decode_input(item, i, raw, offset, kind="output")
@@ -163,13 +165,13 @@ def decode_response(body: bytes, header_length: int | None = None) -> dict[str, 
 
 
 def to_json_values(array: np.ndarray) -> list[Any]:
-    """Flatten to JSON-safe values: BYTES as str, NaN as null (JSON has no NaN)."""
+    """Flatten to JSON-safe values: BYTES as str, NaN and inf as null (JSON has neither)."""
     flat = array.reshape(-1)
     if array.dtype == object:
         return [None if v is None else _to_str(v) for v in flat]
     values = flat.tolist()
     if array.dtype.kind == "f":
-        return [None if math.isnan(v) else v for v in values]
+        return [v if math.isfinite(v) else None for v in values]
     return values
 
 
@@ -209,11 +211,14 @@ def _to_bytes(t: Tensor) -> bytes:
     return np.ascontiguousarray(t.data, dtype=DTYPES[t.datatype]).tobytes()
 
 
-def _load_json(text: bytes, what: str) -> dict[str, Any]:
+def load_json_object(text: bytes, what: str) -> dict[str, Any]:
+    """Parse a JSON object; every way it can fail is a 400, never a 500."""
     try:
         doc = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, int over 4300 digits
         raise InferenceRequestError(f"{what} body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InferenceRequestError(f"{what} body is nested too deeply") from None
     if not isinstance(doc, dict):
         raise InferenceRequestError(f"{what} body must be a JSON object, got {type(doc).__name__}")
     return doc
@@ -236,9 +241,17 @@ def _decode_outputs(value: Any) -> list[RequestedOutput] | None:
     for i, item in enumerate(value):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise InferenceRequestError(f"outputs[{i}] must be an object with a 'name'")
-        binary = _dict(item.get("parameters"), f"output '{item['name']}' parameters")
-        result.append(RequestedOutput(item["name"], binary.get("binary_data")))
+        params = _dict(item.get("parameters"), f"output '{item['name']}' parameters")
+        binary = _flag(params.get("binary_data"), f"output '{item['name']}' binary_data")
+        result.append(RequestedOutput(item["name"], binary))
     return result
+
+
+def _flag(value: Any, where: str) -> bool | None:
+    """A boolean parameter: ``"false"`` must not silently mean True."""
+    if value is not None and not isinstance(value, bool):
+        raise InferenceRequestError(f"{where} must be true or false, got {value!r}")
+    return value
 
 
 def _decode_input(
@@ -248,7 +261,7 @@ def _decode_input(
         raise InferenceRequestError(f"{kind}s[{index}] must be an object with a string 'name'")
     name, where = item["name"], f"{kind} '{item['name']}'"
     datatype = item.get("datatype")
-    if datatype not in DTYPES:
+    if not isinstance(datatype, str) or datatype not in DTYPES:  # a list is unhashable
         raise InferenceRequestError(
             f"{where}: unknown datatype {datatype!r}; expected one of {sorted(DTYPES)}"
         )
@@ -265,7 +278,12 @@ def _decode_input(
     if size is not None:
         if "data" in item:
             raise InferenceRequestError(f"{where} has both 'data' and binary_data_size")
-        if not isinstance(size, int) or size < 0 or offset + size > len(raw):
+        if (
+            not isinstance(size, int)
+            or isinstance(size, bool)
+            or size < 0
+            or offset + size > len(raw)
+        ):
             raise InferenceRequestError(
                 f"{where}: binary_data_size {size!r} but only {len(raw) - offset} bytes of "
                 f"binary data remain (is the {HEADER} header set?)"
@@ -273,7 +291,7 @@ def _decode_input(
         flat = _from_bytes(bytes(raw[offset : offset + size]), datatype, count, where)
         offset += size
     elif "data" in item:
-        flat = _from_json(_flatten(item["data"]), datatype, where)
+        flat = from_json_values(_flatten(item["data"]), datatype, where)
     else:
         raise InferenceRequestError(f"{where} has neither 'data' nor binary_data_size")
     if flat.size != count:
@@ -284,22 +302,37 @@ def _decode_input(
 
 
 def _flatten(data: Any) -> list[Any]:
+    """Row-major flattening without recursion, so any nesting depth is safe."""
     if not isinstance(data, list):
         return [data]
     if not any(isinstance(v, list) for v in data):
         return data
     flat: list[Any] = []
-    for v in data:
-        flat.extend(_flatten(v))
+    stack: list[Any] = [iter(data)]
+    while stack:
+        value = next(stack[-1], _END)
+        if value is _END:
+            stack.pop()
+        elif isinstance(value, list):
+            stack.append(iter(value))
+        else:
+            flat.append(value)
     return flat
 
 
-def _from_json(values: list[Any], datatype: str, where: str) -> np.ndarray:
+_END = object()
+
+
+def from_json_values(values: list[Any], datatype: str, where: str) -> np.ndarray:
+    """Type a flat list of JSON values as ``datatype``, or say which value does not fit."""
     if datatype == "BYTES":
         bad = next((v for v in values if v is not None and not isinstance(v, str)), None)
         if bad is not None:
             raise InferenceRequestError(f"{where}: datatype BYTES expects strings, got {bad!r}")
-        return np.array(values, dtype=object)
+        _check_utf8([v for v in values if v is not None], where)
+        array = np.empty(len(values), dtype=object)
+        array[:] = values
+        return array
     if datatype == "BOOL":
         ok = all(isinstance(v, bool) for v in values)
     elif datatype.startswith("FP"):
@@ -313,9 +346,29 @@ def _from_json(values: list[Any], datatype: str, where: str) -> np.ndarray:
         bad = next(v for v in values if not _fits(v, datatype))
         raise InferenceRequestError(f"{where}: datatype {datatype} cannot hold {bad!r}")
     try:
-        return np.array(values, dtype=DTYPES[datatype])
-    except (OverflowError, ValueError) as exc:
+        with np.errstate(over="raise"):  # 1e300 as FP32 is an error, not a silent inf
+            return np.array(values, dtype=DTYPES[datatype])
+    except (OverflowError, ValueError, FloatingPointError) as exc:
         raise InferenceRequestError(f"{where}: value out of range for {datatype}: {exc}") from None
+
+
+def _check_utf8(texts: list[str], where: str) -> None:
+    """JSON may carry lone surrogates ("\\ud800") that no UTF-8 consumer can take."""
+    try:
+        "".join(texts).encode("utf-8")
+    except UnicodeEncodeError:
+        bad = next(i for i, t in enumerate(texts) if not _encodes(t))
+        raise InferenceRequestError(
+            f"{where}: string {bad} is not valid Unicode (a lone surrogate?)"
+        ) from None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _fits(value: Any, datatype: str) -> bool:

@@ -7,6 +7,7 @@ transform and the model served together so that serving applies exactly what tra
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,16 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pyarrow as pa
 
-from lockgate.errors import DataError, InferenceRequestError, did_you_mean
+from lockgate.errors import (
+    DataError,
+    InferenceRequestError,
+    ModelError,
+    ModelIntegrityError,
+    did_you_mean,
+)
+
+#: The warm-up requests stored next to a pushed model: ``{"inputs": {name: [values]}}``.
+SAMPLES_FILE = "samples.json"
 
 #: V2 datatypes whose values are numbers; any of them may feed a numeric input.
 NUMERIC_DATATYPES = frozenset(
@@ -56,11 +66,21 @@ class Servable(Protocol):
     probabilities). It runs in a worker thread, so it may block.
     """
 
-    name: str
-    version: str
-    platform: str
-    inputs: list[TensorSpec]
-    outputs: list[TensorSpec]
+    # Read-only properties, so that wrappers (batching, canary, logging) may delegate them.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def platform(self) -> str: ...
+
+    @property
+    def inputs(self) -> list[TensorSpec]: ...
+
+    @property
+    def outputs(self) -> list[TensorSpec]: ...
 
     def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
@@ -160,16 +180,47 @@ class PipelineServable:
 
     @classmethod
     def load(
-        cls, name: str, version: str, folder: str | Path, *, model_sha256: str
+        cls,
+        name: str,
+        version: str,
+        folder: str | Path,
+        *,
+        model_sha256: str,
+        fingerprint: str | None = None,
     ) -> PipelineServable:
-        """Load ``folder/transform`` and ``folder/model`` (checked against its sha256)."""
-        from lockgate.training.model_files import load_model
+        """Load ``folder/transform`` and ``folder/model`` (checked against its sha256).
+
+        With ``fingerprint`` (the PushedModel's, from the store) the whole folder is checked
+        too, before the transform is read, so an edited transform is refused as an edited
+        model file is.
+        """
+        from lockgate.core.fingerprint import path_fingerprint
+        from lockgate.training.model_import import load_any_model
         from lockgate.training.transform import TransformGraph
 
         folder = Path(folder)
+        if not folder.is_dir():
+            raise ModelError(f"pushed model folder {folder} not found", path=str(folder))
+        # The model file first: its own sha256 names the file when it is the one that changed.
+        model = load_any_model(folder / "model", sha256=model_sha256)
+        if fingerprint is not None:
+            got = path_fingerprint(folder)
+            if got != fingerprint:
+                raise ModelIntegrityError(
+                    f"pushed model {folder} has fingerprint {got}, the store recorded"
+                    f" {fingerprint}; its files changed after they were pushed, so it is not"
+                    " loaded",
+                    path=str(folder),
+                    hint="push the model again, or restore the folder from the artifact store",
+                )
         transform = TransformGraph.load(folder / "transform")
-        model = load_model(folder / "model", sha256=model_sha256)
         return cls(name, version, transform, model)
+
+    def close(self) -> None:
+        """Let the model free what it holds; called once no request uses this version."""
+        close = getattr(self.model, "close", None)
+        if callable(close):
+            close()
 
     def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         typed = validate_columns(columns, self.inputs)
@@ -194,3 +245,39 @@ class PipelineServable:
         if proba is not None:
             outputs["probabilities"] = np.asarray(proba, dtype=np.float64)
         return outputs
+
+
+def typical_rows(transform: Any) -> dict[str, list[Any]]:
+    """Three requests built from what the transform learned: typical values, one spread
+    value, and all missing. Used to warm a model up when no samples were recorded."""
+    rows: dict[str, list[Any]] = {}
+    for column in getattr(transform, "columns", ()):
+        if column.kind == "numeric":
+            rows[column.name] = [column.mean, column.mean + column.std, None]
+        else:
+            vocabulary = [v for v in column.vocabulary if isinstance(v, str)][:2] or [""]
+            rows[column.name] = [vocabulary[0], vocabulary[-1], None]
+    for name, kind in transform.features.items():  # transforms without per-column stats
+        rows.setdefault(name, [0.0, 1.0, None] if kind == "numeric" else ["", "", None])
+    return rows
+
+
+def write_samples(folder: str | Path, rows: Mapping[str, list[Any]]) -> Path:
+    """Store warm-up requests next to a pushed model (``samples.json``)."""
+    path = Path(folder) / SAMPLES_FILE
+    path.write_text(json.dumps({"inputs": dict(rows)}, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def read_samples(folder: str | Path, transform: Any) -> dict[str, np.ndarray]:
+    """The recorded warm-up requests of a pushed model, or typical rows from its transform."""
+    path = Path(folder) / SAMPLES_FILE
+    rows: Mapping[str, list[Any]]
+    if path.exists():
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))["inputs"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"{path} is not a valid samples file: {exc}", path=str(path)) from exc
+    else:
+        rows = typical_rows(transform)
+    return {name: np.array(values, dtype=object) for name, values in rows.items()}

@@ -118,5 +118,5 @@ def test_a_column_whose_type_changed_is_named(project_after_one_good_run: Path) 
     edit_csv(project, body_mass_as_text)
     result = lockgate("run", "--set", "infer_schema.schema_file=schema.yaml", cwd=project)
     assert result.returncode == 1
-    assert "body_mass_g" in result.stderr and "type" in result.stderr
-    assert latest_run_executions(project)["validate_examples"][0] == "blocked"
+    assert "body_mass_g" in result.stderr and "line 6" in result.stderr and "heavy" in result.stderr
+    assert latest_run_executions(project)["ingest"][0] == "failed"

@@ -17,6 +17,7 @@ from lockgate.data.statistics import (
     TableStatisticsAccumulator,
     TimestampAccumulator,
     compute_statistics,
+    numeric,
 )
 from lockgate.errors import DataError
 
@@ -63,7 +64,10 @@ def _rank_ok(values: np.ndarray, q: float, p: float, err: float) -> bool:
     return bool(below - slack <= p <= upto + slack)
 
 
-def test_numeric_against_numpy() -> None:
+@pytest.mark.parametrize("exact_values", [100_000, 500])
+def test_numeric_against_numpy(exact_values: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below the bound quantiles and histograms are exact; above it within KLL's error."""
+    monkeypatch.setattr(numeric, "EXACT_VALUES", exact_values)
     t = _data(20_000)
     stats = _stats(t)
     assert stats["num_rows"] == 20_000
@@ -78,17 +82,34 @@ def test_numeric_against_numpy() -> None:
         assert fs["mean"] == pytest.approx(x.mean(), rel=1e-12)
         assert fs["std"] == pytest.approx(x.std(ddof=0), rel=1e-12)
         err = fs["quantiles"]["rank_error"]
-        assert 0 < err < 0.02
+        exact = len(np.unique(x)) <= exact_values
+        assert err == 0 if exact else 0 < err < 0.02
         for p in QUANTILES:
+            if exact:
+                assert fs["quantiles"][str(p)] == np.quantile(x, p, method="inverted_cdf")
             assert _rank_ok(x, fs["quantiles"][str(p)], p, err), (name, p)
         assert fs["median"] == fs["quantiles"]["0.5"]
-        hist = fs["histogram"]
-        assert len(hist) == 10 and sum(h["count"] for h in hist) == len(x)
-        assert hist[0]["low"] == x.min() and hist[-1]["high"] == x.max()
+        for key in ("histogram", "quantile_histogram"):
+            hist = fs[key]
+            assert sum(h["count"] for h in hist) == len(x)
+            assert hist[0]["low"] == x.min() and hist[-1]["high"] == x.max()
+            for h in hist:  # bucket i holds low < x <= high (the first also holds low)
+                true = int(((x > h["low"]) & (x <= h["high"])).sum())
+                true += int((x == h["low"]).sum()) if h is hist[0] else 0
+                assert abs(h["count"] - true) <= 2 * err * len(x) + 1, (name, key, h, true)
+        assert len(fs["histogram"]) == 10 and len(fs["quantile_histogram"]) <= 10
+        if exact:  # equal mass: each bucket's share is a decile, up to ties
+            shares = [h["count"] / len(x) for h in fs["quantile_histogram"]]
+            assert max(shares) < 0.2
     assert isinstance(stats["features"]["i"]["min"], int)
+    fi = stats["features"]["i"]
+    xi = t.column("i").drop_null().to_numpy()
+    assert (fi["distinct"], fi["distinct_is_estimate"]) == (len(np.unique(xi)), False)
+    assert "distinct" not in stats["features"]["f"]
 
 
-def test_small_data_quantiles_and_histogram_are_exact() -> None:
+def test_small_data_quantiles_and_histogram_are_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(numeric, "EXACT_VALUES", 100)  # use KLL, exact below its k
     x = np.random.default_rng(3).normal(size=150)  # below KLL's k: the sketch is exact
     acc = NumericAccumulator("float")
     acc.update(pa.array(x))
@@ -113,6 +134,9 @@ def test_strings_and_bools_against_pandas() -> None:
     assert fs["top_values"] == [[v, int(c)] for v, c in expected]
     assert fs["distinct"] == s.nunique() and fs["distinct_is_estimate"] is False
     assert fs["avg_length"] == pytest.approx(s.dropna().str.len().mean())
+    assert fs["rank_histogram"] == [
+        {"rank": i, "label": v, "count": int(c)} for i, (v, c) in enumerate(expected)
+    ]
     b = t.column("b").to_pandas()
     fb = stats["features"]["b"]
     assert fb["type"] == "bool" and "avg_length" not in fb and "mean" not in fb
@@ -127,6 +151,7 @@ def test_timestamps() -> None:
     t = _data(5000)
     ft = _stats(t)["features"]["t"]
     ts = pd.Series(t.column("t").to_pandas()).dropna()
+    hist = ft.pop("histogram")
     assert ft == {
         "type": "timestamp",
         "count": len(ts),
@@ -134,6 +159,13 @@ def test_timestamps() -> None:
         "min": ts.min().isoformat(),
         "max": ts.max().isoformat(),
     }
+    assert 2 <= len(hist) <= 10
+    lows = pd.to_datetime([h["low"] for h in hist])
+    highs = pd.to_datetime([h["high"] for h in hist])
+    assert lows[0] <= ts.min() and ts.max() < highs[-1]
+    assert len(set(highs - lows)) == 1  # equal width
+    for lo, hi, h in zip(lows, highs, hist, strict=True):  # exact counts, [low, high)
+        assert h["count"] == int(((ts >= lo) & (ts < hi)).sum())
     acc = TimestampAccumulator()
     acc.update(pa.array([dt.date(2020, 1, 2), None, dt.date(2019, 5, 1)]))
     assert acc.result()["min"] == "2019-05-01T00:00:00"
@@ -149,7 +181,10 @@ def test_merge_of_shards_equals_whole() -> None:
     assert merged["num_rows"] == whole["num_rows"]
     for name, fw in whole["features"].items():
         fm = merged["features"][name]
-        for key in ("type", "count", "missing", "zeros", "min", "max", "top_values", "distinct"):
+        for key in (
+            "type", "count", "missing", "zeros", "min", "max", "top_values", "distinct",
+            "histogram", "rank_histogram",
+        ):  # fmt: skip
             assert fm.get(key) == fw.get(key), (name, key)
         for key in ("mean", "std", "avg_length"):
             if fw.get(key) is not None:
@@ -193,8 +228,8 @@ def test_int_and_string_is_an_error_naming_the_column() -> None:
 
 
 def test_unsupported_type_names_column() -> None:
-    with pytest.raises(DataError, match="column 'tags' has Arrow type list"):
-        TableStatisticsAccumulator().update(pa.table({"tags": [[1], [2]]}))
+    with pytest.raises(DataError, match="column 'tags' has Arrow type struct"):
+        TableStatisticsAccumulator().update(pa.table({"tags": [{"a": 1}, {"a": 2}]}))
 
 
 def test_all_missing_and_empty() -> None:
@@ -202,6 +237,7 @@ def test_all_missing_and_empty() -> None:
     acc.update(pa.array([None, float("nan")], pa.float64()))
     r = acc.result()
     assert (r["count"], r["missing"], r["mean"], r["std"], r["histogram"]) == (0, 2, None, None, [])
+    assert r["quantile_histogram"] == []
     same = NumericAccumulator("int")
     same.update(pa.array([4, 4, 4]))
     assert same.result()["histogram"] == [{"low": 4.0, "high": 4.0, "count": 3}]
@@ -216,7 +252,10 @@ def test_distinct_cap_switches_to_sketch() -> None:
     r = acc.result()
     assert r["distinct_is_estimate"] is True
     assert abs(r["distinct"] - n) / n < 0.05
-    assert r["top_values"][0] == ["user-1", 6]
+    # Misra-Gries: a lower bound, short by at most the recorded error (<= N / (keep + 1))
+    top_value, top_count = r["top_values"][0]
+    assert top_value == "user-1" and 6 - acc.counts.error <= top_count <= 6
+    assert acc.counts.error <= len(values) / (acc.counts.keep + 1)
     pickle.loads(pickle.dumps(acc))
 
 

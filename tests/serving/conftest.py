@@ -5,8 +5,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import numpy as np
@@ -159,3 +160,137 @@ def server_url(repository: ModelRepository) -> Iterator[str]:
     yield url
     server.should_exit = True
     thread.join(timeout=10)
+
+
+# --- added for the v1 / metrics / security / fuzz tests (issue 4) ---------------------------
+
+
+class _UvicornThread:
+    """One uvicorn server in a daemon thread, stopped by ``stop``."""
+
+    def __init__(self, app: Any) -> None:
+        port = _free_port()
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def start(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self.url
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def serve_app() -> Iterator[Callable[[Any], str]]:
+    """A factory: ``serve_app(app) -> url`` runs ``app`` under a real uvicorn until the test ends."""
+    servers: list[_UvicornThread] = []
+
+    def start(app: Any) -> str:
+        server = _UvicornThread(app)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+class Doubler:
+    """A one-input servable that honours the protocol's missing values (NaN in, NaN out)."""
+
+    name, version, platform = "double", "1", "test"
+    inputs = [TensorSpec("x", "FP64", [-1])]
+    outputs = [TensorSpec("y", "FP64", [-1])]
+
+    def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"y": 2.0 * np.asarray(columns["x"], dtype=np.float64)}
+
+
+@pytest.fixture(scope="session")
+def fuzz_server_url(penguin_servable: PipelineServable) -> Iterator[str]:
+    """The penguins (version 2) and ``double`` behind a 64 KiB body limit, for the fuzz
+    tests; session-scoped, as Hypothesis wants no function-scoped fixture under ``@given``."""
+    repository = ModelRepository([penguin_servable, Doubler()])
+    server = _UvicornThread(create_app(repository, max_body_bytes=64 * 1024))
+    yield server.start()
+    server.stop()
+
+
+# --- registry-backed servables (added for the registry follower, canary and request log) ---
+
+
+def publish_pushed_model(store, folder, properties: dict):  # -> PushedModel
+    """Register ``folder`` as a PushedModel the way the launcher does: an execution outputs it."""
+    import json as _json
+
+    from lockgate.core.artifacts import PushedModel
+    from lockgate.core.fingerprint import path_fingerprint
+
+    run_id = store.start_run("test-push")
+    execution = store.start_execution(
+        run_id,
+        step="push",
+        component="push",
+        cache_key=None,
+        code_fingerprint=None,
+        params=_json.dumps({}),
+        inputs={},
+    )
+    artifact = PushedModel(
+        uri=str(folder), properties=dict(properties), fingerprint=path_fingerprint(folder)
+    )
+    store.publish_execution(execution, {"pushed_model": artifact})
+    store.finish_run(run_id, "complete")
+    return artifact
+
+
+@pytest.fixture
+def push_version(tmp_path_factory: pytest.TempPathFactory, penguins: pa.Table):
+    """``push_version(store, name, seed=0, alias="production", blessed=True)``: a real
+    TransformGraph + scikit-learn model written as a PushedModel and registered."""
+    from sklearn.linear_model import LogisticRegression as _LR
+
+    from lockgate.metadata.registry import Registry
+    from lockgate.serving.servable import typical_rows, write_samples
+    from lockgate.training.model_files import save_model
+    from lockgate.training.transform import TransformGraph
+
+    def push(
+        store,
+        name: str = "penguins",
+        *,
+        seed: int = 0,
+        alias: str | None = "production",
+        blessed: bool = True,
+    ):
+        table = make_penguins(200, seed=seed)
+        graph = TransformGraph.fit(table, label="species")
+        estimator = _LR(max_iter=300 + seed).fit(graph.apply(table), graph.encode_label(table))
+        folder = tmp_path_factory.mktemp(f"pushed-{name}-{seed}")
+        graph.save(folder / "transform")
+        info = save_model(estimator, folder / "model")
+        write_samples(folder, typical_rows(graph))
+        artifact = publish_pushed_model(
+            store,
+            folder,
+            {"model_name": name, "model_sha256": info.sha256, "model_fingerprint": f"fp{seed}"},
+        )
+        registry = Registry(store)
+        version = registry.register(
+            name, artifact, blessed=blessed, properties={"model_fingerprint": f"fp{seed}"}
+        )
+        if alias is not None:
+            registry.set_alias(name, alias, version.version, force=not blessed, reason="test")
+        return version
+
+    return push

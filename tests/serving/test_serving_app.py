@@ -16,6 +16,7 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 import lockgate
+from lockgate.serving import oip_v2
 from lockgate.serving.servable import PipelineServable
 
 ROWS = {
@@ -263,3 +264,42 @@ def test_model_crash_is_500_logged_and_server_keeps_serving(
         assert http.post("/v2/models/penguins/infer", content=bad).status_code == 400
     good = http.post("/v2/models/penguins/infer", json=_json_body())
     assert good.status_code == 200 and good.json()["outputs"][0]["data"] == EXPECTED
+
+
+def test_json_request_may_ask_for_binary_outputs(http: httpx.Client) -> None:
+    body = _json_body(id="b1", parameters={"binary_data_output": True})
+    response = http.post("/v2/models/penguins/infer", json=body)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/octet-stream"
+    length = int(response.headers["inference-header-content-length"])
+    assert json.loads(response.content[:length])["id"] == "b1"
+    outputs = oip_v2.decode_response(response.content, length)
+    assert outputs["predicted"].data.tolist() == EXPECTED
+    assert outputs["probabilities"].data.shape == (4, 3)
+
+
+def test_request_parameters_are_checked_and_unknown_ones_ignored(http: httpx.Client) -> None:
+    bad = http.post(
+        "/v2/models/penguins/infer", json=_json_body(parameters={"binary_data_output": "yes"})
+    )
+    assert bad.status_code == 400 and "must be true or false" in bad.json()["error"]
+    ok = http.post("/v2/models/penguins/infer", json=_json_body(parameters={"priority": 2}))
+    assert ok.status_code == 200
+
+
+def test_model_ready_per_version(http: httpx.Client, client: triton.InferenceServerClient) -> None:
+    assert http.get("/v2/models/penguins/versions/1/ready").json() == {
+        "name": "penguins",
+        "ready": True,
+    }
+    assert client.is_model_ready("penguins", "1") and client.is_model_ready("penguins", "2")
+    assert not client.is_model_ready("penguins", "9")
+    assert client.get_model_metadata("penguins", "2")["versions"] == ["2"]
+
+
+def test_error_messages_echoing_a_lone_surrogate_are_still_json(http: httpx.Client) -> None:
+    """Starlette's JSONResponse writes UTF-8 and cannot encode a lone surrogate echoed from
+    the request: the error answer itself used to fail with a 500."""
+    body = b'{"inputs": [{"name": "\\ud800", "datatype": "FP64", "shape": [1], "data": [1]}]}'
+    response = http.post("/v2/models/penguins/infer", content=body)
+    assert response.status_code == 400 and "unexpected input" in response.json()["error"]

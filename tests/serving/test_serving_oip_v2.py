@@ -201,3 +201,65 @@ def test_header_length_checks() -> None:
 def test_json_values_have_no_nan() -> None:
     assert oip_v2.to_json_values(np.array([1.0, np.nan])) == [1.0, None]
     assert oip_v2.to_json_values(np.array([b"a", "b"], dtype=object)) == ["a", "b"]
+
+
+def test_hostile_json_is_a_400() -> None:
+    """Each of these used to be a 500 (RecursionError, ValueError, TypeError)."""
+    with pytest.raises(InferenceRequestError, match="nested too deeply"):
+        oip_v2.decode_request(b"[" * 100_000)
+    with pytest.raises(InferenceRequestError, match="not valid JSON.*digits"):
+        oip_v2.decode_request(b'{"inputs": [' + b"9" * 5_000 + b"]}")
+    with pytest.raises(InferenceRequestError, match=r"unknown datatype \['FP64'\]"):
+        oip_v2.decode_request(_json_input(datatype=["FP64"]))
+
+
+def test_deeply_nested_data_is_flattened_without_recursion() -> None:
+    data: object = [1.5]
+    for _ in range(400):
+        data = [data]
+    [tensor] = oip_v2.decode_request(_json_input(shape=[1], data=data)).inputs
+    assert tensor.data.tolist() == [1.5]
+
+
+@pytest.mark.parametrize(
+    ("item", "match"),
+    [
+        ({"datatype": "BYTES", "data": ["ok", "\ud800"]}, "string 1 is not valid Unicode"),
+        ({"datatype": "FP32", "data": [1.0, 1e300]}, "out of range for FP32"),
+        ({"datatype": "FP16", "data": [1.0, 1e10]}, "out of range for FP16"),
+        ({"parameters": {"binary_data_size": True}, "data": None}, "binary_data_size True"),
+    ],
+)
+def test_values_no_consumer_could_take_are_400(item: dict, match: str) -> None:
+    body = _json_input(**item)
+    if item.get("data", 0) is None:
+        body = body.replace(b', "data": null', b"")
+    with pytest.raises(InferenceRequestError, match=match):
+        oip_v2.decode_request(body)
+
+
+@pytest.mark.parametrize(
+    ("doc", "match"),
+    [
+        ({"parameters": {"binary_data_output": "yes"}}, "'binary_data_output' must be true or"),
+        ({"outputs": [{"name": "y", "parameters": {"binary_data": 1}}]}, "binary_data must be"),
+        ({"parameters": ["binary_data_output"]}, "'parameters' must be an object"),
+    ],
+)
+def test_parameters_are_checked(doc: dict, match: str) -> None:
+    body = json.loads(_json_input())
+    with pytest.raises(InferenceRequestError, match=match):
+        oip_v2.decode_request(json.dumps(body | doc).encode())
+
+
+def test_unknown_parameters_are_kept_and_ignored() -> None:
+    body = json.loads(_json_input())
+    body["parameters"] = {"priority": 3, "binary_data_output": False}
+    body["inputs"][0]["parameters"] = {"note": "x"}
+    request = oip_v2.decode_request(json.dumps(body).encode())
+    assert request.parameters["priority"] == 3 and not request.wants_binary("y")
+    assert request.inputs[0].parameters == {"note": "x"}
+
+
+def test_json_values_have_no_infinity() -> None:
+    assert oip_v2.to_json_values(np.array([np.inf, -np.inf, 2.0])) == [None, None, 2.0]

@@ -1,0 +1,95 @@
+"""``lockgate show ID``: one artifact from the store, rendered as the standalone commands
+render the same thing (statistics as a table or HTML, anomalies as a list)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("show")
+@click.argument("artifact_id", type=int)
+@click.option(
+    "--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default="."
+)
+@click.option(
+    "--split", default="all", show_default=True, help="Which split of a Statistics artifact."
+)
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write statistics (train and eval side by side) as HTML.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the artifact's record and content as JSON."
+)
+def show_command(
+    project_dir: Path, artifact_id: int, split: str, html_file: Path | None, as_json: bool
+) -> None:
+    """Show artifact ARTIFACT_ID: its type, where it is, what it holds."""
+    from lockgate.cli.data import _print_anomalies
+    from lockgate.cli.project import load_settings, open_store
+    from lockgate.errors import NotFoundError
+
+    store = open_store(load_settings(project_dir))
+    try:
+        artifact = store.get_artifact(artifact_id)
+        producer = store.producer(artifact_id)
+    finally:
+        store.close()
+    folder = Path(artifact.uri)
+    record = {
+        "id": artifact.id,
+        "type": artifact.type_name,
+        "uri": artifact.uri,
+        "fingerprint": artifact.fingerprint,
+        "step": producer.step_name if producer else None,
+        "run_id": producer.run_id if producer else None,
+        "properties": artifact.properties,
+    }
+    if artifact.type_name == "Statistics":
+        path = folder / f"{split}.json"
+        if not path.exists():
+            splits = sorted(p.stem for p in folder.glob("*.json"))
+            raise NotFoundError(
+                f"statistics artifact {artifact_id} has no split '{split}'; splits are {splits}"
+            )
+        stats = json.loads(path.read_text())
+        if html_file is not None:
+            from lockgate.data.report import render_html
+
+            train, evaluation = (
+                json.loads((folder / f"{s}.json").read_text()) for s in ("train", "eval")
+            )
+            html = render_html(
+                evaluation,
+                title=f"Statistics #{artifact_id}",
+                label="eval",
+                compare=train,
+                compare_label="train",
+            )
+            html_file.write_text(html, encoding="utf-8")
+            click.echo(f"wrote {html_file}", err=True)
+        if as_json:
+            click.echo(json.dumps({**record, "statistics": stats}, indent=1, default=str))
+        elif html_file is None:
+            from lockgate.data.report import render_terminal
+
+            click.echo(
+                f"Statistics #{artifact_id} ({split}) from step '{record['step']}' of run {record['run_id']}"
+            )
+            click.echo(render_terminal(stats))
+        return
+    if artifact.type_name == "Anomalies" and not as_json:
+        found = json.loads((folder / "anomalies.json").read_text())
+        for split_name, items in found.items():
+            click.echo(f"[{split_name}]")
+            _print_anomalies(items)
+        return
+    click.echo(json.dumps(record, indent=1, default=str))
+
+
+COMMANDS = [show_command]

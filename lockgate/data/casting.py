@@ -1,0 +1,75 @@
+"""Text to numbers, per batch, finding the values that do not parse instead of failing.
+
+Arrow's casts stop at the first bad value and do not say which row it was. Polars' non-strict
+cast turns a bad value into a null; comparing null masks before and after finds every bad
+value of a batch at once, so a reader can name its row or set it aside.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+__all__ = ["NUMERIC_SHARE", "cast_checked", "infer_text_type", "needs_float", "widen"]
+
+#: A text column is numeric when at least this share of its values parse as numbers; the
+#: rest are then bad values to report, not a reason to read the whole column as text.
+NUMERIC_SHARE = 0.95
+
+_POLARS = {pa.int64(): pl.Int64, pa.float64(): pl.Float64}
+
+
+def cast_checked(arr: pa.Array, target: pa.DataType) -> tuple[pa.Array, np.ndarray | None]:
+    """``arr`` cast to ``target``, and a mask of the values that did not parse (None: all did).
+
+    A bad value becomes null in the result.
+    """
+    if arr.type == target:
+        return arr, None
+    if pa.types.is_null(target):
+        return pa.nulls(len(arr)), None
+    if target in _POLARS and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        series = pl.from_arrow(arr)
+        assert isinstance(series, pl.Series)
+        cast = series.cast(_POLARS[target], strict=False)
+        bad = (cast.is_null() & series.is_not_null()).to_numpy()
+        return cast.to_arrow().cast(target), (bad if bad.any() else None)
+    try:
+        return arr.cast(target), None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        bad = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        return pa.nulls(len(arr), type=target), (bad if bad.any() else None)
+
+
+def infer_text_type(arr: pa.Array) -> pa.DataType | None:
+    """int64, float64 or string for a text column by the majority rule; None if all null."""
+    series = pl.from_arrow(arr)
+    assert isinstance(series, pl.Series)
+    present = len(series) - series.null_count()
+    if present == 0:
+        return None
+    floats = len(series) - series.cast(pl.Float64, strict=False).null_count()
+    if floats < NUMERIC_SHARE * present:
+        return pa.string()
+    ints = len(series) - series.cast(pl.Int64, strict=False).null_count()
+    return pa.int64() if ints == floats else pa.float64()
+
+
+def widen(current: pa.DataType | None, seen: pa.DataType | None) -> pa.DataType | None:
+    """The type a column keeps once ``seen`` turns up: null fills in, int widens to float;
+    anything else keeps the first type (the values that do not fit are bad values)."""
+    if current is None or pa.types.is_null(current):
+        return None if seen is None or pa.types.is_null(seen) else seen
+    if pa.types.is_integer(current) and seen is not None and pa.types.is_floating(seen):
+        return pa.float64()
+    return current
+
+
+def needs_float(arr: pa.Array) -> bool:
+    """True when some text value parses as a float but not as an int (``"1.5"``)."""
+    series = pl.from_arrow(arr)
+    assert isinstance(series, pl.Series)
+    floats = series.cast(pl.Float64, strict=False).is_not_null()
+    ints = series.cast(pl.Int64, strict=False).is_not_null()
+    return bool((floats & ~ints).any())

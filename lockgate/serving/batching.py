@@ -1,0 +1,169 @@
+"""Adaptive batching: concurrent requests to one model merged into one ``predict`` call.
+
+A model answers a batch of 64 rows in about the time it answers one, so merging the rows
+of requests that arrive together raises throughput under load. A batch closes when it holds
+``max_batch_size`` rows or when its first request has waited ``max_wait_ms``; a lone
+request thus waits at most that long. Each request is validated on its own first, so one bad
+request gets its own 400 and never fails the others; if the merged call still fails, each
+request is retried alone so that every caller gets its own answer or its own error.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lockgate.errors import ConfigError
+from lockgate.serving.servable import Servable, TensorSpec, validate_columns
+
+
+@dataclass
+class _Pending:
+    columns: dict[str, np.ndarray]
+    rows: int
+    future: Future[dict[str, np.ndarray]] = field(default_factory=Future)
+
+
+@dataclass
+class BatchStats:
+    """What the batcher did: requests in, inner ``predict`` calls out, rows per batch."""
+
+    requests: int = 0
+    batches: int = 0
+    rows: int = 0
+    largest_batch: int = 0
+    fallbacks: int = 0
+
+
+class BatchingServable:
+    """Wrap ``inner`` so that concurrent ``predict`` calls share inner ``predict`` calls."""
+
+    def __init__(self, inner: Servable, *, max_batch_size: int = 64, max_wait_ms: float = 5.0):
+        if max_batch_size < 1:
+            raise ConfigError(f"max_batch_size must be at least 1; got {max_batch_size}")
+        if max_wait_ms < 0:
+            raise ConfigError(f"max_wait_ms must be 0 or more; got {max_wait_ms}")
+        self.inner = inner
+        self.max_batch_size = max_batch_size
+        self.max_wait_ms = max_wait_ms
+        self.stats = BatchStats()
+        self._queue: deque[_Pending] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def version(self) -> str:
+        return self.inner.version
+
+    @property
+    def platform(self) -> str:
+        return self.inner.platform
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return self.inner.inputs
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return self.inner.outputs
+
+    def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Queue the rows, wait for the batch they join, return this request's rows."""
+        typed = validate_columns(columns, self.inner.inputs)
+        rows = len(next(iter(typed.values()))) if typed else 0
+        pending = _Pending(typed, rows)
+        with self._cond:
+            if self._closed:
+                return self.inner.predict(typed)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name=f"lockgate-batcher-{self.name}", daemon=True
+                )
+                self._thread.start()
+            self._queue.append(pending)
+            self.stats.requests += 1
+            self._cond.notify_all()
+        return pending.future.result()
+
+    def close(self) -> None:
+        """Answer what is queued, then stop the batching thread; later calls go straight in."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+        close = getattr(self.inner, "close", None)
+        if callable(close):
+            close()
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self._answer(batch)
+
+    def _next_batch(self) -> list[_Pending] | None:
+        """Wait for a first request, then gather more until the batch is full or due."""
+        with self._cond:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            deadline = time.monotonic() + self.max_wait_ms / 1000.0
+            while not self._closed:
+                if sum(p.rows for p in self._queue) >= self.max_batch_size:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            batch = [self._queue.popleft()]
+            total = batch[0].rows
+            while self._queue and total + self._queue[0].rows <= self.max_batch_size:
+                total += self._queue[0].rows
+                batch.append(self._queue.popleft())
+            return batch
+
+    def _answer(self, batch: list[_Pending]) -> None:
+        if len(batch) == 1:
+            self._count(batch)
+            self._predict_alone(batch[0])
+            return
+        names = list(batch[0].columns)
+        merged = {name: np.concatenate([p.columns[name] for p in batch]) for name in names}
+        self._count(batch)
+        try:
+            outputs = self.inner.predict(merged)
+            offsets = np.cumsum([p.rows for p in batch])[:-1]
+            parts = {name: np.split(np.asarray(value), offsets) for name, value in outputs.items()}
+        except Exception:  # noqa: BLE001 - each request gets its own answer or error below
+            self.stats.fallbacks += 1
+            for pending in batch:
+                self._predict_alone(pending)
+            return
+        for index, pending in enumerate(batch):
+            pending.future.set_result({name: part[index] for name, part in parts.items()})
+
+    def _predict_alone(self, pending: _Pending) -> None:
+        try:
+            pending.future.set_result(self.inner.predict(pending.columns))
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, who raises it
+            pending.future.set_exception(exc)
+
+    def _count(self, batch: list[_Pending]) -> None:
+        rows = sum(p.rows for p in batch)
+        self.stats.batches += 1
+        self.stats.rows += rows
+        self.stats.largest_batch = max(self.stats.largest_batch, rows)

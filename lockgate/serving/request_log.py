@@ -1,0 +1,316 @@
+"""The request log: sampled requests and answers, written as Parquet ``InferenceLog``s.
+
+Logging must never slow or fail a request, so ``RequestLogger.log`` only draws the sample
+and puts a reference on a bounded queue (a full queue drops the record and counts it); a
+background thread turns records into Arrow and writes one Parquet file per model version
+every ``flush_rows`` rows or ``flush_interval_s`` seconds, and on ``close``. Each file is
+published atomically as an ``InferenceLog`` artifact whose input is the ``PushedModel`` it
+logs, so lineage leads from a log back to the model::
+
+    <root>/serving/<model>/inference_log/<time>-<id>/part-0.parquet
+
+The raw feature columns keep their names, so ``lockgate skew TRAIN_PATH LOG_PATH`` compares a
+log with training data directly; everything else starts with ``_``: ``_request_id``,
+``_model_name``, ``_model_version``, ``_timestamp`` (UTC), ``_shadow`` and one
+``_output_<name>`` per output (n x k outputs as fixed-size lists).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import random
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lockgate.core.artifacts import Artifact, InferenceLog
+from lockgate.core.fingerprint import path_fingerprint
+from lockgate.errors import ConfigError
+from lockgate.serving.servable import Servable, TensorSpec
+
+logger = logging.getLogger("lockgate.serving.request_log")
+
+PIPELINE = "lockgate-serve"
+_STOP = object()
+
+
+@dataclass
+class _Record:
+    model: str
+    version: str
+    columns: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+    at: datetime
+    shadow: bool
+    source: Artifact | None
+
+
+@dataclass
+class LogStats:
+    """Counts since start: sampled, dropped (queue full), written rows, files, failures."""
+
+    sampled: int = 0
+    dropped: int = 0
+    rows_written: int = 0
+    files: int = 0
+    failures: int = 0
+    artifacts: list[Artifact] = field(default_factory=list)
+
+
+class RequestLogger:
+    """Writes sampled requests as InferenceLog artifacts from a background thread.
+
+    ``store`` (a metadata store, optional) registers each file; without one the files are
+    still written. The thread starts with the first logged record.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        store: Any | None = None,
+        sample_rate: float = 1.0,
+        flush_rows: int = 1000,
+        flush_interval_s: float = 60.0,
+        max_queue: int = 10_000,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not 0 <= sample_rate <= 1:
+            raise ConfigError(f"log sample rate must be between 0 and 1; got {sample_rate}")
+        if flush_rows < 1 or flush_interval_s <= 0:
+            raise ConfigError("log flush_rows must be >= 1 and flush_interval_s > 0")
+        self.root = Path(root)
+        self.store = store
+        self.sample_rate = sample_rate
+        self.flush_rows = flush_rows
+        self.flush_interval_s = flush_interval_s
+        self.stats = LogStats()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._run_id: int | None = None
+
+    def log(
+        self,
+        servable: Servable,
+        columns: dict[str, np.ndarray],
+        outputs: dict[str, np.ndarray],
+        *,
+        shadow: bool = False,
+        source: Artifact | None = None,
+    ) -> bool:
+        """Sample and queue one request; True when it was queued. Never raises, never waits."""
+        try:
+            with self._lock:
+                if self._closed or self._rng.random() >= self.sample_rate:
+                    return False
+                self._start()
+            record = _Record(
+                servable.name,
+                servable.version,
+                columns,
+                outputs,
+                datetime.now(UTC),
+                shadow,
+                source,
+            )
+            self._queue.put_nowait(record)
+            self.stats.sampled += 1
+            return True
+        except queue.Full:
+            self.stats.dropped += 1
+            return False
+        except Exception:  # noqa: BLE001 - the request must not fail because of its log
+            logger.exception("request log: could not queue a record")
+            return False
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Write what is buffered and stop the thread; later records are not logged."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(_STOP)
+            thread.join(timeout_s)
+        if self.store is not None and self._run_id is not None:
+            self.store.finish_run(self._run_id, "complete")
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="lockgate-request-log", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self) -> None:
+        buffers: dict[tuple[str, str, bool], list[_Record]] = {}
+        rows: dict[tuple[str, str, bool], int] = {}
+        next_flush = time.monotonic() + self.flush_interval_s
+        while True:
+            try:
+                item = self._queue.get(timeout=max(0.0, next_flush - time.monotonic()))
+            except queue.Empty:
+                item = None
+            if item is _STOP:
+                for key in list(buffers):
+                    self._flush(buffers.pop(key))
+                return
+            if isinstance(item, _Record):
+                key = (item.model, item.version, item.shadow)
+                buffers.setdefault(key, []).append(item)
+                rows[key] = rows.get(key, 0) + _rows(item)
+                if rows[key] >= self.flush_rows:
+                    self._flush(buffers.pop(key))
+                    rows.pop(key)
+            if time.monotonic() >= next_flush:
+                for key in list(buffers):
+                    self._flush(buffers.pop(key))
+                rows.clear()
+                next_flush = time.monotonic() + self.flush_interval_s
+
+    def _flush(self, records: list[_Record]) -> None:
+        try:
+            self._write(records)
+        except Exception:  # noqa: BLE001 - a lost log batch is counted, serving goes on
+            self.stats.failures += 1
+            logger.exception("request log: could not write %d record(s)", len(records))
+
+    def _write(self, records: list[_Record]) -> None:
+        first = records[0]
+        table = pa.concat_tables([_table(r) for r in records], promote_options="permissive")
+        stamp = first.at.strftime("%Y%m%dT%H%M%S")
+        name = f"{stamp}-{uuid.uuid4().hex[:8]}"
+        staging = self.root / ".staging" / name
+        staging.mkdir(parents=True)
+        pq.write_table(table, staging / "part-0.parquet")
+        target = self.root / "serving" / first.model / "inference_log" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            staging.rename(target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        properties = {
+            "model_name": first.model,
+            "model_version": first.version,
+            "shadow": first.shadow,
+            "rows": table.num_rows,
+            "requests": len(records),
+            "sample_rate": self.sample_rate,
+            "first_at": first.at.isoformat(),
+            "last_at": records[-1].at.isoformat(),
+            "feature_columns": list(first.columns),
+            "output_columns": [f"_output_{n}" for n in first.outputs],
+        }
+        artifact = InferenceLog(
+            uri=str(target), properties=properties, fingerprint=path_fingerprint(target)
+        )
+        if self.store is not None:
+            self._register(artifact, first)
+        self.stats.rows_written += table.num_rows
+        self.stats.files += 1
+        self.stats.artifacts.append(artifact)
+
+    def _register(self, artifact: InferenceLog, first: _Record) -> None:
+        assert self.store is not None
+        if self._run_id is None:
+            self._run_id = self.store.start_run(PIPELINE, {"kind": "serving"})
+        params = {"model_name": first.model, "model_version": first.version}
+        execution = self.store.start_execution(
+            self._run_id,
+            step=f"request_log:{first.model}",
+            component="request_log",
+            cache_key=None,
+            code_fingerprint=None,
+            params=json.dumps(params),
+            inputs={"pushed_model": first.source},
+        )
+        self.store.publish_execution(execution, {"inference_log": artifact})
+
+
+class LoggingServable:
+    """Answers with ``inner`` and hands each answer to the request log (sampled there)."""
+
+    def __init__(
+        self, inner: Servable, request_logger: RequestLogger, *, source: Artifact | None = None
+    ) -> None:
+        self.inner = inner
+        self.request_logger = request_logger
+        self.source = source
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def version(self) -> str:
+        return self.inner.version
+
+    @property
+    def platform(self) -> str:
+        return self.inner.platform
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return self.inner.inputs
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return self.inner.outputs
+
+    def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self.inner.predict(columns)
+        self.request_logger.log(self.inner, columns, outputs, source=self.source)
+        return outputs
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if callable(close):
+            close()
+
+
+def _rows(record: _Record) -> int:
+    return len(next(iter(record.columns.values()))) if record.columns else 0
+
+
+def _table(record: _Record) -> pa.Table:
+    n = _rows(record)
+    arrays: dict[str, pa.Array] = {name: _array(v) for name, v in record.columns.items()}
+    arrays["_request_id"] = pa.array([uuid.uuid4().hex] * n, type=pa.string())
+    arrays["_model_name"] = pa.array([record.model] * n, type=pa.string())
+    arrays["_model_version"] = pa.array([record.version] * n, type=pa.string())
+    stamp = np.datetime64(record.at.replace(tzinfo=None), "us")
+    arrays["_timestamp"] = pa.array(np.full(n, stamp), type=pa.timestamp("us", tz="UTC"))
+    arrays["_shadow"] = pa.array(np.full(n, record.shadow), type=pa.bool_())
+    for name, value in record.outputs.items():
+        arrays[f"_output_{name}"] = _array(value)
+    return pa.table(arrays)
+
+
+def _array(value: np.ndarray) -> pa.Array:
+    value = np.asarray(value)
+    if value.ndim == 2:
+        return pa.FixedSizeListArray.from_arrays(
+            pa.array(value.astype(np.float64).ravel()), value.shape[1]
+        )
+    if value.dtype.kind in "biuf":
+        return pa.array(value, from_pandas=True)
+    try:
+        return pa.array(value, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array(value.astype(np.float64), from_pandas=True)

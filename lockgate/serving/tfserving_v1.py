@@ -1,0 +1,253 @@
+"""TensorFlow-Serving REST API (v1) bodies: predict, model status and model metadata.
+
+It follows TF Serving's REST API document so that its existing clients work unchanged:
+
+- ``{"instances": [{feature: value}, ...]}`` (row form) answers
+  ``{"predictions": [...]}``, one entry per row: an object ``{output: value}``, or the bare
+  value when there is only one output. A model with one input may take bare values as rows.
+- ``{"inputs": {feature: [values]}}`` (column form) answers ``{"outputs": {output: [...]}}``,
+  or ``{"outputs": [...]}`` when there is only one output. A one-input model may take a list.
+- ``{"b64": "..."}`` is a base64 string value; ``signature_name`` may only be
+  ``serving_default``; ``output_filter`` (as in the gRPC PredictRequest) picks outputs.
+
+Values are raw features, one per row; each one is checked against the model's input specs
+here, so a missing or mistyped feature is a 400 naming it. JSON has no NaN: non-finite
+outputs are written as ``null``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lockgate.errors import InferenceRequestError, did_you_mean
+from lockgate.serving import oip_v2
+from lockgate.serving.servable import Servable, TensorSpec
+
+SIGNATURE = "serving_default"
+#: V2 datatype -> TensorFlow DataType name, for the signature_def metadata.
+TF_DTYPES = {
+    "BOOL": "DT_BOOL",
+    "INT8": "DT_INT8",
+    "INT16": "DT_INT16",
+    "INT32": "DT_INT32",
+    "INT64": "DT_INT64",
+    "UINT8": "DT_UINT8",
+    "UINT16": "DT_UINT16",
+    "UINT32": "DT_UINT32",
+    "UINT64": "DT_UINT64",
+    "FP16": "DT_HALF",
+    "FP32": "DT_FLOAT",
+    "FP64": "DT_DOUBLE",
+    "BYTES": "DT_STRING",
+}
+_SCALARS = (str, int, float, bool, type(None))
+
+
+@dataclass
+class PredictRequest:
+    """A decoded predict request: typed columns, and how the answer must be shaped."""
+
+    columns: dict[str, np.ndarray]
+    row_format: bool
+    output_filter: list[str] | None = None
+
+    @property
+    def rows(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+
+def decode_predict(body: bytes, inputs: list[TensorSpec]) -> PredictRequest:
+    """Parse a predict body and type each feature as ``inputs`` says."""
+    doc = oip_v2.load_json_object(body, "request")
+    signature = doc.get("signature_name", SIGNATURE)
+    if signature not in (SIGNATURE, ""):
+        raise InferenceRequestError(
+            f"unknown signature_name {signature!r}; the model has only '{SIGNATURE}'"
+        )
+    if ("instances" in doc) == ("inputs" in doc):
+        raise InferenceRequestError(
+            "request must have exactly one of 'instances' (row form) or 'inputs' (column form)"
+        )
+    names = [spec.name for spec in inputs]
+    if "instances" in doc:
+        raw = _rows_to_columns(doc["instances"], names)
+    else:
+        raw = _columns(doc["inputs"], names)
+    return PredictRequest(
+        columns=_typed(raw, inputs),
+        row_format="instances" in doc,
+        output_filter=_output_filter(doc.get("output_filter")),
+    )
+
+
+def encode_predict(outputs: dict[str, np.ndarray], *, row_format: bool) -> bytes:
+    """The answer in the form the request used (see the module docstring)."""
+    values = {name: json_values(np.asarray(array)) for name, array in outputs.items()}
+    if row_format:
+        if len(values) == 1:
+            [predictions] = values.values()
+        else:
+            n = min(len(v) for v in values.values())
+            predictions = [{name: v[i] for name, v in values.items()} for i in range(n)]
+        doc: dict[str, Any] = {"predictions": predictions}
+    else:
+        doc = {"outputs": next(iter(values.values())) if len(values) == 1 else values}
+    return json.dumps(doc, allow_nan=False, separators=(",", ":")).encode()
+
+
+def json_values(array: np.ndarray) -> list[Any]:
+    """Nested lists with JSON-safe scalars: str for bytes, null for NaN and inf."""
+    return np.frompyfunc(_json_scalar, 1, 1)(array).tolist()
+
+
+def status_doc(versions: list[str]) -> dict[str, Any]:
+    """``GET /v1/models/{m}``: every loaded version is AVAILABLE."""
+    return {
+        "model_version_status": [
+            {
+                "version": version,
+                "state": "AVAILABLE",
+                "status": {"error_code": "OK", "error_message": ""},
+            }
+            for version in versions
+        ]
+    }
+
+
+def metadata_doc(servable: Servable) -> dict[str, Any]:
+    """``GET /v1/models/{m}/metadata``: one ``serving_default`` signature_def."""
+    signature = {
+        "inputs": {spec.name: _tensor_info(spec) for spec in servable.inputs},
+        "outputs": {spec.name: _tensor_info(spec) for spec in servable.outputs},
+        "method_name": "tensorflow/serving/predict",
+    }
+    return {
+        "model_spec": {"name": servable.name, "signature_name": "", "version": servable.version},
+        "metadata": {"signature_def": {"signature_def": {SIGNATURE: signature}}},
+    }
+
+
+def _tensor_info(spec: TensorSpec) -> dict[str, Any]:
+    return {
+        "dtype": TF_DTYPES.get(spec.datatype, "DT_INVALID"),
+        "tensor_shape": {
+            "dim": [{"size": str(d), "name": ""} for d in spec.shape],
+            "unknown_rank": False,
+        },
+        "name": spec.name,
+    }
+
+
+def _rows_to_columns(instances: Any, names: list[str]) -> dict[str, list[Any]]:
+    if not isinstance(instances, list) or not instances:
+        raise InferenceRequestError("'instances' must be a non-empty list of rows")
+    if not any(isinstance(row, dict) for row in instances):
+        if len(names) != 1:
+            raise InferenceRequestError(
+                f"each instance must be an object {{feature: value}}; the model's inputs "
+                f"are {names}"
+            )
+        return {names[0]: [_value(v, f"instance {i}") for i, v in enumerate(instances)]}
+    columns: dict[str, list[Any]] = {name: [] for name in names}
+    for i, row in enumerate(instances):
+        if not isinstance(row, dict):
+            raise InferenceRequestError(f"instance {i} is not an object {{feature: value}}")
+        for key in row:
+            if key not in columns:
+                raise InferenceRequestError(
+                    f"instance {i} has unexpected feature '{key}'; the model's inputs are "
+                    f"{names}{did_you_mean(key, names)}"
+                )
+        for name in names:
+            if name not in row:
+                raise InferenceRequestError(
+                    f"instance {i} is missing feature '{name}'; the model's inputs are {names}"
+                )
+            columns[name].append(_value(row[name], f"instance {i}, feature '{name}'"))
+    return columns
+
+
+def _columns(inputs: Any, names: list[str]) -> dict[str, list[Any]]:
+    if not isinstance(inputs, dict):
+        if len(names) == 1 and isinstance(inputs, list):
+            inputs = {names[0]: inputs}
+        else:
+            raise InferenceRequestError(
+                f"'inputs' must be an object {{feature: [values]}}; the model's inputs are {names}"
+            )
+    columns = {}
+    for name, values in inputs.items():
+        where = f"feature '{name}'"
+        values = values if isinstance(values, list) else [values]
+        columns[name] = [_value(v, where) for v in values]
+    missing = [name for name in names if name not in columns]
+    unexpected = [name for name in columns if name not in names]
+    if unexpected:
+        raise InferenceRequestError(
+            f"unexpected feature '{unexpected[0]}'; the model's inputs are {names}"
+            f"{did_you_mean(unexpected[0], names)}"
+        )
+    if missing:
+        raise InferenceRequestError(
+            f"missing feature {', '.join(repr(m) for m in missing)}; the model's inputs are {names}"
+        )
+    return columns
+
+
+def _value(value: Any, where: str) -> Any:
+    """One feature value of one row: a scalar, or ``{"b64": ...}`` for a string."""
+    if isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str):
+        try:
+            return base64.b64decode(value["b64"], validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise InferenceRequestError(f"{where}: 'b64' is not base64 of UTF-8 text") from None
+    if not isinstance(value, _SCALARS):
+        raise InferenceRequestError(
+            f"{where}: expected one value per row, got {type(value).__name__} {_short(value)}"
+        )
+    return value
+
+
+def _typed(columns: dict[str, list[Any]], inputs: list[TensorSpec]) -> dict[str, np.ndarray]:
+    typed = {
+        spec.name: oip_v2.from_json_values(
+            columns[spec.name], spec.datatype, f"feature '{spec.name}'"
+        )
+        for spec in inputs
+    }
+    lengths = {name: len(column) for name, column in typed.items()}
+    if len(set(lengths.values())) > 1:
+        raise InferenceRequestError(f"features have different numbers of rows: {lengths}")
+    return typed
+
+
+def _output_filter(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise InferenceRequestError(
+            f"'output_filter' must be a non-empty list of output names, got {_short(value)}"
+        )
+    return value
+
+
+def _json_scalar(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
