@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lockgate.errors import ConfigError
-from lockgate.serving.servable import Servable, TensorSpec, validate_columns
+from lockgate.serving.servable import Servable, ServableWrapper, validate_columns
 
 
 @dataclass
@@ -40,7 +40,7 @@ class BatchStats:
     fallbacks: int = 0
 
 
-class BatchingServable:
+class BatchingServable(ServableWrapper):
     """Wrap ``inner`` so that concurrent ``predict`` calls share inner ``predict`` calls."""
 
     def __init__(self, inner: Servable, *, max_batch_size: int = 64, max_wait_ms: float = 5.0):
@@ -56,26 +56,6 @@ class BatchingServable:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def version(self) -> str:
-        return self.inner.version
-
-    @property
-    def platform(self) -> str:
-        return self.inner.platform
-
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        return self.inner.inputs
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return self.inner.outputs
 
     def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Queue the rows, wait for the batch they join, return this request's rows."""

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from lockgate.errors import ModelNotFoundError, ModelNotReadyError, did_you_mean
-from lockgate.serving.servable import Servable, TensorSpec
+from lockgate.serving.servable import Servable, ServableWrapper
 
 
 class _Slot:
@@ -41,32 +41,12 @@ class _Slot:
                 self.drained.notify_all()
 
 
-class _Tracked:
+class _Tracked(ServableWrapper):
     """What ``get`` hands out: the servable itself, with its ``predict`` calls counted."""
 
     def __init__(self, servable: Servable, slot: _Slot) -> None:
         self.inner = servable
         self._slot = slot
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def version(self) -> str:
-        return self.inner.version
-
-    @property
-    def platform(self) -> str:
-        return self.inner.platform
-
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        return self.inner.inputs
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return self.inner.outputs
 
     def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._slot.enter()

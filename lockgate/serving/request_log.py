@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from lockgate.core.artifacts import Artifact, InferenceLog
 from lockgate.core.fingerprint import path_fingerprint
 from lockgate.errors import ConfigError
-from lockgate.serving.servable import Servable, TensorSpec
+from lockgate.serving.servable import Servable, ServableWrapper
 
 logger = logging.getLogger("lockgate.serving.request_log")
 
@@ -243,7 +243,7 @@ class RequestLogger:
         self.store.publish_execution(execution, {"inference_log": artifact})
 
 
-class LoggingServable:
+class LoggingServable(ServableWrapper):
     """Answers with ``inner`` and hands each answer to the request log (sampled there)."""
 
     def __init__(
@@ -252,26 +252,6 @@ class LoggingServable:
         self.inner = inner
         self.request_logger = request_logger
         self.source = source
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def version(self) -> str:
-        return self.inner.version
-
-    @property
-    def platform(self) -> str:
-        return self.inner.platform
-
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        return self.inner.inputs
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return self.inner.outputs
 
     def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outputs = self.inner.predict(columns)

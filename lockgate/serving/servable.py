@@ -281,3 +281,30 @@ def read_samples(folder: str | Path, transform: Any) -> dict[str, np.ndarray]:
     else:
         rows = typical_rows(transform)
     return {name: np.array(values, dtype=object) for name, values in rows.items()}
+
+
+class ServableWrapper:
+    """Base of servables that wrap another (batching, logging, in-flight counting): the
+    name, version, platform and tensor specs are the wrapped servable's."""
+
+    inner: Servable
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def version(self) -> str:
+        return self.inner.version
+
+    @property
+    def platform(self) -> str:
+        return self.inner.platform
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return self.inner.inputs
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return self.inner.outputs
