@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import socket
 import threading
 from collections.abc import Callable
@@ -189,6 +190,18 @@ def test_slow_model_is_504_and_server_keeps_serving(serve_app: Serve) -> None:
         slow.release.set()
 
 
+def _read_response(sock: socket.socket) -> bytes:
+    """The head and the body may arrive in separate packets: read the head, then its body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65_536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += sock.recv(65_536)
+    return head + b"\r\n\r\n" + body
+
+
 def test_slow_body_is_408(serve_app: Serve) -> None:
     url = serve_app(create_app(ModelRepository([Slow()]), request_timeout_s=0.3))
     parts = urlsplit(url)
@@ -196,7 +209,7 @@ def test_slow_body_is_408(serve_app: Serve) -> None:
         sock.sendall(
             b"POST /v2/models/slow/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"
         )
-        answer = sock.recv(65_536)
+        answer = _read_response(sock)
     assert answer.startswith(b"HTTP/1.1 408")
     assert b"did not arrive within 0.3 s" in answer
 
