@@ -1,17 +1,30 @@
 """The standard components, one import away: ``from lockgate.components import ingest, ...``."""
 
-from lockgate.data.components import compute_statistics, infer_schema, ingest, validate_examples
+from lockgate.data.components import (
+    check_skew,
+    compute_statistics,
+    infer_schema,
+    ingest,
+    validate_examples,
+)
 from lockgate.evaluation.components import evaluate
-from lockgate.metadata.resolvers import production_baseline
+from lockgate.metadata.resolvers import (
+    latest_inference_log,
+    previous_span_statistics,
+    production_baseline,
+)
 from lockgate.serving.components import push
 from lockgate.training.components import fit_transform, train
 
 __all__ = [
+    "check_skew",
     "compute_statistics",
     "evaluate",
     "fit_transform",
     "infer_schema",
     "ingest",
+    "latest_inference_log",
+    "previous_span_statistics",
     "production_baseline",
     "push",
     "train",

@@ -84,7 +84,15 @@ def show_command(
             click.echo(render_terminal(stats))
         return
     if artifact.type_name == "Anomalies" and not as_json:
-        found = json.loads((folder / "anomalies.json").read_text())
+        listed = folder / "anomalies.json"
+        if listed.exists():
+            found = json.loads(listed.read_text())
+        else:  # a skew check: its anomalies are in the properties, its distances in skew.json
+            found = {}
+            for item in artifact.properties.get("anomalies", []):
+                found.setdefault(item.get("split", "all"), []).append(item)
+        if not found:
+            _print_anomalies([])
         for split_name, items in found.items():
             click.echo(f"[{split_name}]")
             _print_anomalies(items)

@@ -32,12 +32,22 @@ def render_run(result: RunResult, *, model_registry: Any | None = None) -> None:
         cache = "hit" if step.status == "cached" else "-" if step.status == "skipped" else "miss"
         click.echo(f"  {name.ljust(width)}{status}{step.duration_s:>7.2f} s  {cache}")
     outputs = {a.type_name: a for s in result.steps.values() for a in s.outputs.values()}
-    anomalies = outputs.get("Anomalies")
-    if anomalies is not None:
-        found = anomalies.properties.get("anomalies", [])
+    checks = {
+        name: a
+        for name, s in result.steps.items()
+        for a in s.outputs.values()
+        if a.type_name == "Anomalies"
+    }  # the data gate, and the skew check when the pipeline has one
+    if checks:
+        found = [
+            (name if len(checks) > 1 else "", item)
+            for name, a in checks.items()
+            for item in a.properties.get("anomalies", [])
+        ]
         click.echo(f"Anomalies: {len(found) or 'none'}")
-        for item in found[:10]:
-            click.echo(f"  [{item['severity']}] {item['split']}: {item['message']}")
+        for step_name, item in found[:10]:
+            where = f"{step_name} {item['split']}".strip()
+            click.echo(f"  [{item['severity']}] {where}: {item['message']}")
     evaluation = outputs.get("ModelEvaluation")
     if evaluation is not None:
         click.echo("Model metrics (eval split): " + _metrics(evaluation.properties.get("metrics")))

@@ -1,4 +1,5 @@
-"""The Data Pipeline's components: ingest, compute_statistics, infer_schema, validate_examples.
+"""The Data Pipeline's components: ingest, compute_statistics, infer_schema,
+validate_examples, and check_skew (training data against the serving request log).
 
 Thin wrappers: the work is in readers, split, statistics, schema and validate, which the
 CLI and the server reuse without artifacts.
@@ -7,14 +8,18 @@ CLI and the server reuse without artifacts.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lockgate.core.artifacts import Anomalies, Examples, Schema, Statistics
+from lockgate.core.artifacts import Anomalies, Examples, InferenceLog, Schema, Statistics
 from lockgate.core.component import Input, Output, component
 from lockgate.core.fingerprint import path_fingerprint
 from lockgate.core.runners import current_runner
 from lockgate.errors import ConfigError, DataValidationError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SPLITS = ("train", "eval")
 
@@ -128,6 +133,25 @@ def compute_statistics(examples: Input[Examples], statistics: Output[Statistics]
     for name, stats in results.items():
         (Path(statistics.uri) / f"{name}.json").write_text(json.dumps(stats, indent=1))
     statistics.properties["num_rows"] = {name: r["num_rows"] for name, r in results.items()}
+    _write_statistics_report(Path(statistics.uri), results)
+
+
+def _write_statistics_report(folder: Path, results: dict[str, dict]) -> None:
+    """``report.html``: train and eval side by side (one split alone when there is one)."""
+    from lockgate.data.report import render_html
+
+    if "train" in results and "eval" in results:
+        html = render_html(
+            results["train"],
+            title="Statistics: train and eval",
+            label="train",
+            compare=results["eval"],
+            compare_label="eval",
+        )
+    else:
+        split = next(iter(results))
+        html = render_html(results[split], title=f"Statistics: {split}", label=split)
+    (folder / "report.html").write_text(html, encoding="utf-8")
 
 
 def load_statistics(statistics: Statistics, split: str = "train") -> dict:
@@ -164,46 +188,198 @@ def validate_examples(
     statistics: Input[Statistics],
     schema: Input[Schema],
     anomalies: Output[Anomalies],
+    previous_statistics: Input[Statistics] | None = None,
+    examples: Input[Examples] | None = None,
     *,
     stop_on: str = "error",
 ) -> None:
     """The first gate: compare every split's statistics with the schema.
 
-    ``stop_on="error"`` stops the run on an error-severity anomaly, ``"warning"`` on any,
-    ``"never"`` only reports.
+    With ``previous_statistics`` (the span before, e.g. from ``previous_span_statistics()``)
+    each split is also checked for drift and for a cardinality jump against the same split
+    of that span. With ``examples`` and a ``key`` in the schema, repeated keys are counted
+    on the data. ``stop_on="error"`` stops the run on an error-severity anomaly,
+    ``"warning"`` on any, ``"never"`` only reports. Writes ``anomalies.json`` and
+    ``report.html``. Keys are checked across all splits at once (a key in both train and
+    eval is a leak), reported under ``all``.
     """
-    from lockgate.data.validate import find_anomalies
+    from lockgate.data.keys import find_duplicate_keys
+    from lockgate.data.validate import duplicate_key_anomalies, find_anomalies
 
-    if stop_on not in ("error", "warning", "never"):
-        raise ConfigError(
-            f"The 'stop_on' parameter of validate_examples must be 'error', 'warning' or "
-            f"'never'. Got {stop_on!r} instead."
-        )
+    _check_stop_on(stop_on, "validate_examples")
     model = load_schema(schema)
-    found = {}
+    if model.key and examples is None:
+        raise ConfigError(
+            f"the schema declares the key {model.key}, but validate_examples was not given "
+            "the examples to check it on",
+            hint="pass examples=<ingest step>.outputs.examples",
+        )
+    counted_on_data = bool(model.key) and examples is not None
+    found: dict[str, list[dict]] = {}
+    stats_of: dict[str, dict] = {}
+    previous_of: dict[str, dict | None] = {}
     for split in SPLITS:
         path = Path(statistics.uri) / f"{split}.json"
-        if path.exists():
-            found[split] = [
-                a.to_dict() for a in find_anomalies(json.loads(path.read_text()), model)
-            ]
+        if not path.exists():
+            continue
+        stats_of[split] = json.loads(path.read_text())
+        previous_of[split] = (
+            _optional_statistics(previous_statistics, split) if previous_statistics else None
+        )
+        found[split] = [
+            a.to_dict()
+            for a in find_anomalies(
+                stats_of[split],
+                model,
+                previous_stats=previous_of[split],
+                duplicate_keys=0 if counted_on_data else None,  # counted below, once
+            )
+        ]
+    if counted_on_data:
+        assert examples is not None and model.key is not None
+        files = [f for split in stats_of for f in split_files(examples, split)]
+        duplicates = find_duplicate_keys(_column_batches(files, model.key), model.key)
+        found["all"] = [a.to_dict() for a in duplicate_key_anomalies(model, duplicates)]
     (Path(anomalies.uri) / "anomalies.json").write_text(json.dumps(found, indent=1, default=str))
     all_found = [dict(a, split=split) for split, items in found.items() for a in items]
+    _write_anomalies_report(Path(anomalies.uri), stats_of, previous_of, found)
     anomalies.properties.update(
         errors=sum(a["severity"] == "error" for a in all_found),
         warnings=sum(a["severity"] == "warning" for a in all_found),
         anomalies=all_found,
+        compared_with_previous=previous_statistics is not None,
     )
+    _stop_if_blocking(all_found, stop_on, "data validation")
+
+
+def _check_stop_on(stop_on: str, step: str) -> None:
+    if stop_on not in ("error", "warning", "never"):
+        raise ConfigError(
+            f"The 'stop_on' parameter of {step} must be 'error', 'warning' or "
+            f"'never'. Got {stop_on!r} instead."
+        )
+
+
+def _stop_if_blocking(found: list[dict], stop_on: str, what: str) -> None:
+    """Raise the gate's error when ``found`` holds anomalies that ``stop_on`` says stop."""
     blocking = [
         a
-        for a in all_found
+        for a in found
         if stop_on == "warning" or (stop_on == "error" and a["severity"] == "error")
     ]
     if blocking:
         lines = "; ".join(f"[{a['split']}] {a['message']}" for a in blocking[:10])
         more = f" (and {len(blocking) - 10} more)" if len(blocking) > 10 else ""
         raise DataValidationError(
-            f"data validation found {len(blocking)} anomalies that stop the run: {lines}{more}",
+            f"{what} found {len(blocking)} anomalies that stop the run: {lines}{more}",
             anomalies=blocking,
             hint="fix the data, or update the schema if the change is intended",
         )
+
+
+def _optional_statistics(statistics: Statistics, split: str) -> dict | None:
+    path = Path(statistics.uri) / f"{split}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _write_anomalies_report(
+    folder: Path,
+    stats_of: dict[str, dict],
+    previous_of: dict[str, dict | None],
+    found: dict[str, list[dict]],
+) -> None:
+    """``report.html``: the train split (else the first) with its anomalies highlighted,
+    beside the previous span when there is one."""
+    from lockgate.data.report import render_html
+
+    if not stats_of:
+        return
+    split = "train" if "train" in stats_of else next(iter(stats_of))
+    previous = previous_of.get(split)
+    html = render_html(
+        stats_of[split],
+        title=f"Validation: {split} split",
+        label=split,
+        anomalies=found.get(split, []),
+        compare=previous,
+        compare_label=f"previous span ({split})",
+    )
+    (folder / "report.html").write_text(html, encoding="utf-8")
+
+
+@component
+def check_skew(
+    statistics: Input[Statistics],
+    inference_log: Input[InferenceLog] | None,
+    skew: Output[Anomalies],
+    schema: Input[Schema] | None = None,
+    *,
+    split: str = "train",
+    stop_on: str = "error",
+) -> None:
+    """Training/serving skew: the ``split`` statistics against the requests in
+    ``inference_log`` (from ``latest_inference_log(model)``), with the schema's
+    ``skew_threshold`` per feature. The log's ``_``-prefixed columns (answers, request ids)
+    are not features. No log yet (nothing served): an empty report, nothing stops.
+    Writes ``skew.json`` and ``report.html``.
+    """
+    from lockgate.data.drift import compare_statistics
+    from lockgate.data.report import render_html
+    from lockgate.data.statistics import TableStatisticsAccumulator
+
+    _check_stop_on(stop_on, "check_skew")
+    folder = Path(skew.uri)
+    if inference_log is None:
+        (folder / "skew.json").write_text(json.dumps({"passed": True, "features": []}))
+        skew.properties.update(errors=0, warnings=0, anomalies=[], serving_rows=0)
+        return
+    training = load_statistics(statistics, split)
+    files = sorted(Path(inference_log.uri).rglob("*.parquet"))
+    if not files:
+        raise ConfigError(f"inference log {inference_log.uri} holds no Parquet files")
+    features = [c for c in _parquet_columns(files[0]) if not c.startswith("_")]
+    accumulator = TableStatisticsAccumulator()
+    for batch in _column_batches(files, features):
+        accumulator.update(batch)
+    serving = accumulator.result()
+    model = load_schema(schema) if schema is not None else None
+    report = compare_statistics(training, serving, schema=model, kind="skew")
+    (folder / "skew.json").write_text(json.dumps(report.to_dict(), indent=1, default=str))
+    html = render_html(
+        serving,
+        title=f"Skew: {split} split against serving requests",
+        label="serving",
+        compare=training,
+        compare_label=split,
+        drift=report.to_dict(),
+    )
+    (folder / "report.html").write_text(html, encoding="utf-8")
+    found = [dict(a.to_dict(), split="serving") for a in report.anomalies()]
+    skew.properties.update(
+        errors=sum(a["severity"] == "error" for a in found),
+        warnings=sum(a["severity"] == "warning" for a in found),
+        anomalies=found,
+        serving_rows=serving["num_rows"],
+    )
+    _stop_if_blocking(found, stop_on, "the skew check")
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(path).names)
+
+
+def _column_batches(files: list[Path], columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """Only ``columns`` of Parquet ``files``, batch by batch (memory: those columns)."""
+    import pyarrow.parquet as pq
+
+    from lockgate.errors import ColumnNotFoundError
+
+    for path in files:
+        parquet = pq.ParquetFile(path)
+        names = parquet.schema_arrow.names
+        for column in columns:
+            if column not in names:
+                raise ColumnNotFoundError(column, names, where=str(path))
+        yield from parquet.iter_batches(columns=columns)

@@ -207,6 +207,12 @@ def _cardinality(
     return [_anomaly(name, spec, "cardinality_jump", limit, distinct, None, msg)]
 
 
+def duplicate_key_anomalies(schema: Schema, duplicates: int) -> list[Anomaly]:
+    """The ``duplicate_key`` anomaly for ``duplicates`` rows counted on the data (e.g. over
+    every split at once, where a key repeated across train and eval is a leak)."""
+    return _duplicates({"features": {}}, schema, duplicates)
+
+
 def _duplicates(stats: dict[str, Any], schema: Schema, given: int | None) -> list[Anomaly]:
     """From ``given`` (counted on the data) or, for a single key column, its statistics."""
     if not schema.key:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lockgate.core.artifacts import Artifact, PushedModel, Statistics
+from lockgate.core.artifacts import Artifact, InferenceLog, PushedModel, Statistics
 from lockgate.core.component import Resolver
 
 
@@ -51,6 +51,24 @@ def previous_span_statistics(*, current_input: str = "statistics") -> Resolver:
         return best[2] if best is not None else None
 
     return Resolver(Statistics, "the statistics of the previous span", resolve)
+
+
+def latest_inference_log(model_name: str, *, include_shadow: bool = False) -> Resolver:
+    """The newest request-log batch of ``model_name`` (None before anything was served),
+    for the skew check. Shadow traffic is the candidate's, not production's: left out
+    unless ``include_shadow``.
+    """
+
+    def resolve(context: Any, inputs: dict[str, Artifact | None]) -> Artifact | None:
+        logs = [
+            log
+            for log in context.store.artifacts_of_type(InferenceLog.TYPE_NAME)
+            if log.properties.get("model_name") == model_name
+            and (include_shadow or not log.properties.get("shadow"))
+        ]
+        return logs[-1] if logs else None
+
+    return Resolver(InferenceLog, f"the newest request log of model '{model_name}'", resolve)
 
 
 def _span_of_statistics(store: Any, statistics: Artifact) -> int | None:

@@ -33,6 +33,7 @@ STEPS = [
     "compute_statistics",
     "infer_schema",
     "validate_examples",
+    "check_skew",
     "fit_transform",
     "train",
     "evaluate",

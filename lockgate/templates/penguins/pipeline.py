@@ -6,11 +6,14 @@ affects run again, the rest come from the cache.
 
 from lockgate import Pipeline
 from lockgate.components import (
+    check_skew,
     compute_statistics,
     evaluate,
     fit_transform,
     infer_schema,
     ingest,
+    latest_inference_log,
+    previous_span_statistics,
     production_baseline,
     push,
     train,
@@ -25,7 +28,15 @@ def pipeline() -> Pipeline:
     statistics = compute_statistics(examples=examples.outputs.examples)
     schema = infer_schema(statistics=statistics.outputs.statistics)
     validation = validate_examples(
-        statistics=statistics.outputs.statistics, schema=schema.outputs.schema
+        statistics=statistics.outputs.statistics,
+        schema=schema.outputs.schema,
+        previous_statistics=previous_span_statistics(),  # drift, once data comes in spans
+        examples=examples.outputs.examples,  # for duplicate keys, when the schema has a key
+    )
+    skew = check_skew(  # training data against what `lockgate serve` was asked (its request log)
+        statistics=statistics.outputs.statistics,
+        schema=schema.outputs.schema,
+        inference_log=latest_inference_log(MODEL_NAME),
     )
     transform = fit_transform(
         examples=examples.outputs.examples, schema=schema.outputs.schema, label="species"
@@ -52,5 +63,5 @@ def pipeline() -> Pipeline:
     )
     return Pipeline(
         "penguins",
-        [examples, statistics, schema, validation, transform, model, evaluation, pushed],
+        [examples, statistics, schema, validation, skew, transform, model, evaluation, pushed],
     )
