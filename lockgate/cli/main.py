@@ -1,4 +1,10 @@
-"""The ``lockgate`` command. Errors are one line and a hint; ``--verbose`` adds the traceback."""
+"""The ``lockgate`` command. Errors are one line and a hint; ``--verbose`` adds the traceback.
+
+Exit status, as ``diff`` and ``grep`` have it, so that scripts can tell a finding from a
+failure: 0 all good, 1 a check found something (a gate closed, an anomaly, a drift over its
+threshold, schemas that differ, a failed run), 2 the command could not do its job (bad
+input, a usage error).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ import traceback
 import click
 
 from lockgate.errors import LockgateError
+
+EXIT_ERROR = 2
 
 
 class _Group(click.Group):
@@ -31,7 +39,7 @@ class _Group(click.Group):
             else:
                 click.secho(f"error: unexpected {type(exc).__name__}: {exc}", fg="red", err=True)
                 click.echo("hint: run again with --verbose for the traceback", err=True)
-            ctx.exit(1)
+            ctx.exit(EXIT_ERROR)
 
 
 @click.group(cls=_Group)

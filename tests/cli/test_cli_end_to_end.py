@@ -226,7 +226,7 @@ def test_bad_requests_get_json_errors_and_the_server_keeps_serving(demo: Path, s
 
 def test_cli_errors_are_one_line_with_a_hint_and_verbose_adds_the_traceback(tmp_path: Path) -> None:
     result = lockgate("run", cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines[0].startswith("error: ") and "is not a lockgate project" in lines[0]
     assert lines[1].startswith("hint: ") and len(lines) == 2

@@ -187,17 +187,17 @@ def test_imports_that_cannot_serve_are_refused(project: Path, tmp_path: Path) ->
     pickle = tmp_path / "model.pkl"
     pickle.write_bytes(b"\x80\x04K\x01.")
     result = run(project, "models", "import", str(pickle), "--name", "m", "--features", "a")
-    assert result.exit_code == 1 and "looks like a pickle" in result.output
+    assert result.exit_code == 2 and "looks like a pickle" in result.output
     assert "skops.io.dump" in result.output
     path, _ = sklearn_file(tmp_path)
     result = run(project, "models", "import", str(path), "--name", "m", "--features", "a,b,c")
-    assert result.exit_code == 1 and "produces 3 columns" in result.output
+    assert result.exit_code == 2 and "produces 3 columns" in result.output
     result = run(project, "models", "import", str(path), "--name", "m")
-    assert result.exit_code == 1 and "exactly one of --transform" in result.output
+    assert result.exit_code == 2 and "exactly one of --transform" in result.output
     result = run(
         project, "models", "import", str(path), "--name", "m", "--features", FEATURES, "--bless"
     )
-    assert result.exit_code == 1 and "--bless needs a --reason" in result.output
+    assert result.exit_code == 2 and "--bless needs a --reason" in result.output
     assert not list((project / ".lockgate" / "artifacts" / ".staging").glob("*"))
 
 
@@ -238,4 +238,4 @@ def test_list_promote_canary_rollback_history(project: Path, tmp_path: Path) -> 
     history = run(project, "models", "history", "clf").output.splitlines()
     assert "production -> 1" in history[0] and "v2 drifted" in history[0]
     result = run(project, "models", "promote", "nope", "1")
-    assert result.exit_code == 1 and "no model named 'nope'" in result.output
+    assert result.exit_code == 2 and "no model named 'nope'" in result.output

@@ -16,7 +16,7 @@ def test_init_creates_a_project_once(tmp_path: Path) -> None:
     assert (tmp_path / "myproject" / "pipeline.py").exists()
     assert (tmp_path / "myproject" / "data" / "penguins.csv").exists()
     again = lockgate("init", "myproject", cwd=tmp_path)
-    assert again.returncode == 1
+    assert again.returncode == 2
     assert "already exists and is not empty" in again.stderr
 
 
@@ -30,7 +30,7 @@ def test_serving_a_tampered_model_file_fails_with_its_path_and_nothing_else_chan
     model_file = Path(pushed.uri) / "model" / "model.txt"
     model_file.write_text(model_file.read_text().replace("num_leaves", "num_leafs", 1))
     result = lockgate("serve", "--port", "1", cwd=penguins_project)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.startswith("error: ")
     assert "sha256" in result.stderr and "model.txt" in result.stderr
     assert "Traceback" not in result.stderr
