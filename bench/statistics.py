@@ -177,6 +177,18 @@ def print_targets(
             print(
                 f"  {rows:>10,d} rows: lockgate Parquet peak RSS {r['rss_mb']:,.0f} MB (< 1,500 MB)"
             )
+    rss = {
+        rows: r["rss_mb"]
+        for rows in rows_list
+        if not isinstance(r := results.get(("lockgate-parquet", rows)), str) and r is not None
+    }
+    if len(rss) > 1:
+        (small, small_mb), (big, big_mb) = min(rss.items()), max(rss.items())
+        print(
+            f"  lockgate Parquet peak RSS at {big:,d} rows / at {small:,d} rows = "
+            f"{big_mb:,.0f} / {small_mb:,.0f} MB = {big_mb / small_mb:.2f}x "
+            "(does not grow with file size)"
+        )
 
 
 if __name__ == "__main__":

@@ -114,11 +114,7 @@ def iter_batches(
         _not_empty(p)
         yield from iter_jsonl(p, batch_size=batch_size, on_bad_rows=on_bad_rows)
     else:
-        dataset = _parquet_dataset(p)
-        try:
-            yield from dataset.to_batches(batch_size=batch_size)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise DataFileError(f"cannot read Parquet {p}: {exc}", path=str(p)) from exc
+        yield from _iter_parquet(p, batch_size)
 
 
 def parquet_files(path: str | Path) -> list[Path]:
@@ -131,8 +127,44 @@ def parquet_files(path: str | Path) -> list[Path]:
     return [p]
 
 
+def _iter_parquet(path: Path, batch_size: int) -> Iterator[pa.RecordBatch]:
+    """Each file's batches in turn, read row group by row group and conformed to the
+    unified schema. Not a dataset scan: its readahead (16 batches of 4 files) and
+    pre-buffering kept gigabytes in flight (3.2 GB peak RSS for 10M taxi rows)."""
+    files, schema = _parquet_schema(path)
+    for f in files:
+        try:
+            reader = pq.ParquetFile(f, pre_buffer=False)
+            for batch in reader.iter_batches(batch_size=batch_size):
+                yield _conform(batch, schema)
+            reader.close()
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataFileError(f"cannot read Parquet {f}: {exc}", path=str(f)) from exc
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch`` with ``schema``'s columns and types: a column it lacks is all null."""
+    if batch.schema.equals(schema):
+        return batch
+    arrays = []
+    for field in schema:
+        i = batch.schema.get_field_index(field.name)
+        if i < 0:
+            arrays.append(pa.nulls(batch.num_rows, field.type))
+        else:
+            column = batch.column(i)
+            arrays.append(column if column.type == field.type else column.cast(field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
 def _parquet_dataset(path: Path) -> pads.Dataset:
     """One dataset over the files, with their schemas unified (int widened to float)."""
+    files, schema = _parquet_schema(path)
+    return pads.dataset([str(f) for f in files], schema=schema, format="parquet")
+
+
+def _parquet_schema(path: Path) -> tuple[list[Path], pa.Schema]:
+    """The Parquet files of ``path`` and their schemas unified (int widened to float)."""
     files = parquet_files(path)
     if not files:
         raise DataFileError(
@@ -145,7 +177,7 @@ def _parquet_dataset(path: Path) -> pads.Dataset:
         raise DataFileError(f"cannot read Parquet {path}: {exc}", path=str(path)) from exc
     for f, s in zip(files, schemas, strict=True):
         _check_columns(s, f)
-    return pads.dataset([str(f) for f in files], schema=schema, format="parquet")
+    return files, schema
 
 
 def _schema_of(path: Path, fmt: str, csv: CsvOptions | None) -> pa.Schema:

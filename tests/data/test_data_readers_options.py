@@ -120,6 +120,22 @@ def test_parquet_glob_and_folder_unify_int_and_float(tmp_path: Path) -> None:
         read_table(tmp_path / "d" / "*.pq")
 
 
+def test_parquet_batches_of_files_with_different_columns_share_one_schema(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "d").mkdir()
+    pq.write_table(pa.table({"x": [1, 2, 3], "s": ["a", "b", "c"]}), tmp_path / "d" / "a.parquet")
+    pq.write_table(pa.table({"x": [0.5], "y": [True]}), tmp_path / "d" / "b.parquet")
+    batches = list(iter_batches(tmp_path / "d", batch_size=2))
+    assert [b.num_rows for b in batches] == [2, 1, 1]
+    assert {b.schema.to_string() for b in batches} == {batches[0].schema.to_string()}
+    t = pa.Table.from_batches(batches)
+    assert t.schema.field("x").type == pa.float64()
+    assert t.column("x").to_pylist() == [1.0, 2.0, 3.0, 0.5]
+    assert t.column("s").to_pylist() == ["a", "b", "c", None]
+    assert t.column("y").to_pylist() == [None, None, None, True]
+
+
 def test_jsonl_streams_chunks_with_one_schema(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(jsonl_stream, "CHUNK_BYTES", 256)
     rows = [{"a": i, "b": None} for i in range(100)] + [{"a": 0.5, "b": "x"}]
