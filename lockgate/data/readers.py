@@ -134,10 +134,9 @@ def _iter_parquet(path: Path, batch_size: int) -> Iterator[pa.RecordBatch]:
     files, schema = _parquet_schema(path)
     for f in files:
         try:
-            reader = pq.ParquetFile(f, pre_buffer=False)
-            for batch in reader.iter_batches(batch_size=batch_size):
-                yield _conform(batch, schema)
-            reader.close()
+            with pq.ParquetFile(f, pre_buffer=False) as reader:
+                for batch in reader.iter_batches(batch_size=batch_size):
+                    yield _conform(batch, schema)
         except (pa.ArrowInvalid, OSError) as exc:
             raise DataFileError(f"cannot read Parquet {f}: {exc}", path=str(f)) from exc
 
