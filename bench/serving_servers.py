@@ -1,0 +1,241 @@
+"""The three servers of the serving benchmark: how each is set up, started, asked and read.
+
+Every server is started as a subprocess pinned to one core with ``taskset`` (its workers
+inherit the pin), in its own process group so that stopping it stops its workers too.
+Each speaks its own request format for the same rows:
+
+* lockgate: Open Inference Protocol V2, one FP64 tensor per feature (``f0`` .. ``f7``, what
+  ``lockgate models import --features`` declares), asking for the ``predicted`` output;
+* MLServer: V2 with one ``[n, 8]`` FP64 tensor, the sklearn runtime's ``predict`` output;
+* MLflow: ``/invocations`` with ``{"inputs": [[...], ...]}``, answering ``predictions``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from serving_model import FEATURES, MODEL_NAME, save_mlflow_model, save_mlserver_repository
+
+HERE = Path(__file__).resolve().parent
+MLSERVER_VENV = HERE / ".venv-mlserver"
+MLFLOW_VENV = HERE / ".venv-mlflow"
+
+
+@dataclass
+class Server:
+    """One server to measure: the command that starts it and its request format."""
+
+    name: str
+    command: list[str]
+    port: int
+    ready_path: str
+    infer_path: str
+    encode: Callable[[np.ndarray], bytes]
+    decode: Callable[[bytes], list[str]]
+    cwd: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def infer_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.infer_path}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- request formats ------------------------------------------------------------------------
+
+
+def lockgate_body(X: np.ndarray) -> bytes:
+    inputs = [
+        {"name": name, "datatype": "FP64", "shape": [len(X)], "data": X[:, i].tolist()}
+        for i, name in enumerate(FEATURES)
+    ]
+    return json.dumps({"inputs": inputs, "outputs": [{"name": "predicted"}]}).encode()
+
+
+def lockgate_answer(body: bytes) -> list[str]:
+    outputs = {o["name"]: o for o in json.loads(body)["outputs"]}
+    return [str(v) for v in outputs["predicted"]["data"]]
+
+
+def mlserver_body(X: np.ndarray) -> bytes:
+    tensor = {"name": "input-0", "datatype": "FP64", "shape": list(X.shape)}
+    return json.dumps({"inputs": [tensor | {"data": X.reshape(-1).tolist()}]}).encode()
+
+
+def mlserver_answer(body: bytes) -> list[str]:
+    outputs = {o["name"]: o for o in json.loads(body)["outputs"]}
+    return [str(v) for v in outputs["predict"]["data"]]
+
+
+def mlflow_body(X: np.ndarray) -> bytes:
+    return json.dumps({"inputs": X.tolist()}).encode()
+
+
+def mlflow_answer(body: bytes) -> list[str]:
+    return [str(v) for v in json.loads(body)["predictions"]]
+
+
+# --- set-up ---------------------------------------------------------------------------------
+
+
+def lockgate_project(skops_file: Path, folder: Path) -> Path:
+    """A fresh lockgate project (own SQLite store) with the model imported and promoted."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "lockgate.toml").write_text('[project]\nname = "serving-bench"\n')
+    cli = [sys.executable, "-m", "lockgate.cli.main"]
+    steps = [
+        ["models", "import", str(skops_file), "--name", MODEL_NAME, "--features",
+         ",".join(FEATURES), "--bless", "--reason", "serving benchmark"],
+        ["models", "promote", MODEL_NAME, "1"],
+    ]  # fmt: skip
+    for step in steps:
+        done = subprocess.run(
+            [*cli, *step, "--project", str(folder)], capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"lockgate {' '.join(step[:2])} failed: {done.stderr.strip()}")
+    return folder
+
+
+def lockgate_server(project: Path, *, batching: bool = True) -> Server:
+    port = free_port()
+    env = {} if batching else {"LOCKGATE_SERVE_BATCH_MAX_SIZE": "1"}
+    return Server(
+        name="lockgate" if batching else "lockgate (no batching)",
+        command=[sys.executable, "-m", "lockgate.cli.main", "serve", "--project", str(project),
+                 "--host", "127.0.0.1", "--port", str(port)],
+        port=port,
+        ready_path="/v2/health/ready",
+        infer_path=f"/v2/models/{MODEL_NAME}/infer",
+        encode=lockgate_body,
+        decode=lockgate_answer,
+        env=env,
+        note="default [serve] settings" if batching else "serve batch_max_size = 1",
+    )  # fmt: skip
+
+
+def mlserver_server(model: Any, folder: Path) -> Server | str:
+    """MLServer with default settings (only the ports set), or why it cannot run."""
+    binary = MLSERVER_VENV / "bin" / "mlserver"
+    if not binary.exists():
+        return f"{MLSERVER_VENV.relative_to(HERE.parent)} not found (see bench/README.md)"
+    ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
+    save_mlserver_repository(model, folder, ports=ports)
+    return Server(
+        name="mlserver",
+        command=[str(binary), "start", str(folder)],
+        port=ports["http"],
+        ready_path=f"/v2/models/{MODEL_NAME}/ready",
+        infer_path=f"/v2/models/{MODEL_NAME}/infer",
+        encode=mlserver_body,
+        decode=mlserver_answer,
+        cwd=folder,
+        env={"PATH": f"{MLSERVER_VENV / 'bin'}:{os.environ.get('PATH', '')}"},
+        note="default settings (parallel_workers default)",
+    )
+
+
+def mlflow_server(joblib_file: Path, folder: Path) -> Server | str:
+    """``mlflow models serve --env-manager local`` with its default workers, or why not."""
+    python = MLFLOW_VENV / "bin" / "python"
+    binary = MLFLOW_VENV / "bin" / "mlflow"
+    if not binary.exists():
+        return f"{MLFLOW_VENV.relative_to(HERE.parent)} not found (see bench/README.md)"
+    model_dir = save_mlflow_model(joblib_file, folder / "mlflow-model", python)
+    port = free_port()
+    return Server(
+        name="mlflow",
+        command=[str(binary), "models", "serve", "-m", str(model_dir), "--env-manager",
+                 "local", "-h", "127.0.0.1", "-p", str(port)],
+        port=port,
+        ready_path="/ping",
+        infer_path="/invocations",
+        encode=mlflow_body,
+        decode=mlflow_answer,
+        cwd=folder,
+        env={"PATH": f"{MLFLOW_VENV / 'bin'}:{os.environ.get('PATH', '')}",
+             "MLFLOW_TRACKING_URI": f"file://{folder / 'mlruns'}"},
+        note="mlflow models serve defaults",
+    )  # fmt: skip
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+class Running:
+    """A started server: ``stop()`` ends its whole process group."""
+
+    def __init__(self, server: Server, core: int | None, log: Path) -> None:
+        self.server = server
+        self.log = log
+        command = server.command if core is None else ["taskset", "-c", str(core), *server.command]
+        self._log_file = log.open("wb")
+        self.process = subprocess.Popen(
+            command,
+            cwd=server.cwd,
+            env={**os.environ, **server.env},
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout_s: float = 180.0) -> None:
+        url = f"http://127.0.0.1:{self.server.port}{self.server.ready_path}"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.server.name} exited: {self.log_tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"{self.server.name} not ready after {timeout_s:g}s: {self.log_tail()}")
+
+    def post(self, body: bytes) -> bytes:
+        request = urllib.request.Request(
+            self.server.infer_url, data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return bytes(response.read())
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log_file.close()
+
+    def log_tail(self, chars: int = 1500) -> str:
+        self._log_file.flush()
+        return self.log.read_text(errors="replace")[-chars:]
+
+    def workers(self) -> int:
+        """Processes in the server's group (its workers included)."""
+        done = subprocess.run(
+            ["pgrep", "-g", str(self.process.pid)], capture_output=True, text=True
+        )
+        return len(done.stdout.split())
