@@ -21,7 +21,11 @@ The tree::
     └── ServingError                 the model server
         ├── InferenceRequestError    a malformed or invalid request -> HTTP 400
         ├── ModelNotFoundError       unknown model or version -> HTTP 404
-        └── ModelNotReadyError       nothing loaded yet -> HTTP 503
+        ├── ModelNotReadyError       nothing loaded yet -> HTTP 503
+        ├── UnauthorizedError        no or a wrong bearer token -> HTTP 401
+        ├── RequestTimeoutError      the body did not arrive in time -> HTTP 408
+        ├── RequestTooLargeError     the body (inflated) is over the limit -> HTTP 413
+        └── InferenceTimeoutError    the model did not answer in time -> HTTP 504
 
 Every error carries its pieces as attributes (``path``, ``column``, ``step``, ``hint``)
 so that the CLI, the UI and the HTTP layer can render them, and its message says what,
@@ -198,3 +202,28 @@ class ModelNotReadyError(ServingError):
     """The model is known but not loaded (yet)."""
 
     status_code = 503
+
+
+class UnauthorizedError(ServingError):
+    """No or a wrong bearer token on a server that requires one."""
+
+    status_code = 401
+    headers = {"WWW-Authenticate": 'Bearer realm="lockgate"'}
+
+
+class RequestTimeoutError(ServingError):
+    """The client did not send its body within the request timeout."""
+
+    status_code = 408
+
+
+class RequestTooLargeError(ServingError):
+    """The request body (or what it inflates to) is larger than the server accepts."""
+
+    status_code = 413
+
+
+class InferenceTimeoutError(ServingError):
+    """The model did not answer within the request timeout."""
+
+    status_code = 504

@@ -7,7 +7,8 @@
   no Content-Length), so the server never holds more than ``max_bytes`` of one body.
 - ``decompress``: gzip/deflate bodies are inflated up to the same limit (a 10 KB zip bomb
   must not become 10 GB in memory).
-- The errors below carry their HTTP status; the app's one error handler renders them.
+- The errors (``UnauthorizedError``, ``RequestTooLargeError``, ... in ``lockgate.errors``)
+  carry their HTTP status; the app's one error handler renders them.
 
 Timeouts are applied in the app (``request_timeout_s``): 408 when the body does not arrive
 in time, 504 when the model does not answer in time.
@@ -21,35 +22,27 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lockgate.errors import InferenceRequestError, ServingError
+from lockgate.errors import (  # the errors live in the one tree; re-exported for old imports
+    InferenceRequestError,
+    InferenceTimeoutError,
+    RequestTimeoutError,
+    RequestTooLargeError,
+    UnauthorizedError,
+)
 
 #: Paths a load balancer or orchestrator probes without credentials.
 OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 
-
-class UnauthorizedError(ServingError):
-    """No or a wrong bearer token on a server that requires one."""
-
-    status_code = 401
-    headers = {"WWW-Authenticate": 'Bearer realm="lockgate"'}
-
-
-class RequestTooLargeError(ServingError):
-    """The request body (or what it inflates to) is larger than the server accepts."""
-
-    status_code = 413
-
-
-class RequestTimeoutError(ServingError):
-    """The client did not send its body within the request timeout."""
-
-    status_code = 408
-
-
-class InferenceTimeoutError(ServingError):
-    """The model did not answer within the request timeout."""
-
-    status_code = 504
+__all__ = [
+    "OPEN_PATHS",
+    "BearerAuth",
+    "BodyLimit",
+    "InferenceTimeoutError",
+    "RequestTimeoutError",
+    "RequestTooLargeError",
+    "UnauthorizedError",
+    "decompress",
+]
 
 
 class BearerAuth:
