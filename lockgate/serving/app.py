@@ -23,6 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,17 +39,18 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import lockgate
-from lockgate.errors import ConfigError, InferenceRequestError, LockgateError
-from lockgate.serving import oip_v2, tfserving_v1
-from lockgate.serving.metrics import ServingMetrics
-from lockgate.serving.repository import ModelRepository
-from lockgate.serving.security import (
-    BearerAuth,
-    BodyLimit,
+from lockgate.errors import (
+    ConfigError,
+    InferenceRequestError,
     InferenceTimeoutError,
+    LockgateError,
     RequestTimeoutError,
-    decompress,
 )
+from lockgate.serving import oip_v2, tfserving_v1
+from lockgate.serving.canary import CanaryServable
+from lockgate.serving.metrics import ServingMetrics
+from lockgate.serving.repository import Lease, ModelRepository
+from lockgate.serving.security import BearerAuth, BodyLimit, decompress
 from lockgate.serving.servable import NUMERIC_DATATYPES, Servable, validate_columns
 
 logger = logging.getLogger("lockgate.serving")
@@ -115,34 +117,35 @@ def create_app(
         )
 
     async def model_metadata(request: Request) -> Response:
-        servable = _servable(repository, request)
-        version = request.path_params.get("version")
-        return JSON(
-            {
-                "name": servable.name,
-                "versions": [version] if version else repository.versions(servable.name),
-                "platform": servable.platform,
-                "inputs": [s.to_json() for s in servable.inputs],
-                "outputs": [s.to_json() for s in servable.outputs],
-            }
-        )
+        with _held(repository, request) as servable:
+            version = request.path_params.get("version")
+            return JSON(
+                {
+                    "name": servable.name,
+                    "versions": [version] if version else repository.versions(servable.name),
+                    "platform": servable.platform,
+                    "inputs": [s.to_json() for s in servable.inputs],
+                    "outputs": [s.to_json() for s in servable.outputs],
+                }
+            )
 
     async def model_ready(request: Request) -> Response:
-        servable = _servable(repository, request)
-        return JSON({"name": servable.name, "ready": True})
+        with _held(repository, request) as servable:
+            return JSON({"name": servable.name, "ready": True})
 
     async def infer(request: Request) -> Response:
         header = request.headers.get(oip_v2.HEADER)
         return await run(request, "v2", lambda s, body: _v2_infer(s, body, header, run.predict))
 
     async def v1_status(request: Request) -> Response:
-        servable = _servable(repository, request)
-        pinned = "version" in request.path_params or "label" in request.path_params
-        versions = [servable.version] if pinned else repository.versions(servable.name)
-        return JSON(tfserving_v1.status_doc(versions))
+        with _held(repository, request) as servable:
+            pinned = "version" in request.path_params or "label" in request.path_params
+            versions = [servable.version] if pinned else repository.versions(servable.name)
+            return JSON(tfserving_v1.status_doc(versions))
 
     async def v1_metadata(request: Request) -> Response:
-        return JSON(tfserving_v1.metadata_doc(_servable(repository, request)))
+        with _held(repository, request) as servable:
+            return JSON(tfserving_v1.metadata_doc(servable))
 
     async def v1_predict(request: Request) -> Response:
         return await run(request, "v1", lambda s, body: _v1_predict(s, body, run.predict))
@@ -188,10 +191,12 @@ def create_app(
 
 @dataclass
 class _Answer:
-    """A protocol's encoded answer, and the rows it predicted (for the metrics)."""
+    """A protocol's encoded answer, the rows it predicted and the version that answered
+    (a canary's candidate or primary), for the metrics."""
 
     body: bytes
     rows: int
+    version: str
     media_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -200,9 +205,10 @@ _Work = Callable[[Servable, bytes], _Answer]
 
 
 class _Inference:
-    """What every inference request goes through, whatever its protocol: resolve the
-    servable, read the body within the limits, do the blocking work in a thread within
-    the timeout, and count the outcome."""
+    """What every inference request goes through, whatever its protocol: take a lease on
+    the servable (held until the model has answered, so a hot swap never closes it under
+    the request), read the body within the limits, do the blocking work in a thread within
+    the timeout, and count the outcome under the version that answered."""
 
     def __init__(
         self,
@@ -220,8 +226,15 @@ class _Inference:
         started = time.perf_counter()
         model = version = ""
         status, rows, error = 500, 0, None
+        lease: Lease | None = None
         try:
-            servable = _servable(self.repository, request)
+            params = request.path_params
+            lease = self.repository.lease(
+                params["name"], params.get("version", params.get("label"))
+            )
+            servable = lease.servable
+            if isinstance(servable, CanaryServable) and ("version" in params or "label" in params):
+                servable = servable.primary  # a version asked for by name is not split
             model, version = servable.name, servable.version
             deadline = anyio.current_time() + self.timeout_s
             body: bytes | None = None
@@ -235,7 +248,7 @@ class _Inference:
             answer: _Answer | None = None
             with anyio.move_on_at(deadline):
                 answer = await anyio.to_thread.run_sync(
-                    self._work, work, servable, body, encoding, abandon_on_cancel=True
+                    self._work, work, lease, servable, body, encoding, abandon_on_cancel=True
                 )
             if answer is None:
                 raise InferenceTimeoutError(
@@ -243,7 +256,7 @@ class _Inference:
                     f"{self.timeout_s:g} s",
                     hint="send fewer rows per request, or raise request_timeout_s",
                 )
-            status, rows = 200, answer.rows
+            status, rows, version = 200, answer.rows, answer.version
             return Response(answer.body, media_type=answer.media_type, headers=answer.headers)
         except ClientDisconnect:
             status = 499  # nginx's "client closed request": nobody is left to answer
@@ -253,49 +266,67 @@ class _Inference:
             error = type(exc).__name__
             raise
         finally:
+            if lease is not None and lease.claim():  # the worker never started: end the hold
+                lease.release()
             elapsed = time.perf_counter() - started
             self.metrics.observe_request(
                 model, version, protocol, status, elapsed, rows, error=error
             )
 
-    def _work(self, work: _Work, servable: Servable, body: bytes, encoding: str | None) -> _Answer:
-        return work(servable, decompress(body, encoding, self.max_body_bytes))
+    def _work(
+        self, work: _Work, lease: Lease, servable: Servable, body: bytes, encoding: str | None
+    ) -> _Answer | None:
+        """In the worker thread: the hold passes to it, and ends when the answer is made."""
+        if not lease.claim():  # the request gave up (timeout) before this thread began
+            return None
+        try:
+            return work(servable, decompress(body, encoding, self.max_body_bytes))
+        finally:
+            lease.release()
 
-    def predict(self, servable: Servable, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Validate, predict, count the batch. A servable that batches requests together
-        sets ``observes_batches = True`` and reports its own batches instead."""
+    def predict(
+        self, servable: Servable, columns: dict[str, np.ndarray]
+    ) -> tuple[str, dict[str, np.ndarray]]:
+        """Validate, predict, count the batch; return the version that answered (a canary
+        says which of its two did) and the outputs. A servable that batches requests
+        together has ``observes_batches`` true and reports its own batches instead."""
         typed = validate_columns(columns, servable.inputs)
-        results = servable.predict(typed)
+        versioned = getattr(servable, "predict_versioned", None)
+        if versioned is not None:
+            version, results = versioned(typed)
+        else:
+            version, results = servable.version, servable.predict(typed)
         if not getattr(servable, "observes_batches", False):
             rows = len(next(iter(typed.values()))) if typed else 0
-            self.metrics.observe_batch(servable.name, servable.version, rows)
-        return {name: np.asarray(value) for name, value in results.items()}
+            self.metrics.observe_batch(servable.name, version, rows)
+        return version, {name: np.asarray(value) for name, value in results.items()}
 
 
-_Predict = Callable[[Servable, dict[str, np.ndarray]], dict[str, np.ndarray]]
+_Predict = Callable[[Servable, dict[str, np.ndarray]], tuple[str, dict[str, np.ndarray]]]
 
 
 def _v2_infer(servable: Servable, body: bytes, header: str | None, predict: _Predict) -> _Answer:
     request = oip_v2.decode_request(body, oip_v2.parse_header_length(header, len(body)))
     columns = _columns(request, servable)
-    outputs = _outputs(request, servable, predict(servable, columns))
-    content, header_length = oip_v2.encode_response(
-        servable.name, servable.version, outputs, request
-    )
+    version, results = predict(servable, columns)
+    outputs = _outputs(request, servable, results)
+    content, header_length = oip_v2.encode_response(servable.name, version, outputs, request)
     rows = len(next(iter(columns.values())))
     if header_length is None:
-        return _Answer(content, rows)
-    return _Answer(content, rows, "application/octet-stream", {oip_v2.HEADER: str(header_length)})
+        return _Answer(content, rows, version)
+    return _Answer(
+        content, rows, version, "application/octet-stream", {oip_v2.HEADER: str(header_length)}
+    )
 
 
 def _v1_predict(servable: Servable, body: bytes, predict: _Predict) -> _Answer:
     request = tfserving_v1.decode_predict(body, servable.inputs)
-    results = predict(servable, request.columns)
+    version, results = predict(servable, request.columns)
     if request.output_filter is not None:
         _check_outputs(request.output_filter, results)
         results = {name: results[name] for name in request.output_filter}
     content = tfserving_v1.encode_predict(results, row_format=request.row_format)
-    return _Answer(content, request.rows)
+    return _Answer(content, request.rows, version)
 
 
 def _columns(request: oip_v2.InferRequest, servable: Servable) -> dict[str, np.ndarray]:
@@ -354,9 +385,10 @@ def _datatype_of(array: np.ndarray) -> str:
     return "BYTES"
 
 
-def _servable(repository: ModelRepository, request: Request) -> Servable:
+def _held(repository: ModelRepository, request: Request) -> AbstractContextManager[Servable]:
+    """The servable a request names, held (counted in flight) for the ``with`` block."""
     params = request.path_params
-    return repository.get(params["name"], params.get("version", params.get("label")))
+    return repository.acquire(params["name"], params.get("version", params.get("label")))
 
 
 async def error_response(request: Request | None, exc: Exception) -> Response:

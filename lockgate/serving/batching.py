@@ -6,6 +6,10 @@ of requests that arrive together raises throughput under load. A batch closes wh
 request thus waits at most that long. Each request is validated on its own first, so one bad
 request gets its own 400 and never fails the others; if the merged call still fails, each
 request is retried alone so that every caller gets its own answer or its own error.
+
+Given ``metrics`` (the app's ``ServingMetrics``), the batcher records the rows of every
+call it makes into the model (``lockgate_batch_size``) and says so with
+``observes_batches``, so that the app does not count the requests as batches too.
 """
 
 from __future__ import annotations
@@ -15,11 +19,18 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from lockgate.errors import ConfigError
 from lockgate.serving.servable import Servable, ServableWrapper, validate_columns
+
+
+class BatchObserver(Protocol):
+    """What records batch sizes: ``ServingMetrics`` is one."""
+
+    def observe_batch(self, model: str, version: str, rows: int) -> None: ...
 
 
 @dataclass
@@ -43,7 +54,14 @@ class BatchStats:
 class BatchingServable(ServableWrapper):
     """Wrap ``inner`` so that concurrent ``predict`` calls share inner ``predict`` calls."""
 
-    def __init__(self, inner: Servable, *, max_batch_size: int = 64, max_wait_ms: float = 5.0):
+    def __init__(
+        self,
+        inner: Servable,
+        *,
+        max_batch_size: int = 64,
+        max_wait_ms: float = 5.0,
+        metrics: BatchObserver | None = None,
+    ):
         if max_batch_size < 1:
             raise ConfigError(f"max_batch_size must be at least 1; got {max_batch_size}")
         if max_wait_ms < 0:
@@ -51,11 +69,17 @@ class BatchingServable(ServableWrapper):
         self.inner = inner
         self.max_batch_size = max_batch_size
         self.max_wait_ms = max_wait_ms
+        self.metrics = metrics
         self.stats = BatchStats()
         self._queue: deque[_Pending] = deque()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
+
+    @property
+    def observes_batches(self) -> bool:
+        """True when the batches are recorded here (``metrics`` given)."""
+        return self.metrics is not None
 
     def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Queue the rows, wait for the batch they join, return this request's rows."""
@@ -64,6 +88,8 @@ class BatchingServable(ServableWrapper):
         pending = _Pending(typed, rows)
         with self._cond:
             if self._closed:
+                if self.metrics is not None:
+                    self.metrics.observe_batch(self.name, self.version, rows)
                 return self.inner.predict(typed)
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -147,3 +173,5 @@ class BatchingServable(ServableWrapper):
         self.stats.batches += 1
         self.stats.rows += rows
         self.stats.largest_batch = max(self.stats.largest_batch, rows)
+        if self.metrics is not None:
+            self.metrics.observe_batch(self.name, self.version, rows)

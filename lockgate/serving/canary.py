@@ -91,6 +91,15 @@ class CanaryServable:
     def outputs(self) -> list[TensorSpec]:
         return self.primary.outputs
 
+    @property
+    def observes_batches(self) -> bool:
+        """True when both versions record their own calls (each behind a batcher with the
+        app's metrics); otherwise the app counts each request as a call."""
+        return bool(
+            getattr(self.primary, "observes_batches", False)
+            and getattr(self.candidate, "observes_batches", False)
+        )
+
     def choose(self) -> Servable:
         """The servable that answers the next request (always the primary in shadow mode)."""
         if self.shadow:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from lockgate.errors import ConfigError, LockgateError, ModelError
-from lockgate.serving.batching import BatchingServable
+from lockgate.serving.batching import BatchingServable, BatchObserver
 from lockgate.serving.canary import CanaryServable
 from lockgate.serving.repository import ModelRepository
 from lockgate.serving.request_log import LoggingServable, RequestLogger
@@ -141,7 +141,10 @@ class RegistryFollower:
         *,
         options: ServingOptions | None = None,
         request_logger: RequestLogger | None = None,
+        metrics: BatchObserver | None = None,
     ) -> None:
+        """``metrics``: the app's ``ServingMetrics``, handed to each version's batcher so
+        that ``lockgate_batch_size`` shows the merged batches."""
         self.store_url = store_url
         self.repository = repository
         self.policies = [ModelPolicy.parse(m) for m in models or []]
@@ -151,6 +154,7 @@ class RegistryFollower:
         self.poll_interval_s = poll_interval_s
         self.options = options or ServingOptions()
         self.request_logger = request_logger
+        self.metrics = metrics
         self._store: Any = None
         self._loaded: dict[str, dict[int, _Loaded]] = {}
         self._wanted: dict[str, _Wanted] = {}
@@ -352,6 +356,7 @@ class RegistryFollower:
                 base,
                 max_batch_size=self.options.batch_max_size,
                 max_wait_ms=self.options.batch_max_wait_ms,
+                metrics=self.metrics,
             )
         served: Servable = batched
         if self.request_logger is not None:

@@ -1,10 +1,11 @@
 """The servables the server answers with, swapped atomically while requests run.
 
-A request takes its servable once (``get`` or ``acquire``) and keeps it to the end, so a
+A request takes its servable once (``acquire`` or ``lease``) and keeps it to the end, so a
 swap (a hot reload) never changes the model under a request that is already running. Every
-servable is counted while it works: ``acquire`` counts the whole request, and the handle that
-``get`` returns counts its own ``predict`` calls. A retired version is closed only when its
-count is back to zero, so releasing an old model never fails a request that still holds it.
+servable is counted while it works: ``acquire`` and ``lease`` count the whole request, and
+the handle that ``get`` returns counts its own ``predict`` calls. A retired version is closed
+only when its count is back to zero, so releasing an old model never fails a request that
+still holds it.
 """
 
 from __future__ import annotations
@@ -27,15 +28,16 @@ class _Slot:
     def __init__(self, servable: Servable) -> None:
         self.servable = servable
         self.in_flight = 0
-        self.drained = threading.Condition(threading.Lock())
+        self._count_lock = threading.Lock()  # entered directly on the hot path: C-level
+        self.drained = threading.Condition(self._count_lock)
         self.handle = _Tracked(servable, self)
 
     def enter(self) -> None:
-        with self.drained:
+        with self._count_lock:
             self.in_flight += 1
 
     def leave(self) -> None:
-        with self.drained:
+        with self._count_lock:
             self.in_flight -= 1
             if self.in_flight == 0:
                 self.drained.notify_all()
@@ -57,6 +59,31 @@ class _Tracked(ServableWrapper):
 
     def __getattr__(self, name: str) -> Any:  # anything else a wrapper offers (stats, ...)
         return getattr(self.inner, name)
+
+
+class Lease:
+    """One request's hold on a servable, counted in flight until it is released.
+
+    The hold may pass to a worker thread that the request may give up on (a timeout): each
+    party ``claim``s the duty to ``release`` before using or ending the hold, and only the
+    first claim succeeds. A worker that loses the claim must not touch ``servable``; the
+    request that wins it (its worker never started) releases at once.
+    """
+
+    __slots__ = ("_claim", "_slot", "servable")
+
+    def __init__(self, slot: _Slot) -> None:
+        self.servable = slot.servable
+        self._slot = slot
+        self._claim = threading.Lock()
+
+    def claim(self) -> bool:
+        """Take the duty to ``release``; False when another party took it already."""
+        return self._claim.acquire(blocking=False)
+
+    def release(self) -> None:
+        """End the hold; called once, by the party whose ``claim`` succeeded."""
+        self._slot.leave()
 
 
 class ModelRepository:
@@ -150,6 +177,13 @@ class ModelRepository:
             yield slot.servable
         finally:
             slot.leave()
+
+    def lease(self, name: str, version: str | None = None) -> Lease:
+        """Like ``acquire``, for a hold that a worker thread may end (see ``Lease``)."""
+        with self._lock:
+            slot = self._find(name, version)
+            slot.enter()
+        return Lease(slot)
 
     def in_flight(self, servable: Servable) -> int:
         """How many requests use ``servable`` (served, or a handle that ``replace`` returned)."""

@@ -308,3 +308,8 @@ class ServableWrapper:
     @property
     def outputs(self) -> list[TensorSpec]:
         return self.inner.outputs
+
+    @property
+    def observes_batches(self) -> bool:
+        """Whether the calls into the model are recorded below (a batcher with metrics)."""
+        return bool(getattr(self.inner, "observes_batches", False))
