@@ -33,16 +33,20 @@ _TOML_KEYS = {
     ("serve", "log_sample_rate"): "serve_log_sample_rate",
     ("serve", "log_flush_rows"): "serve_log_flush_rows",
     ("serve", "log_flush_interval_s"): "serve_log_flush_interval_s",
+    ("serve", "auth_token"): "serve_auth_token",
+    ("serve", "max_body_bytes"): "serve_max_body_bytes",
+    ("serve", "request_timeout_s"): "serve_request_timeout_s",
 }
 
 # Numbers and flags that may arrive as strings (environment variables, CLI text).
-_INTS = ("serve_port", "serve_batch_max_size", "serve_log_flush_rows")
+_INTS = ("serve_port", "serve_batch_max_size", "serve_log_flush_rows", "serve_max_body_bytes")
 _FLOATS = (
     "serve_poll_interval_s",
     "serve_batch_max_wait_ms",
     "serve_canary_percent",
     "serve_log_sample_rate",
     "serve_log_flush_interval_s",
+    "serve_request_timeout_s",
 )
 _BOOLS = ("serve_canary_shadow",)
 
@@ -71,6 +75,13 @@ class Settings:
     serve_log_sample_rate: float = 0.1
     serve_log_flush_rows: int = 1000
     serve_log_flush_interval_s: float = 60.0
+    #: A bearer token every request but the health checks must send (401 otherwise); None:
+    #: no auth. Prefer LOCKGATE_SERVE_AUTH_TOKEN to a file or a flag; never shown in a repr.
+    serve_auth_token: str | None = field(default=None, repr=False)
+    #: Largest request body, before and after decompression (413 above it).
+    serve_max_body_bytes: int = 32 * 1024 * 1024
+    #: Seconds for a request body to arrive (408) and for the model to answer (504).
+    serve_request_timeout_s: float = 30.0
 
     @classmethod
     def load(
@@ -155,6 +166,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             if text not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
                 raise ConfigError(f"{name} must be true or false; got {out[name]!r}")
             out[name] = text in ("1", "true", "yes", "on")
+    _check_serve_limits(out)
     if "serve_models" in out:
         models = out["serve_models"]
         if isinstance(models, str):
@@ -163,3 +175,29 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     if "project_dir" in out:
         out["project_dir"] = Path(out["project_dir"])
     return out
+
+
+def _check_serve_limits(out: dict[str, Any]) -> None:
+    """The server's limits must be usable; the token's value never appears in a message."""
+    token = out.get("serve_auth_token")
+    if token is not None:
+        if not isinstance(token, str) or not token.strip():
+            got = (
+                "an empty string"
+                if isinstance(token, str)
+                else f"a value of type {type(token).__name__}"
+            )
+            raise ConfigError(
+                f"[serve] auth_token must be a non-empty string; got {got}",
+                hint="set LOCKGATE_SERVE_AUTH_TOKEN to a secret, or leave it unset for no auth",
+            )
+        out["serve_auth_token"] = token.strip()
+    if out.get("serve_max_body_bytes", 1) <= 0:
+        raise ConfigError(
+            f"[serve] max_body_bytes must be a positive integer; got {out['serve_max_body_bytes']}"
+        )
+    if not out.get("serve_request_timeout_s", 1.0) > 0:
+        raise ConfigError(
+            "[serve] request_timeout_s must be a positive number of seconds; got"
+            f" {out['serve_request_timeout_s']}"
+        )

@@ -3,6 +3,10 @@
 Each model is served under its policy (``NAME`` = its production alias, ``NAME@latest``,
 ``NAME@3``, ``NAME@alias``); a newly promoted version is loaded, warmed up and swapped in
 without dropping a request, and sampled requests are logged as InferenceLog artifacts.
+
+``--auth-token`` (better: ``LOCKGATE_SERVE_AUTH_TOKEN``, as a command line is visible to
+other users of the machine) makes every path but the health checks need
+``Authorization: Bearer <token>``; the token is never printed.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import click
 from lockgate.errors import ConfigError
 
 
-def build_server(settings: Any, models: list[str]) -> tuple[Any, Any, Any]:
+def build_server(settings: Any, models: list[str], *, metrics: Any = None) -> tuple[Any, Any, Any]:
     """(repository, follower, request logger) for ``settings``; every model loaded once,
-    synchronously, so that a model that cannot load is reported before the server listens."""
+    synchronously, so that a model that cannot load is reported before the server listens.
+    ``metrics`` (the app's ``ServingMetrics``) records the batches each version's batcher
+    makes."""
     from lockgate.metadata.store import SqlMetadataStore
     from lockgate.serving.reload import RegistryFollower, ServingOptions
     from lockgate.serving.repository import ModelRepository
@@ -46,6 +52,7 @@ def build_server(settings: Any, models: list[str]) -> tuple[Any, Any, Any]:
             canary_shadow=settings.serve_canary_shadow,
         ),
         request_logger=request_logger,
+        metrics=metrics,
     )
     try:
         errors = follower.poll_once(log_errors=False)
@@ -97,6 +104,24 @@ def _shutdown(follower: Any, request_logger: Any) -> None:
     default=None,
     help="Share of requests written to the request log (0 turns it off).",
 )
+@click.option(
+    "--auth-token",
+    default=None,
+    help="Bearer token every request but the health checks must send (401 otherwise);"
+    " prefer the environment variable LOCKGATE_SERVE_AUTH_TOKEN.",
+)
+@click.option(
+    "--max-body-bytes",
+    type=int,
+    default=None,
+    help="Largest request body, also after decompression (413 above; default 32 MiB).",
+)
+@click.option(
+    "--request-timeout",
+    type=float,
+    default=None,
+    help="Seconds for a body to arrive (408) and the model to answer (504; default 30).",
+)
 def serve_command(
     project_dir: Path,
     host: str | None,
@@ -104,10 +129,14 @@ def serve_command(
     models: tuple[str, ...],
     poll_interval: float | None,
     log_sample_rate: float | None,
+    auth_token: str | None,
+    max_body_bytes: int | None,
+    request_timeout: float | None,
 ) -> None:
     """Serve the project's models (Open Inference Protocol V2), following the registry."""
     from lockgate.cli.project import load_settings
     from lockgate.serving.app import create_app, serve
+    from lockgate.serving.metrics import ServingMetrics
 
     settings = load_settings(
         project_dir,
@@ -115,9 +144,13 @@ def serve_command(
         serve_port=port,
         serve_poll_interval_s=poll_interval,
         serve_log_sample_rate=log_sample_rate,
+        serve_auth_token=auth_token,
+        serve_max_body_bytes=max_body_bytes,
+        serve_request_timeout_s=request_timeout,
     )
+    metrics = ServingMetrics()
     repository, follower, request_logger = build_server(
-        settings, list(models or settings.serve_models)
+        settings, list(models or settings.serve_models), metrics=metrics
     )
     try:
         for name, state in follower.status().items():
@@ -128,13 +161,21 @@ def serve_command(
                 mode = "shadow" if state["canary_shadow"] else f"{state['canary_percent']:g}%"
                 canary = f", canary version {state['canary']} ({mode})"
             click.echo(f"Serving '{name}' version {state['serving']}{canary} [{state['policy']}]")
+        app = create_app(
+            repository,
+            auth_token=settings.serve_auth_token,
+            max_body_bytes=settings.serve_max_body_bytes,
+            request_timeout_s=settings.serve_request_timeout_s,
+            metrics=metrics,
+        )
         follower.start()
+        auth = "; a bearer token is required" if settings.serve_auth_token else ""
         click.echo(
             f"Listening on http://{settings.serve_host}:{settings.serve_port} "
-            f"(POST /v2/models/<name>/infer); following the registry every "
+            f"(POST /v2/models/<name>/infer){auth}; following the registry every "
             f"{settings.serve_poll_interval_s:g}s; Ctrl+C stops"
         )
-        serve(create_app(repository), host=settings.serve_host, port=settings.serve_port)
+        serve(app, host=settings.serve_host, port=settings.serve_port)
     finally:
         _shutdown(follower, request_logger)
 
