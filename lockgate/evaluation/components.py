@@ -49,13 +49,15 @@ def score(graph: Any, loaded: Any, table: Any, slice_by: list[str]) -> dict[str,
 
 
 def load_pushed(pushed: PushedModel) -> tuple[Any, Any]:
-    """(transform, model) of a PushedModel, the model's sha256 checked before it loads."""
-    from lockgate.training.model_files import load_model
+    """(transform, model) of a PushedModel, the model's sha256 checked before it loads; a
+    model imported from elsewhere (skops, LightGBM, XGBoost, ONNX) loads as well, so that
+    it can be the baseline a candidate is compared with."""
+    from lockgate.training.model_import import load_any_model
     from lockgate.training.transform import TransformGraph as Graph
 
     folder = Path(pushed.uri)
     graph = Graph.load(folder / "transform")
-    return graph, load_model(folder / "model", sha256=pushed.properties["model_sha256"])
+    return graph, load_any_model(folder / "model", sha256=pushed.properties["model_sha256"])
 
 
 @component
