@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.csv as pacsv
-import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 
@@ -23,9 +22,6 @@ from lockgate.training.transform import TransformGraph, drop_missing_label
 FEATURES = ["bill_length_mm", "flipper_length_mm"]
 
 
-# ONNX answers float32 probabilities, whose rows miss 1.0 by more than scikit-learn's
-# log_loss tolerates (a warning, an error under pytest); model_import could renormalise them.
-@pytest.mark.filterwarnings("ignore:The y_prob values do not sum to one")
 def test_an_imported_onnx_model_in_production_is_the_baseline(
     penguins_project: Path, store: SqlMetadataStore, tmp_path: Path
 ) -> None:
