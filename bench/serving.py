@@ -125,12 +125,17 @@ def _bench(
         print(f"{name}: skipped: {reason}")
 
     results: dict[tuple[str, int, int], wrk.Result] = {}
-    for server in candidates:
-        _measure(server, args, work, bodies_X, check_X, expected, concurrency, results)
+    failed = [
+        server.name
+        for server in candidates
+        if not _measure(server, args, work, bodies_X, check_X, expected, concurrency, results)
+    ]
 
     _print_table(results, bare)
-    _print_targets(results, bare, skipped)
-    return 0
+    _print_targets(results, bare, skipped, row_counts)
+    if failed:
+        print(f"failed: {', '.join(failed)} (see above)")
+    return 1 if failed else 0
 
 
 def _add(
@@ -164,7 +169,8 @@ def _measure(
     expected: list[str],
     concurrency: list[int],
     results: dict[tuple[str, int, int], wrk.Result],
-) -> None:
+) -> bool:
+    """Start, check, load and stop one server; False when it failed or answered wrong."""
     slug = server.name.split()[0] + ("-nobatch" if "no batching" in server.name else "")
     started = time.perf_counter()
     running = servers.Running(server, args.server_core, work / f"{slug}.log")
@@ -178,7 +184,7 @@ def _measure(
               f"model's ({verdict}); ready in {ready_s:.1f}s; {running.workers()} process(es) "
               f"on core {args.server_core}; {server.note}")  # fmt: skip
         if verdict != "ok":
-            return
+            return False
         scripts = {
             rows: wrk.write_script(server.encode(X), work, f"{slug}-{rows}")
             for rows, X in bodies_X.items()
@@ -196,10 +202,12 @@ def _measure(
                     seconds=args.duration,
                     core=args.client_core,
                 )
-    except RuntimeError as exc:
+    except (RuntimeError, OSError) as exc:
         print(f"{server.name}: failed: {exc}")
+        return False
     finally:
         running.stop()
+    return True
 
 
 def _print_table(results: dict[tuple[str, int, int], wrk.Result], bare: dict[int, float]) -> None:
@@ -223,16 +231,18 @@ def _print_targets(
     results: dict[tuple[str, int, int], wrk.Result],
     bare: dict[int, float],
     skipped: dict[str, str],
+    row_counts: list[int],
 ) -> None:
     print()
     print("targets:")
-    rows_seen = sorted({rows for _, _, rows in results})
+    rows_seen = sorted(row_counts)
     for rows in rows_seen:
         ours = results.get(("lockgate", 16, rows))
         peer = results.get(("mlserver", 16, rows))
         what = f"c16, {rows} row(s): req/s >= 2x MLServer and p99 <= MLServer's"
         if ours is None or peer is None:
-            why = skipped.get("mlserver", "not measured") if peer is None else "not measured"
+            missing = "mlserver" if peer is None else "lockgate"
+            why = skipped.get(missing, f"{missing} not measured")
             print(f"  {what}: not evaluated ({why})")
             continue
         ratio = ours.rps / peer.rps if peer.rps else float("inf")
@@ -244,22 +254,21 @@ def _print_targets(
         ours = results.get(("lockgate", 1, rows))
         what = f"c1, {rows} row(s): p50 within 1 ms of bare predict"
         if ours is None or rows not in bare:
-            print(f"  {what}: not evaluated (not measured)")
+            print(f"  {what}: not evaluated (lockgate not measured)")
             continue
         gap = ours.p50_ms - bare[rows]
         met = gap <= 1.0
         print(f"  {what}: {'MET' if met else 'MISSED'} (p50 {ours.p50_ms:.2f} ms vs bare "
               f"{bare[rows]:.3f} ms: +{gap:.2f} ms)")  # fmt: skip
-    ours_b = [results.get(("lockgate", c, r)) for c in (16, 64) for r in rows_seen]
-    ours_n = [results.get(("lockgate (no batching)", c, r)) for c in (16, 64) for r in rows_seen]
-    if all(ours_b) and all(ours_n):
-        pairs = ", ".join(
-            f"c{c}/{r}row: {b.rps:.0f} vs {n.rps:.0f}"  # type: ignore[union-attr]
-            for (c, r), b, n in zip(
-                [(c, r) for c in (16, 64) for r in rows_seen], ours_b, ours_n, strict=True
-            )
-        )
-        print(f"  batching (default on vs off, req/s): {pairs}")
+    pairs = []
+    for connections in (16, 64):
+        for rows in rows_seen:
+            on = results.get(("lockgate", connections, rows))
+            off = results.get(("lockgate (no batching)", connections, rows))
+            if on is not None and off is not None:
+                pairs.append(f"c{connections}/{rows} row(s): {on.rps:.0f} vs {off.rps:.0f}")
+    if pairs:
+        print(f"  batching (default on vs off, req/s): {', '.join(pairs)}")
 
 
 if __name__ == "__main__":
