@@ -1,11 +1,14 @@
 """Adaptive batching: concurrent requests to one model merged into one ``predict`` call.
 
 A model answers a batch of 64 rows in about the time it answers one, so merging the rows
-of requests that arrive together raises throughput under load. A batch closes when it holds
-``max_batch_size`` rows or when its first request has waited ``max_wait_ms``; a lone
-request thus waits at most that long. Each request is validated on its own first, so one bad
-request gets its own 400 and never fails the others; if the merged call still fails, each
-request is retried alone so that every caller gets its own answer or its own error.
+of requests that arrive together raises throughput under load. The batch forms while the
+model is busy: a request that finds the model idle and nobody waiting is answered at once,
+in its own thread (no hand-off, no added latency); requests that arrive while the model is
+working queue up, and when it is free they go in together, up to ``max_batch_size`` rows.
+``max_wait_ms`` (0 by default) lets a batch wait that much longer for more rows. Each
+request is validated on its own first, so one bad request gets its own 400 and never fails
+the others; if the merged call still fails, each request is retried alone so that every
+caller gets its own answer or its own error.
 
 Given ``metrics`` (the app's ``ServingMetrics``), the batcher records the rows of every
 call it makes into the model (``lockgate_batch_size``) and says so with
@@ -75,6 +78,7 @@ class BatchingServable(ServableWrapper):
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._busy = 0  # inner predict calls running: a batch forms while this is above 0
 
     @property
     def observes_batches(self) -> bool:
@@ -82,24 +86,31 @@ class BatchingServable(ServableWrapper):
         return self.metrics is not None
 
     def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Queue the rows, wait for the batch they join, return this request's rows."""
+        """Answer at once when the model is idle, else queue the rows and wait for the
+        batch they join; return this request's rows."""
         typed = validate_columns(columns, self.inner.inputs)
         rows = len(next(iter(typed.values()))) if typed else 0
-        pending = _Pending(typed, rows)
         with self._cond:
-            if self._closed:
-                if self.metrics is not None:
-                    self.metrics.observe_batch(self.name, self.version, rows)
-                return self.inner.predict(typed)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name=f"lockgate-batcher-{self.name}", daemon=True
-                )
-                self._thread.start()
-            self._queue.append(pending)
             self.stats.requests += 1
-            self._cond.notify_all()
-        return pending.future.result()
+            alone = self._closed or (not self._queue and self._busy == 0)
+            if alone:
+                self._busy += 1
+                self._count_rows(rows)
+            else:
+                pending = _Pending(typed, rows)
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name=f"lockgate-batcher-{self.name}", daemon=True
+                    )
+                    self._thread.start()
+                self._queue.append(pending)
+                self._cond.notify_all()
+        if not alone:
+            return pending.future.result()
+        try:
+            return self.inner.predict(typed)
+        finally:
+            self._done()
 
     def close(self) -> None:
         """Answer what is queued, then stop the batching thread; later calls go straight in."""
@@ -118,13 +129,22 @@ class BatchingServable(ServableWrapper):
             batch = self._next_batch()
             if batch is None:
                 return
-            self._answer(batch)
+            try:
+                self._answer(batch)
+            finally:
+                self._done()
+
+    def _done(self) -> None:
+        with self._cond:
+            self._busy -= 1
+            self._cond.notify_all()
 
     def _next_batch(self) -> list[_Pending] | None:
-        """Wait for a first request, then gather more until the batch is full or due."""
+        """Wait until requests are queued and the model is free, optionally a little
+        longer for more rows (``max_wait_ms``), then take up to ``max_batch_size`` rows."""
         with self._cond:
-            while not self._queue:
-                if self._closed:
+            while not self._queue or (self._busy and not self._closed):
+                if self._closed and not self._queue:
                     return None
                 self._cond.wait()
             deadline = time.monotonic() + self.max_wait_ms / 1000.0
@@ -140,6 +160,7 @@ class BatchingServable(ServableWrapper):
             while self._queue and total + self._queue[0].rows <= self.max_batch_size:
                 total += self._queue[0].rows
                 batch.append(self._queue.popleft())
+            self._busy += 1
             return batch
 
     def _answer(self, batch: list[_Pending]) -> None:
@@ -169,7 +190,9 @@ class BatchingServable(ServableWrapper):
             pending.future.set_exception(exc)
 
     def _count(self, batch: list[_Pending]) -> None:
-        rows = sum(p.rows for p in batch)
+        self._count_rows(sum(p.rows for p in batch))
+
+    def _count_rows(self, rows: int) -> None:
         self.stats.batches += 1
         self.stats.rows += rows
         self.stats.largest_batch = max(self.stats.largest_batch, rows)

@@ -33,6 +33,7 @@ import numpy as np
 from lockgate.errors import ConfigError, LockgateError, ModelError
 from lockgate.serving.batching import BatchingServable, BatchObserver
 from lockgate.serving.canary import CanaryServable
+from lockgate.serving.heap import refreeze
 from lockgate.serving.repository import ModelRepository
 from lockgate.serving.request_log import LoggingServable, RequestLogger
 from lockgate.serving.servable import PipelineServable, Servable, read_samples
@@ -397,6 +398,7 @@ class RegistryFollower:
             return
         for item in unused:
             item.close()
+        refreeze()  # the old version's objects were frozen with the rest: let them go
 
 
 def load_version(name: str, version: Any) -> PipelineServable:

@@ -140,7 +140,9 @@ def _typed_column(spec: TensorSpec, column: np.ndarray) -> np.ndarray:
         return column
     if spec.datatype in NUMERIC_DATATYPES:
         if column.dtype.kind in "biuf":
-            return column.astype(np.float64) if spec.datatype.startswith("FP") else column
+            return (
+                column.astype(np.float64, copy=False) if spec.datatype.startswith("FP") else column
+            )
         bad = [v for v in column if v is not None and not _is_number(v)]
         if bad:
             raise InferenceRequestError(
@@ -224,24 +226,21 @@ class PipelineServable:
 
     def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         typed = validate_columns(columns, self.inputs)
-        table = pa.table(
-            {
-                spec.name: pa.array(typed[spec.name], type=pa.float64(), from_pandas=True)
-                if spec.datatype == "FP64"
-                else pa.array(typed[spec.name], type=pa.string())
-                for spec in self.inputs
-            }
-        )
+        prepared: dict[str, np.ndarray | pa.Array] = {
+            spec.name: typed[spec.name]
+            if spec.datatype == "FP64"
+            else pa.array(typed[spec.name], type=pa.string())
+            for spec in self.inputs
+        }
         try:
-            features = self.transform.apply(table)
+            features = self.transform.apply_columns(prepared)
         except DataError as exc:  # the request's data, not the server, is at fault
             raise InferenceRequestError(f"cannot transform the request: {exc}") from exc
-        predicted = self.model.predict(features)
+        predicted, proba = self.model.predict_with_proba(features)  # one pass of the model
         if not self.classification:
             return {"predicted": np.asarray(predicted, dtype=np.float64)}
         labels = self.transform.decode_label(np.asarray(predicted))
         outputs = {"predicted": np.array([str(v) for v in labels], dtype=object)}
-        proba = self.model.predict_proba(features)
         if proba is not None:
             outputs["probabilities"] = np.asarray(proba, dtype=np.float64)
         return outputs

@@ -154,7 +154,18 @@ class LoadedModel:
         """n x n_classes; column i is class index i (absent training classes get 0)."""
         if self.task != "classification":
             return None
-        proba = self._raw_proba(self._check(X))
+        return self._aligned(self._raw_proba(self._check(X)))
+
+    def predict_with_proba(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``predict`` and ``predict_proba`` from one pass of the model where it allows
+        (LightGBM); the server calls this once per batch."""
+        if self.info.framework == "lightgbm" and self.task == "classification":
+            proba = self._lightgbm_proba(self._check(X))
+            classes = self.info.classes or list(range(proba.shape[1]))
+            return np.asarray(classes)[np.argmax(proba, axis=1)], self._aligned(proba)
+        return self.predict(X), self.predict_proba(X)
+
+    def _aligned(self, proba: np.ndarray | None) -> np.ndarray | None:
         classes = self.info.classes
         if proba is None or classes is None:
             return proba

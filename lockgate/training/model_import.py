@@ -229,6 +229,14 @@ class ImportedModel:
             return None
         return self._proba(self._check(X))
 
+    def predict_with_proba(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``predict`` and ``predict_proba`` from one pass of the model (the server's call)."""
+        X = self._check(X)
+        if self.task != "classification":
+            return np.asarray(self._values(X), dtype=np.float64).reshape(-1), None
+        proba = self._proba(X)
+        return np.argmax(proba, axis=1), proba
+
     def close(self) -> None:
         """Free what the runtime holds (an ONNX session); the GC would do it later."""
         self.model = None

@@ -6,7 +6,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -19,6 +18,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from lockgate.serving.app import create_app
 from lockgate.serving.repository import ModelRepository
 from lockgate.serving.servable import PipelineServable, TensorSpec
+from lockgate.training.model_files import load_model, save_model
+from lockgate.training.transform import TransformGraph
 
 ISLANDS = ["Biscoe", "Dream", "Torgersen"]
 SPECIES = ["Adelie", "Chinstrap", "Gentoo"]
@@ -39,46 +40,6 @@ def make_penguins(n: int = 300, seed: int = 0) -> pa.Table:
             "species": np.array(SPECIES)[species].tolist(),
         }
     )
-
-
-@dataclass
-class TinyTransform:
-    """A hand-written stand-in for TransformGraph: standardise numbers, one-hot islands."""
-
-    means: dict[str, float]
-    stds: dict[str, float]
-    label: str = "species"
-    task: str = "classification"
-
-    features = {
-        "bill_length_mm": "numeric",
-        "flipper_length_mm": "numeric",
-        "island": "categorical",
-    }
-    label_classes = SPECIES
-
-    @classmethod
-    def fit(cls, table: pa.Table) -> TinyTransform:
-        names = ["bill_length_mm", "flipper_length_mm"]
-        return cls(
-            means={n: float(np.mean(table[n].to_numpy())) for n in names},
-            stds={n: float(np.std(table[n].to_numpy())) for n in names},
-        )
-
-    def apply(self, table: pa.Table) -> np.ndarray:
-        parts = []
-        for name, mean in self.means.items():
-            values = table[name].to_numpy(zero_copy_only=False).astype(np.float64)
-            parts.append(np.nan_to_num((values - mean) / self.stds[name], nan=0.0))
-        islands = np.array(table["island"].to_pylist(), dtype=object)
-        parts += [(islands == island).astype(np.float64) for island in ISLANDS]
-        return np.column_stack(parts)
-
-    def encode_label(self, table: pa.Table) -> np.ndarray:
-        return np.array([SPECIES.index(s) for s in table[self.label].to_pylist()])
-
-    def decode_label(self, indices: np.ndarray) -> list[str]:
-        return [SPECIES[int(i)] for i in indices]
 
 
 class BillRegressor:
@@ -115,12 +76,17 @@ def penguins() -> pa.Table:
 
 
 @pytest.fixture(scope="session")
-def penguin_servable(penguins: pa.Table) -> PipelineServable:
-    transform = TinyTransform.fit(penguins)
-    model = LogisticRegression(max_iter=500).fit(
+def penguin_servable(
+    penguins: pa.Table, tmp_path_factory: pytest.TempPathFactory
+) -> PipelineServable:
+    """The real transform and a real saved-and-verified model, as a pipeline pushes them."""
+    transform = TransformGraph.fit(penguins, label="species")
+    estimator = LogisticRegression(max_iter=500).fit(
         transform.apply(penguins), transform.encode_label(penguins)
     )
-    return PipelineServable("penguins", "2", transform, model)
+    folder = tmp_path_factory.mktemp("penguin-model")
+    info = save_model(estimator, folder)
+    return PipelineServable("penguins", "2", transform, load_model(folder, sha256=info.sha256))
 
 
 @pytest.fixture(scope="session")

@@ -131,3 +131,53 @@ def test_settings_are_checked() -> None:
         BatchingServable(FailsOnRow(), max_batch_size=0)
     with pytest.raises(ConfigError, match="max_wait_ms must be 0 or more"):
         BatchingServable(FailsOnRow(), max_wait_ms=-1)
+
+
+class Gated:
+    """Holds every call until released, and records the thread and size of each call."""
+
+    name, version, platform = "m", "1", "test"
+    inputs = [TensorSpec("x", "FP64")]
+    outputs = [TensorSpec("y", "FP64")]
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.calls: list[tuple[str, int]] = []
+
+    def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.calls.append((threading.current_thread().name, len(columns["x"])))
+        self.entered.set()
+        self.release.wait(10)
+        return {"y": np.asarray(columns["x"], dtype=np.float64) * 2}
+
+
+def test_a_request_to_an_idle_model_is_answered_in_its_own_thread() -> None:
+    gated = Gated()
+    gated.release.set()
+    batching = BatchingServable(gated, max_batch_size=64, max_wait_ms=0)
+    try:
+        assert batching.predict({"x": np.array([1.0, 2.0])})["y"].tolist() == [2.0, 4.0]
+    finally:
+        batching.close()
+    assert gated.calls == [(threading.current_thread().name, 2)]  # no hand-off to a batcher
+    assert batching.stats.requests == 1 and batching.stats.batches == 1
+
+
+def test_requests_that_arrive_while_the_model_is_busy_go_in_together() -> None:
+    gated = Gated()
+    batching = BatchingServable(gated, max_batch_size=64, max_wait_ms=0)
+    with ThreadPoolExecutor(9) as pool:
+        first = pool.submit(batching.predict, {"x": np.array([100.0])})
+        assert gated.entered.wait(5)  # the model is now busy with the first request
+        later = [pool.submit(batching.predict, {"x": np.array([float(i)] * 3)}) for i in range(8)]
+        while len(batching._queue) < 8:  # all eight are waiting for the model
+            threading.Event().wait(0.005)
+        gated.release.set()
+        answers = [f.result(10)["y"].tolist() for f in later]
+        assert first.result(10)["y"].tolist() == [200.0]
+    batching.close()
+    assert answers == [[2.0 * i] * 3 for i in range(8)]  # each caller its own rows
+    sizes = [rows for _, rows in gated.calls]
+    assert sizes == [1, 24]  # the eight queued requests went in as one batch
+    assert gated.calls[1][0].startswith("lockgate-batcher-")

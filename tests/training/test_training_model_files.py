@@ -40,6 +40,9 @@ def test_round_trip_predicts_the_same(spec: str, n_classes: int, tmp_path: Path)
     proba = loaded.predict_proba(X)
     assert proba is not None and proba.shape == (240, n_classes)
     assert np.allclose(proba, model.predict_proba(X), rtol=0, atol=1e-12)
+    labels, once = loaded.predict_with_proba(X)  # the server's one-pass call
+    assert np.array_equal(labels, loaded.predict(X)) and once is not None
+    assert np.array_equal(once, proba)
 
 
 @pytest.mark.parametrize(

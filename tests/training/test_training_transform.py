@@ -204,3 +204,21 @@ def test_broken_json_names_the_path(tmp_path) -> None:
         TransformGraph.load(tmp_path)
     with pytest.raises(ModelError, match="no transform.json"):
         TransformGraph.load(tmp_path / "missing")
+
+
+def test_apply_columns_equals_apply_on_the_same_rows(
+    graph: TransformGraph, penguins_split: tuple[pa.Table, pa.Table]
+) -> None:
+    """The server's path (NumPy columns, numbers without Arrow) encodes as apply does."""
+    _, evaluation = penguins_split
+    columns: dict[str, np.ndarray | pa.Array] = {}
+    for name, kind in graph.features.items():
+        column = evaluation.column(name).combine_chunks()
+        if kind == "numeric":
+            columns[name] = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        else:
+            columns[name] = column
+    assert any(np.isnan(v).any() for v in columns.values() if isinstance(v, np.ndarray))
+    np.testing.assert_array_equal(graph.apply_columns(columns), graph.apply(evaluation))
+    with pytest.raises(ColumnNotFoundError, match="island"):
+        graph.apply_columns({k: v for k, v in columns.items() if k != "island"})
