@@ -65,8 +65,10 @@ class Settings:
     serve_models: tuple[str, ...] = ()
     serve_poll_interval_s: float = 5.0
     #: Adaptive batching: rows per merged call; 1 turns batching off. A wait of 0 merges only
-    #: the requests already queued, so batches form under load without adding latency.
-    serve_batch_max_size: int = 64
+    #: the requests queued while the model was busy, so batches form under load without
+    #: adding latency. 1024 rows lets ten 100-row requests share a call (tabular models answer
+    #: 1,000 rows in little more time than 100).
+    serve_batch_max_size: int = 1024
     serve_batch_max_wait_ms: float = 0.0
     #: Share of requests for the ``canary`` alias's version, unless the registry sets one.
     serve_canary_percent: float = 10.0

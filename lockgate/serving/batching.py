@@ -61,7 +61,7 @@ class BatchingServable(ServableWrapper):
         self,
         inner: Servable,
         *,
-        max_batch_size: int = 64,
+        max_batch_size: int = 1024,
         max_wait_ms: float = 5.0,
         metrics: BatchObserver | None = None,
     ):
