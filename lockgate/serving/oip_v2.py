@@ -224,7 +224,8 @@ def _to_bytes(t: Tensor) -> bytes:
     if t.datatype == "BYTES":
         parts = []
         for v in t.data.reshape(-1):
-            b = v if isinstance(v, bytes) else str(v).encode("utf-8")
+            # surrogatepass: a lone surrogate (echoed from a JSON request) stays bytes, not a 500
+            b = v if isinstance(v, bytes) else str(v).encode("utf-8", "surrogatepass")
             parts += [struct.pack("<I", len(b)), b]
         return b"".join(parts)
     return np.ascontiguousarray(t.data, dtype=DTYPES[t.datatype]).tobytes()

@@ -68,6 +68,14 @@ def test_response_round_trip(binary: bool) -> None:
         np.testing.assert_array_equal(got[tensor.name].data, tensor.data)
 
 
+def test_a_lone_surrogate_in_a_binary_bytes_output_is_encoded_not_a_crash() -> None:
+    request = oip_v2.InferRequest(inputs=[], parameters={"binary_data_output": True})
+    label = oip_v2.Tensor("label", "BYTES", [2], np.array(["ok", "bad\udc80"], dtype=object))
+    body, header = oip_v2.encode_response("m", "1", [label], request)
+    assert header is not None
+    assert body.endswith(b"bad\xed\xb2\x80")  # the surrogate's code point, as bytes
+
+
 def test_reads_what_tritonclient_writes() -> None:
     """The oracle for the binary layout is the real client's serializer."""
     names = InferInput("island", [2, 1], "BYTES")
