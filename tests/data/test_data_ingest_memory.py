@@ -9,15 +9,12 @@ about 2.4 times the extra bytes (+186 MB).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from support import rows_and_peak_rss
 
 _CHILD = """
 import json, resource, sys
@@ -41,23 +38,13 @@ def _write_csv(path: Path, rows: int) -> int:
     return path.stat().st_size
 
 
-def _peak(source: Path, out: Path) -> tuple[int, int]:
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(source), str(out)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "ARROW_DEFAULT_MEMORY_POOL": "system"},
-    )
-    result = json.loads(done.stdout)
-    return result["rows"], result["peak"]
-
-
 def test_peak_memory_does_not_grow_with_file_size(tmp_path: Path) -> None:
     small_size = _write_csv(tmp_path / "small.csv", 800_000)
     big_size = _write_csv(tmp_path / "big.csv", 3_200_000)
-    small_rows, small_peak = _peak(tmp_path / "small.csv", tmp_path / "s")
-    big_rows, big_peak = _peak(tmp_path / "big.csv", tmp_path / "b")
+    small_rows, small_peak = rows_and_peak_rss(
+        _CHILD, str(tmp_path / "small.csv"), str(tmp_path / "s")
+    )
+    big_rows, big_peak = rows_and_peak_rss(_CHILD, str(tmp_path / "big.csv"), str(tmp_path / "b"))
     assert (small_rows, big_rows) == (800_000, 3_200_000)
     extra_bytes = big_size - small_size  # about 75 MB
     assert big_peak - small_peak < 0.75 * extra_bytes, (small_peak >> 20, big_peak >> 20)

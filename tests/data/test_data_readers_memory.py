@@ -8,15 +8,12 @@ the row-group-by-row-group read holds about one batch.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from support import rows_and_peak_rss
 
 _CHILD = """
 import json, resource, sys
@@ -46,23 +43,11 @@ def _write_parquet(path: Path, rows: int) -> int:
     return path.stat().st_size
 
 
-def _peak(source: Path) -> tuple[int, int]:
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(source)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "ARROW_DEFAULT_MEMORY_POOL": "system"},
-    )
-    result = json.loads(done.stdout)
-    return result["rows"], result["peak"]
-
-
 def test_parquet_peak_memory_does_not_grow_with_file_size(tmp_path: Path) -> None:
     small_size = _write_parquet(tmp_path / "small.parquet", 500_000)
     big_size = _write_parquet(tmp_path / "big.parquet", 3_000_000)
-    small_rows, small_peak = _peak(tmp_path / "small.parquet")
-    big_rows, big_peak = _peak(tmp_path / "big.parquet")
+    small_rows, small_peak = rows_and_peak_rss(_CHILD, str(tmp_path / "small.parquet"))
+    big_rows, big_peak = rows_and_peak_rss(_CHILD, str(tmp_path / "big.parquet"))
     assert (small_rows, big_rows) == (500_000, 3_000_000)
     extra_bytes = big_size - small_size  # about 90 MB
     assert big_peak - small_peak < 0.25 * extra_bytes, (small_peak >> 20, big_peak >> 20)
