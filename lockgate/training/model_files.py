@@ -199,12 +199,8 @@ class LoadedModel:
         return X
 
 
-def load_model(directory: str | Path, *, sha256: str | None = None) -> LoadedModel:
-    """Check the file's sha256 (given, or model.json's), then load it with a safe reader."""
-    directory = Path(directory)
-    info = _read_info(directory / META_FILE)
-    path = directory / info.file
-    expected = sha256 or info.sha256
+def verify_file(path: Path, expected: str, *, since: str, hint: str) -> None:
+    """Refuse a model file whose sha256 is not the recorded one, before any reader sees it."""
     try:
         got = file_sha256(path)
     except OSError as exc:
@@ -212,10 +208,23 @@ def load_model(directory: str | Path, *, sha256: str | None = None) -> LoadedMod
     if got != expected:
         raise ModelIntegrityError(
             f"model file {path} has sha256 {got}, expected {expected}; it changed after it was"
-            " saved, so it is not loaded",
+            f" {since}, so it is not loaded",
             path=str(path),
-            hint="re-run the training step, or restore the file from the artifact store",
+            hint=hint,
         )
+
+
+def load_model(directory: str | Path, *, sha256: str | None = None) -> LoadedModel:
+    """Check the file's sha256 (given, or model.json's), then load it with a safe reader."""
+    directory = Path(directory)
+    info = _read_info(directory / META_FILE)
+    path = directory / info.file
+    verify_file(
+        path,
+        sha256 or info.sha256,
+        since="saved",
+        hint="re-run the training step, or restore the file from the artifact store",
+    )
     if info.framework == "lightgbm":
         model = _load_lightgbm(path)
     else:

@@ -32,9 +32,14 @@ from lockgate.errors import (
     DataError,
     LockgateError,
     ModelError,
-    ModelIntegrityError,
 )
-from lockgate.training.model_files import META_FILE, ModelFileInfo, file_sha256, load_model
+from lockgate.training.model_files import (
+    META_FILE,
+    ModelFileInfo,
+    file_sha256,
+    load_model,
+    verify_file,
+)
 
 IMPORTED_FILE = "imported.json"
 FRAMEWORKS = ("sklearn", "lightgbm", "xgboost", "onnx")
@@ -190,14 +195,9 @@ def load_any_model(directory: str | Path, *, sha256: str | None = None) -> Any:
     info = _read_info(directory)
     path = directory / info.file
     expected = sha256 or info.sha256
-    got = file_sha256(path)
-    if got != expected:
-        raise ModelIntegrityError(
-            f"model file {path} has sha256 {got}, expected {expected}; it changed after it was"
-            " imported, so it is not loaded",
-            path=str(path),
-            hint="import it again with: lockgate models import",
-        )
+    verify_file(
+        path, expected, since="imported", hint="import it again with: lockgate models import"
+    )
     if info.framework in ("sklearn", "lightgbm"):
         return ImportedModel(info, path, load_model(directory, sha256=expected).model)
     if info.framework == "xgboost":
