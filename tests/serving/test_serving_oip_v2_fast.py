@@ -204,6 +204,9 @@ def test_fast_path_matches_the_per_value_loop(data: Any, datatype: str) -> None:
         b'{"x": [18446744073709551615, -9223372036854775808, 0.1, -0.0, 1E2, 5e-324]}',
         b'{"a": 1, "a": 2}',
         b"[" * 1500 + b"]" * 1500,  # past orjson's depth limit: json decides
+        b'{"x": [0.0012301533574825742, -0.00000000000000000000123, 1e-0000000000000000000001]}',
+        b'{"x": [12345678901234567890.5, 12345678901234567890e3, 0.5], "id": 12345678901234567890}',
+        b'{"x": [1E+12345678901234567890], "y": -12345678901234567890}',
         b"[" * 100_000,
     ],
 )
@@ -284,3 +287,39 @@ def test_response_round_trip_with_non_finite_and_unicode(parser: str) -> None:
     assert doc["outputs"][0]["data"][15] is None and doc["outputs"][1]["data"] == ["Adélie", None]
     got = oip_v2.decode_response(body)
     assert np.isnan(got["p"].data[7, 1]) and got["label"].data.tolist() == ["Adélie", None]
+
+
+@pytest.mark.parametrize(
+    ("text", "may_be_big"),
+    [
+        (b'{"a": 12345678901234567890}', True),
+        (b"[-12345678901234567890]", True),
+        (b'["12345678901234567890"]', True),  # in a string: json decides, to be safe
+        (b"[0.0012301533574825742, -0.12345678901234567890]", False),  # fractions
+        (b"[12345678901234567890.5, 12345678901234567890e3]", False),  # float mantissas
+        (b"[1e-12345678901234567890, 1E+12345678901234567890]", False),  # exponents
+        (b"[1234567890123456789]", True),
+        (b"[123456789012345678]", False),  # 18 digits fit in 64 bits
+    ],
+)
+def test_only_integer_literals_of_19_digits_send_a_body_to_json(
+    text: bytes, may_be_big: bool
+) -> None:
+    assert oip_v2._may_hold_big_integer(text) is may_be_big
+
+
+def test_floats_with_long_fractions_are_read_by_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random floats print with 17-19 digit fractions; such bodies must not fall back to
+    the slower parser (that cost 150 us per 100-row request)."""
+    rng = np.random.default_rng(0)
+    values = (rng.normal(size=100) / 1000).tolist()
+    body = json.dumps(
+        {"inputs": [{"name": "x", "datatype": "FP64", "shape": [100], "data": values}]}
+    )
+
+    def refuse(text: Any) -> Any:
+        raise AssertionError("fell back to json.loads")
+
+    monkeypatch.setattr(oip_v2.json, "loads", refuse)
+    doc = oip_v2._loads(body.encode())
+    assert doc["inputs"][0]["data"] == values
