@@ -75,7 +75,9 @@ class Settings:
     serve_canary_shadow: bool = False
     #: Share of requests written to the request log (InferenceLog artifacts); 0 turns it off.
     serve_log_sample_rate: float = 0.1
-    serve_log_flush_rows: int = 1000
+    #: Rows per InferenceLog artifact (or every flush interval): each is a Parquet file and a
+    #: store transaction, so small batches under load cost the server CPU and fill the store.
+    serve_log_flush_rows: int = 10_000
     serve_log_flush_interval_s: float = 60.0
     #: A bearer token every request but the health checks must send (401 otherwise); None:
     #: no auth. Prefer LOCKGATE_SERVE_AUTH_TOKEN to a file or a flag; never shown in a repr.

@@ -81,7 +81,7 @@ class RequestLogger:
         *,
         store: Any | None = None,
         sample_rate: float = 1.0,
-        flush_rows: int = 1000,
+        flush_rows: int = 10_000,
         flush_interval_s: float = 60.0,
         max_queue: int = 10_000,
         rng: random.Random | None = None,
