@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 LOCKGATE = [sys.executable, "-m", "lockgate.cli.main"]
@@ -33,3 +35,27 @@ def rows_and_peak_rss(child_code: str, *args: str) -> tuple[int, int]:
     )
     result = json.loads(done.stdout)
     return result["rows"], result["peak"]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for a server the test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_ready(process: subprocess.Popen[str], url: str, timeout_s: float = 60) -> None:
+    """Poll ``url``/v2/health/ready until it answers 200; fail with the server's output if
+    the process exits first, or after ``timeout_s``."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "server did not become ready"
+        time.sleep(0.1)

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import httpx
 import numpy as np
 import pyarrow.csv as pacsv
 import pytest
-from support import LOCKGATE, lockgate
+from support import LOCKGATE, free_port, lockgate, wait_until_ready
 
 
 def step_statuses(output: str) -> dict[str, str]:
@@ -118,12 +116,6 @@ def test_runs_lists_every_run_with_status_and_duration(demo: Path) -> None:
     assert "ingest" in detail.stdout and "push" in detail.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(demo: Path) -> Iterator[str]:
     port = free_port()
@@ -135,16 +127,7 @@ def server(demo: Path) -> Iterator[str]:
         text=True,
     )
     url = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        try:
-            if httpx.get(f"http://{url}/v2/health/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "server did not become ready"
-        time.sleep(0.1)
+    wait_until_ready(process, f"http://{url}")
     yield url
     process.terminate()
     process.wait(timeout=30)

@@ -4,9 +4,7 @@ environment variable or lockgate.toml, through the real command in a subprocess.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support import LOCKGATE, lockgate
+from support import LOCKGATE, free_port, lockgate, wait_until_ready
 
 from lockgate.errors import ConfigError
 from lockgate.settings import Settings
@@ -50,12 +48,6 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 Start = Callable[..., str]
 
 
@@ -65,7 +57,7 @@ def start(project: Path) -> Iterator[Start]:
     processes: list[subprocess.Popen[str]] = []
 
     def run(*flags: str, env: dict[str, str] | None = None) -> str:
-        port = _free_port()
+        port = free_port()
         environ = {k: v for k, v in os.environ.items() if not k.startswith("LOCKGATE_SERVE")}
         process = subprocess.Popen(
             [*LOCKGATE, "serve", "--port", str(port), *flags],
@@ -77,16 +69,8 @@ def start(project: Path) -> Iterator[Start]:
         )
         processes.append(process)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                    return url
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.1)
+        wait_until_ready(process, url)
+        return url
 
     yield run
     for process in processes:
