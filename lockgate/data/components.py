@@ -99,7 +99,7 @@ def ingest(
 
 def split_files(examples: Examples, split: str) -> list[Path]:
     """The Parquet files of one split of an Examples artifact."""
-    files = sorted((Path(examples.uri) / split).glob("*.parquet"))
+    files = sorted(examples.split_path(split).glob("*.parquet"))
     if not files:
         raise ConfigError(f"examples artifact {examples.uri} has no '{split}' split")
     return files
@@ -121,7 +121,7 @@ def compute_statistics(examples: Input[Examples], statistics: Output[Statistics]
     """
     from lockgate.data.statistics import accumulate_files
 
-    splits = [s for s in SPLITS if (Path(examples.uri) / s).exists()]
+    splits = [s for s in SPLITS if examples.split_path(s).exists()]
     accumulators = current_runner().map(
         lambda s: accumulate_files(split_files(examples, s)), splits
     )

@@ -375,13 +375,9 @@ def _decode_input(
     return Tensor(name, datatype, shape, data, params), offset
 
 
-def _flatten(data: Any) -> list[Any]:
-    """Row-major flattening without recursion, so any nesting depth is safe."""
-    return _flatten_typed(data)[0]
-
-
 def _flatten_typed(data: Any) -> tuple[list[Any], set[type]]:
-    """``_flatten``, and the set of the flat values' types.
+    """Row-major flattening without recursion (any nesting depth is safe), and the set of
+    the flat values' types.
 
     Rectangular nesting (every item of a level a list, as in ``[[1.5], [2.0]]``) is flattened a
     level at a time in C; only a level that mixes lists and values takes the loop below.

@@ -67,7 +67,6 @@ class TableStatisticsAccumulator:
         self.features: dict[str, ColumnAccumulator] = {}
         self.rows_seen: dict[str, int] = {}
         self.slices: dict[str, TableStatisticsAccumulator] = {}
-        self.slice_rows: dict[str, int] = {}  # rows per slice feature that reached a slice
 
     def update(self, batch: pa.RecordBatch | pa.Table) -> None:
         if isinstance(batch, pa.Table):
