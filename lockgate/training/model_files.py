@@ -129,8 +129,9 @@ def _identify(estimator: Any) -> tuple[str, str]:
 
 
 @dataclass
-class LoadedModel:
-    """A verified, loaded model that predicts class indices (or values) from a matrix."""
+class VerifiedModel:
+    """What every loaded model file has: its description, its path, the object read from
+    it, and the check that a matrix fits it."""
 
     info: ModelFileInfo
     path: Path
@@ -139,6 +140,20 @@ class LoadedModel:
     @property
     def task(self) -> str:
         return self.info.task
+
+    def _check(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.info.n_features:
+            raise DataError(
+                f"model {self.path} expects a 2-D matrix with {self.info.n_features} columns;"
+                f" got shape {X.shape}"
+            )
+        return X
+
+
+@dataclass
+class LoadedModel(VerifiedModel):
+    """A verified, loaded model that predicts class indices (or values) from a matrix."""
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = self._check(X)
@@ -188,15 +203,6 @@ class LoadedModel:
         """A binary Booster returns p(class 1) only; make it two columns like sklearn."""
         raw = np.asarray(self.model.predict(X), dtype=np.float64)
         return np.column_stack([1.0 - raw, raw]) if raw.ndim == 1 else raw
-
-    def _check(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.info.n_features:
-            raise DataError(
-                f"model {self.path} expects a 2-D matrix with {self.info.n_features} columns;"
-                f" got shape {X.shape}"
-            )
-        return X
 
 
 def verify_file(path: Path, expected: str, *, since: str, hint: str) -> None:

@@ -29,13 +29,13 @@ import numpy as np
 
 from lockgate.errors import (
     ConfigError,
-    DataError,
     LockgateError,
     ModelError,
 )
 from lockgate.training.model_files import (
     META_FILE,
     ModelFileInfo,
+    VerifiedModel,
     file_sha256,
     load_model,
     verify_file,
@@ -206,16 +206,8 @@ def load_any_model(directory: str | Path, *, sha256: str | None = None) -> Any:
 
 
 @dataclass
-class ImportedModel:
+class ImportedModel(VerifiedModel):
     """An imported model behind the same ``predict`` / ``predict_proba`` as LoadedModel."""
-
-    info: ModelFileInfo
-    path: Path
-    model: Any
-
-    @property
-    def task(self) -> str:
-        return self.info.task
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Class indices for classification (positions in ``info.classes``), else values."""
@@ -263,15 +255,6 @@ class ImportedModel:
             proba = np.asarray(self.model.run(X)[1], dtype=np.float64)
             proba = proba / proba.sum(axis=1, keepdims=True)
         return np.asarray(proba, dtype=np.float64)
-
-    def _check(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.info.n_features:
-            raise DataError(
-                f"model {self.path} expects a 2-D matrix with {self.info.n_features} columns;"
-                f" got shape {X.shape}"
-            )
-        return X
 
 
 def _margin_to_proba(margin: np.ndarray) -> np.ndarray:
