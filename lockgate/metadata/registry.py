@@ -7,6 +7,7 @@ is kept in ``alias_history`` so that rollbacks and audits can read it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,8 +39,13 @@ class ModelVersion:
 class Registry:
     """Model versions and aliases, stored in the metadata store's tables."""
 
-    def __init__(self, store: SqlMetadataStore) -> None:
+    def __init__(
+        self, store: SqlMetadataStore, *, verify: Callable[[ModelVersion], None] | None = None
+    ) -> None:
+        """``verify`` runs on a version before any alias moves to it and raises to refuse
+        the move (the serving layer's check that it loads: serving/promotion.py)."""
         self.store = store
+        self.verify = verify
 
     def models(self) -> list[str]:
         with self.store.engine.connect() as conn:
@@ -96,6 +102,8 @@ class Registry:
     ) -> ModelVersion:
         """Point ``alias`` at ``version``. Unblessed versions need ``force`` and a reason."""
         target = self.get(model_name, version)
+        if self.verify is not None:
+            self.verify(target)
         if not target.blessed:
             if not force:
                 raise NotBlessedError(

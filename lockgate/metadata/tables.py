@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -17,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 metadata = MetaData()
 
@@ -121,4 +122,26 @@ alias_history = Table(
     Column("reason", Text, nullable=True),
     Column("forced", Boolean, nullable=False, default=False),
     Column("set_at", DateTime(timezone=True), nullable=False),
+)
+
+# What each running model server serves, next to what the registry says (serving_status.py).
+serving_status = Table(
+    "serving_status",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("port", Integer, nullable=False),  # 0: not known (a follower outside `serve`)
+    Column("pid", Integer, nullable=False),
+    Column("model_name", String(255), nullable=False, index=True),
+    Column("role", String(16), nullable=False),  # "primary" | "canary"
+    Column("alias", String(64), nullable=False),  # the policy: an alias, "latest" or a number
+    Column("wanted_version", Integer, nullable=True),
+    Column("served_version", Integer, nullable=True),
+    Column("failed_version", Integer, nullable=True),
+    Column("failure_reason", String(16), nullable=True),  # integrity | load | warm-up
+    Column("last_error", Text, nullable=True),
+    Column("heartbeat_s", Float, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("host", "port", "pid", "model_name", "role", name="uq_serving_status_row"),
 )
