@@ -34,17 +34,22 @@ def postgres_database() -> Iterator[str]:
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'metadata.db'}"
-    url = request.getfixturevalue("postgres_database")
-    engine = sa.create_engine(url)
+@pytest.fixture
+def empty_postgres(postgres_database: str) -> str:
+    """The session's PostgreSQL database, emptied: no test sees another's runs or models."""
+    engine = sa.create_engine(postgres_database)
     with engine.begin() as conn:
         conn.execute(sa.text("DROP SCHEMA public CASCADE"))
         conn.execute(sa.text("CREATE SCHEMA public"))
     engine.dispose()
-    return url
+    return postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'metadata.db'}"
+    return str(request.getfixturevalue("empty_postgres"))
 
 
 @pytest.fixture

@@ -61,13 +61,14 @@ def render_run(result: RunResult, *, model_registry: Any | None = None) -> None:
         click.echo(f"Blessed: {'yes' if blessed else 'no'}")
         for reason in blessing.properties.get("reasons", []):
             click.echo(f"  {reason}")
+    pushed_by = {a.type_name: s for s in result.steps.values() for a in s.outputs.values()}
     pushed = outputs.get("PushedModel")
     if pushed is not None or blessing is not None:
         if pushed is None:
             click.echo("Pushed: no")
         else:
-            name = str(pushed.properties.get("model_name"))
-            click.echo(f"Pushed: yes, model '{name}'" + _version_note(model_registry, name))
+            cached = pushed_by["PushedModel"].status == "cached"
+            click.echo("Pushed: " + _pushed_note(model_registry, pushed, cached=cached))
     if not result.ok and result.error is not None:
         render_step_error(result)
 
@@ -93,11 +94,14 @@ def _number(value: Any) -> str:
     return str(int(value)) if isinstance(value, float) else str(value)
 
 
-def _version_note(registry: Any | None, name: str) -> str:
-    if registry is None or name is None:
-        return ""
-    try:
-        version = registry.get(name)
-    except Exception:
-        return ""
-    return f" version {version.version} is in production"
+def _pushed_note(registry: Any | None, pushed: Any, *, cached: bool) -> str:
+    """Which version this run's push is (the one its PushedModel was registered as, not
+    whatever production is now) and whether it still serves in production."""
+    name = str(pushed.properties.get("model_name"))
+    version = registry.version_of(pushed) if registry is not None else None
+    if version is None:
+        return f"yes, model '{name}'"
+    if not cached:
+        return f"yes, model '{name}' version {version.version}, now in production"
+    where = "still in production" if "production" in version.aliases else "not in production now"
+    return f"no change, model '{name}' version {version.version} ({where}) is this model"

@@ -181,7 +181,7 @@ class Component:
     params: dict[str, ParamSpec]
     code_fingerprint: str
     path_params: tuple[str, ...] = ()
-    after_publish: Callable[..., None] | None = None
+    on_publish: Callable[..., None] | None = None
     external_inputs: Callable[[dict[str, Any]], dict[str, str] | None] | None = None
 
     def __call__(self, **kwargs: Any) -> Step:
@@ -243,15 +243,17 @@ def component(
     *,
     name: str | None = None,
     path_params: tuple[str, ...] = (),
-    after_publish: Callable[..., None] | None = None,
+    on_publish: Callable[..., None] | None = None,
     external_inputs: Callable[[dict[str, Any]], dict[str, str] | None] | None = None,
 ) -> Any:
     """Make a typed function a component. Inputs and outputs are found from annotations.
 
     ``path_params`` name parameters that point at files outside the artifact store (the
-    data an ingest reads): their content fingerprint joins the cache key. ``after_publish``
-    runs on the driver once the outputs are registered, for steps with an effect on the
-    store itself (push registers a model version). ``external_inputs(params)``, when
+    data an ingest reads): their content fingerprint joins the cache key.
+    ``on_publish(context, outputs, params, transaction)`` runs on the driver inside the
+    transaction that registers the outputs, for steps with an effect on the store itself
+    (push registers a model version): the effect and the step's completion are stored
+    together or not at all. ``external_inputs(params)``, when
     given, replaces the ``path_params`` fingerprints: it returns {name: path} of the outside
     files the step will read (e.g. the span a ``{SPAN}`` pattern resolves to), or None when
     it reads something that cannot be fingerprinted (a database), and then the step is never
@@ -266,7 +268,7 @@ def component(
                 f"component '{built.name}': path_params {unknown} are not parameters"
             )
         built.path_params = path_params
-        built.after_publish = after_publish
+        built.on_publish = on_publish
         built.external_inputs = external_inputs
         return built
 

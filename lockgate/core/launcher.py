@@ -1,6 +1,8 @@
 """One step's lifecycle: resolve inputs, look in the cache, run, publish — or record the
 failure. The order matters: files are moved into place before the store row is written, so
-a crash never leaves a registered half artifact."""
+a crash never leaves a registered half artifact; a folder moved into place whose row never
+came is removed here when the store refuses it, or at the next run when the process died
+(``ArtifactStore.sweep``)."""
 
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ COMPLETE, CACHED, FAILED, BLOCKED, SKIPPED = "complete", "cached", "failed", "bl
 
 @dataclass
 class StepContext:
-    """What an ``after_publish`` hook and a resolver get: where the step runs and its store."""
+    """What an ``on_publish`` hook and a resolver get: where the step runs and its store."""
 
     store: MetadataStore
     pipeline: str
@@ -92,6 +94,7 @@ class Launcher:
         set_current_runner(self.runner)
         execution_id: int | None = None
         staging: dict[str, Path] = {}
+        published: list[Path] = []  # in place, not yet registered: removed if the store fails
         params_json = canonical_params(step.params)
         inputs: dict[str, Artifact | None] = {}
         try:
@@ -125,14 +128,20 @@ class Launcher:
                 artifact.fingerprint = path_fingerprint(staging[name])
                 final = self.artifacts.final_dir(self.pipeline, step.name, name, execution_id)
                 artifact.uri = str(self.artifacts.publish(staging.pop(name), final))
-            self.store.publish_execution(execution_id, outputs)
-            if step.component.after_publish is not None:
-                step.component.after_publish(context, outputs, params)
+                published.append(final)
+            hook = step.component.on_publish
+            self.store.publish_execution(
+                execution_id,
+                outputs,
+                within=None
+                if hook is None
+                else lambda transaction: hook(context, outputs, params, transaction),
+            )
             return StepResult(
                 step.name, COMPLETE, time.perf_counter() - started, execution_id, outputs
             )
         except Exception as exc:
-            for path in staging.values():
+            for path in [*staging.values(), *published]:
                 self.artifacts.discard(path)
             status = BLOCKED if isinstance(exc, GateClosedError) else FAILED
             message = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"

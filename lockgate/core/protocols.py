@@ -6,6 +6,7 @@ but the accumulator it was handed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, Self, runtime_checkable
 
 import pyarrow as pa
@@ -47,7 +48,16 @@ class MetadataStore(Protocol):
         status: str = "running",
     ) -> int: ...
 
-    def publish_execution(self, execution_id: int, outputs: dict[str, Any]) -> None: ...
+    def publish_execution(
+        self,
+        execution_id: int,
+        outputs: dict[str, Any],
+        *,
+        within: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Register the outputs and complete the execution in one transaction; ``within``
+        gets that transaction (opaque here) for a step's own writes to the store."""
+        ...
 
     def record_cached_execution(self, execution_id: int, outputs: dict[str, Any]) -> None: ...
 
@@ -55,7 +65,11 @@ class MetadataStore(Protocol):
 
     def find_cached_outputs(self, cache_key: str) -> dict[str, Any] | None: ...
 
-    def mark_abandoned(self) -> int: ...
+    def mark_abandoned(self) -> list[Any]:
+        """Mark what dead processes of this host left running; return those executions."""
+        ...
+
+    def is_registered(self, uri: str) -> bool: ...
 
 
 class Runner(Protocol):

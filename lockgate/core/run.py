@@ -59,11 +59,28 @@ def run_pipeline(
     """
     runner = runner or LocalRunner()
     started = time.perf_counter()
-    store.mark_abandoned()
+    artifacts = LocalArtifactStore(artifact_root)
+    artifacts.sweep(store, store.mark_abandoned())  # what runs killed before us left behind
     run_id = store.start_run(pipeline.name)
+    try:
+        return _run(pipeline, store, artifacts, runner, run_id, project_dir, use_cache, started)
+    finally:
+        artifacts.close()
+
+
+def _run(
+    pipeline: Pipeline,
+    store: MetadataStore,
+    artifacts: LocalArtifactStore,
+    runner: Runner,
+    run_id: int,
+    project_dir: str | Path,
+    use_cache: bool,
+    started: float,
+) -> RunResult:
     launcher = Launcher(
         store=store,
-        artifacts=LocalArtifactStore(artifact_root),
+        artifacts=artifacts,
         runner=runner,
         pipeline=pipeline.name,
         run_id=run_id,

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from lockgate.core.artifacts import Artifact
 from lockgate.errors import ConfigError, NotBlessedError, NotFoundError, did_you_mean
 from lockgate.metadata import tables as t
-from lockgate.metadata.store import SqlMetadataStore, now
+from lockgate.metadata.store import SqlMetadataStore, insert_or_ignore, now, upsert
 
 PRODUCTION = "production"
 #: The alias whose version a canary serves next to production (see serving/canary.py).
@@ -62,34 +62,75 @@ class Registry:
         *,
         blessed: bool,
         properties: dict[str, Any] | None = None,
+        alias: str | None = None,
+        reason: str | None = None,
     ) -> ModelVersion:
-        """Add a new version (numbered 1, 2, ...) pointing at a registered artifact."""
+        """Add a new version (numbered 1, 2, ...) pointing at a registered artifact, and
+        point ``alias`` at it in the same transaction when one is given."""
+        with self.store._write() as conn:
+            number = self.register_within(
+                conn,
+                model_name,
+                pushed,
+                blessed=blessed,
+                properties=properties,
+                alias=alias,
+                reason=reason,
+            )
+        return self.get(model_name, number)
+
+    def register_within(
+        self,
+        conn: sa.Connection,
+        model_name: str,
+        pushed: Artifact,
+        *,
+        blessed: bool,
+        properties: dict[str, Any] | None = None,
+        alias: str | None = None,
+        reason: str | None = None,
+    ) -> int:
+        """``register`` inside the caller's write transaction (the push step registers as
+        it publishes, so a crash leaves both or neither); returns the version number.
+
+        Numbers are taken under a lock on the model's row, so two runs pushing at once get
+        two numbers, never the same one."""
         if pushed.id is None:
             raise ValueError("register() needs an artifact that is in the store (it has no id)")
-        with self.store._write() as conn:
-            model_id = conn.execute(
-                sa.select(t.registered_models.c.id).where(t.registered_models.c.name == model_name)
-            ).scalar()
-            if model_id is None:
-                model_id = conn.execute(
-                    t.registered_models.insert().values(name=model_name, created_at=now())
-                ).inserted_primary_key[0]
-            latest = conn.execute(
-                sa.select(sa.func.max(t.model_versions.c.version)).where(
-                    t.model_versions.c.model_id == model_id
-                )
-            ).scalar()
-            conn.execute(
-                t.model_versions.insert().values(
-                    model_id=model_id,
-                    version=(latest or 0) + 1,
-                    artifact_id=pushed.id,
-                    blessed=blessed,
-                    properties=properties or {},
-                    created_at=now(),
-                )
+        insert_or_ignore(conn, t.registered_models, name=model_name, created_at=now())
+        model_id = self._lock_model(conn, model_name)
+        latest = conn.execute(
+            sa.select(sa.func.max(t.model_versions.c.version)).where(
+                t.model_versions.c.model_id == model_id
             )
-        return self.get(model_name, (latest or 0) + 1)
+        ).scalar()
+        number = (latest or 0) + 1
+        version_id = conn.execute(
+            t.model_versions.insert().values(
+                model_id=model_id,
+                version=number,
+                artifact_id=pushed.id,
+                blessed=blessed,
+                properties=properties or {},
+                created_at=now(),
+            )
+        ).inserted_primary_key[0]
+        if alias is not None:
+            self._move_alias(conn, model_id, alias, int(version_id), reason=reason, forced=False)
+        return number
+
+    def version_of(self, artifact: Artifact) -> ModelVersion | None:
+        """The version registered for a PushedModel artifact (None: not registered)."""
+        if artifact.id is None:
+            return None
+        with self.store.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.model_versions, t.registered_models.c.name)
+                .join(t.registered_models, t.registered_models.c.id == t.model_versions.c.model_id)
+                .where(t.model_versions.c.artifact_id == artifact.id)
+                .order_by(t.model_versions.c.id)
+            ).first()
+            return None if row is None else self._version(conn, row.name, row)
 
     def set_alias(
         self,
@@ -117,33 +158,16 @@ class Registry:
                     f"{version} needs a reason"
                 )
         with self.store._write() as conn:
-            model_id = self._model_id(conn, model_name)
-            conn.execute(
-                t.model_aliases.delete().where(
-                    t.model_aliases.c.model_id == model_id, t.model_aliases.c.alias == alias
-                )
-            )
-            conn.execute(
-                t.model_aliases.insert().values(
-                    model_id=model_id, alias=alias, version_id=target.id, updated_at=now()
-                )
-            )
-            conn.execute(
-                t.alias_history.insert().values(
-                    model_id=model_id,
-                    alias=alias,
-                    version_id=target.id,
-                    reason=reason,
-                    forced=force and not target.blessed,
-                    set_at=now(),
-                )
+            model_id = self._lock_model(conn, model_name)
+            self._move_alias(
+                conn, model_id, alias, target.id, reason=reason, forced=force and not target.blessed
             )
         return self.get(model_name, version)
 
     def remove_alias(self, model_name: str, alias: str, *, reason: str | None = None) -> None:
         """Take an alias off its version (a canary ends); the removal is kept in history."""
         with self.store._write() as conn:
-            model_id = self._model_id(conn, model_name)
+            model_id = self._lock_model(conn, model_name)
             deleted = conn.execute(
                 t.model_aliases.delete().where(
                     t.model_aliases.c.model_id == model_id, t.model_aliases.c.alias == alias
@@ -217,15 +241,18 @@ class Registry:
         return self.set_alias(model_name, alias, to, force=True, reason=reason)
 
     def update_properties(self, model_name: str, version: int, **properties: Any) -> ModelVersion:
-        """Merge ``properties`` into a version's (a ``None`` value removes the key)."""
+        """Merge ``properties`` into a version's (a ``None`` value removes the key); read and
+        written in one transaction, so two updates at once both land."""
         target = self.get(model_name, version)
-        merged = {**target.properties, **properties}
-        merged = {k: v for k, v in merged.items() if v is not None}
         with self.store._write() as conn:
+            current = conn.execute(
+                sa.select(t.model_versions.c.properties).where(t.model_versions.c.id == target.id)
+            ).scalar()
+            merged = {**(current or {}), **properties}
             conn.execute(
                 t.model_versions.update()
                 .where(t.model_versions.c.id == target.id)
-                .values(properties=merged)
+                .values(properties={k: v for k, v in merged.items() if v is not None})
             )
         return self.get(model_name, version)
 
@@ -313,6 +340,46 @@ class Registry:
             if version.properties.get("model_fingerprint") != candidate_fingerprint:
                 return version
         return None
+
+    def _lock_model(self, conn: sa.Connection, model_name: str) -> int:
+        """The model's id, its row locked until the transaction ends (PostgreSQL; SQLite's
+        write transaction holds the whole database already)."""
+        model_id = conn.execute(
+            sa.select(t.registered_models.c.id)
+            .where(t.registered_models.c.name == model_name)
+            .with_for_update()
+        ).scalar()
+        return int(model_id) if model_id is not None else self._model_id(conn, model_name)
+
+    @staticmethod
+    def _move_alias(
+        conn: sa.Connection,
+        model_id: int,
+        alias: str,
+        version_id: int,
+        *,
+        reason: str | None,
+        forced: bool,
+    ) -> None:
+        upsert(
+            conn,
+            t.model_aliases,
+            ["model_id", "alias"],
+            model_id=model_id,
+            alias=alias,
+            version_id=version_id,
+            updated_at=now(),
+        )
+        conn.execute(
+            t.alias_history.insert().values(
+                model_id=model_id,
+                alias=alias,
+                version_id=version_id,
+                reason=reason,
+                forced=forced,
+                set_at=now(),
+            )
+        )
 
     def _model_id(self, conn: sa.Connection, model_name: str) -> int:
         model_id = conn.execute(

@@ -10,7 +10,9 @@ import json
 import os
 import socket
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,36 +76,81 @@ class ExecutionRecord:
         return (self.finished_at - self.started_at).total_seconds()
 
 
+#: How long a writer waits for another process's write transaction on SQLite.
+SQLITE_BUSY_TIMEOUT_S = 30.0
+#: The key of the PostgreSQL advisory lock that serialises migrations (any constant will do;
+#: this one spells "lockgate" in ASCII digits so that it is recognisable in pg_locks).
+MIGRATION_LOCK_KEY = 108111099107
+
+
 def _create_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # pysqlite would begin transactions itself, lazily and deferred: a deferred
+            # transaction that reads and then writes cannot wait for another writer (SQLite
+            # answers "database is locked" at once). We begin them ourselves (below).
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cursor)
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Connection) -> None:
+            # A write transaction takes the write lock when it starts (waiting up to the busy
+            # timeout), so its reads (the next version number, say) hold until it commits.
+            writes = conn.get_execution_options().get(_WRITES, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+_WRITES = "lockgate_writes"
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch a new database file to write-ahead logging (readers never wait for a writer).
+    The switch is kept in the file; while another process holds the file, SQLite refuses it
+    at once instead of waiting, so it is tried again until the busy timeout."""
+    import sqlite3
+
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _store_name(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision; cheap when it already is there."""
+    """Bring the schema to the newest revision; cheap when it already is there.
+
+    Two processes opening a new store at once must not both create the tables: the upgrade
+    runs under a lock (SQLite's write lock, a PostgreSQL advisory lock) and looks at the
+    revision again once it holds it.
+    """
     try:
         with engine.connect() as conn:
-            if sa.inspect(conn).has_table("alembic_version"):
-                current = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-                if current == t.SCHEMA_REVISION:
-                    return
+            if _revision(conn) == t.SCHEMA_REVISION:
+                return
     except sa.exc.OperationalError as exc:
         raise MetadataError(
-            f"cannot open the metadata store at {engine.url.render_as_string(hide_password=True)}:"
-            f" {exc.orig}",
+            f"cannot open the metadata store at {_store_name(engine)}: {exc.orig}",
             hint="check store_url in lockgate.toml or LOCKGATE_STORE_URL",
         ) from exc
     from alembic import command
@@ -111,9 +158,66 @@ def migrate(engine: Engine) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as conn:
+    with _write_transaction(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK_KEY)))
+        if _revision(conn) == t.SCHEMA_REVISION:
+            return  # another process migrated while we waited for the lock
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+
+
+def _revision(conn: Connection) -> str | None:
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
+@contextmanager
+def _write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One write transaction; a store that stays busy, or a conflict that the locks did not
+    prevent, becomes a MetadataError that says what to do instead of a driver's traceback."""
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(**{_WRITES: True})
+            with conn.begin():
+                yield conn
+    except sa.exc.OperationalError as exc:
+        if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):
+            raise
+        raise MetadataError(
+            f"the metadata store at {_store_name(engine)} stayed busy for over"
+            f" {SQLITE_BUSY_TIMEOUT_S:.0f} s: another process held a write transaction",
+            hint="try again; a team whose runs often overlap should use PostgreSQL",
+        ) from exc
+    except sa.exc.IntegrityError as exc:
+        raise MetadataError(
+            f"the metadata store at {_store_name(engine)} refused a write that conflicts with"
+            f" another process's: {exc.orig}",
+            hint="try again; if it repeats, report it with the output of --verbose",
+        ) from exc
+
+
+def insert_or_ignore(conn: Connection, table: sa.Table, **values: Any) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING, for rows that two processes may create at once."""
+    conn.execute(_dialect_insert(conn, table).values(**values).on_conflict_do_nothing())
+
+
+def upsert(conn: Connection, table: sa.Table, keys: list[str], **values: Any) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE: a row that moves (an alias) in one statement."""
+    statement = _dialect_insert(conn, table).values(**values)
+    changes = {name: value for name, value in values.items() if name not in keys}
+    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=changes))
+
+
+def _dialect_insert(conn: Connection, table: sa.Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - the store supports SQLite and PostgreSQL
+        raise MetadataError(f"unsupported database {conn.dialect.name!r}")
+    return insert(table)
 
 
 class SqlMetadataStore:
@@ -128,21 +232,21 @@ class SqlMetadataStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    def _write(self) -> Any:
-        """A transaction for writes; SQLite writers also queue on a lock (one writer)."""
-        return _LockedTransaction(self.engine, self._write_lock)
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction. Threads of this process queue on a lock (SQLite has one
+        writer); other processes wait on the database's own lock."""
+        with self._write_lock, _write_transaction(self.engine) as conn:
+            yield conn
 
     # --- runs -------------------------------------------------------------------------
 
     def start_run(self, pipeline: str, properties: dict[str, Any] | None = None) -> int:
         with self._write() as conn:
+            insert_or_ignore(conn, t.pipelines, name=pipeline, created_at=now())
             pipeline_id = conn.execute(
                 sa.select(t.pipelines.c.id).where(t.pipelines.c.name == pipeline)
-            ).scalar()
-            if pipeline_id is None:
-                pipeline_id = conn.execute(
-                    t.pipelines.insert().values(name=pipeline, created_at=now())
-                ).inserted_primary_key[0]
+            ).scalar_one()
             props = {"pid": os.getpid(), "host": socket.gethostname(), **(properties or {})}
             return int(
                 conn.execute(
@@ -228,8 +332,18 @@ class SqlMetadataStore:
             self._insert_events(conn, execution_id, "input", inputs)
         return execution_id
 
-    def publish_execution(self, execution_id: int, outputs: dict[str, Artifact]) -> None:
-        """Register the outputs and mark the execution complete, in one transaction."""
+    def publish_execution(
+        self,
+        execution_id: int,
+        outputs: dict[str, Artifact],
+        *,
+        within: Callable[[Connection], None] | None = None,
+    ) -> None:
+        """Register the outputs and mark the execution complete, in one transaction.
+
+        ``within`` runs in that transaction once the outputs have ids (push registers the
+        model version there): either all of it is stored or none of it.
+        """
         with self._write() as conn:
             for artifact in outputs.values():
                 artifact.id = int(
@@ -244,6 +358,8 @@ class SqlMetadataStore:
                     ).inserted_primary_key[0]
                 )
             self._insert_events(conn, execution_id, "output", outputs)
+            if within is not None:
+                within(conn)
             conn.execute(
                 t.executions.update()
                 .where(t.executions.c.id == execution_id)
@@ -339,13 +455,14 @@ class SqlMetadataStore:
             error=row.error,
         )
 
-    def mark_abandoned(self) -> int:
-        """Mark runs and executions left 'running' by a process on this host that is gone."""
+    def mark_abandoned(self) -> list[ExecutionRecord]:
+        """Mark runs and executions left 'running' by a process on this host that is gone;
+        return the executions so marked (their unregistered folders can go)."""
         host = socket.gethostname()
-        count = 0
+        abandoned: list[ExecutionRecord] = []
         with self._write() as conn:
             rows = conn.execute(
-                sa.select(t.executions.c.id, t.executions.c.pid).where(
+                sa.select(t.executions).where(
                     t.executions.c.status == RUNNING, t.executions.c.host == host
                 )
             ).all()
@@ -356,7 +473,9 @@ class SqlMetadataStore:
                         .where(t.executions.c.id == row.id)
                         .values(status=ABANDONED, error="the process running it stopped")
                     )
-                    count += 1
+                    record = self._execution_record(row)
+                    record.status, record.error = ABANDONED, "the process running it stopped"
+                    abandoned.append(record)
             runs = conn.execute(
                 sa.select(t.runs.c.id, t.runs.c.properties).where(t.runs.c.status == RUNNING)
             ).all()
@@ -368,7 +487,16 @@ class SqlMetadataStore:
                         .where(t.runs.c.id == run.id)
                         .values(status=ABANDONED, error="the process running it stopped")
                     )
-        return count
+        return abandoned
+
+    def is_registered(self, uri: str) -> bool:
+        """Whether an artifact with this URI is in the store (a folder without one is an
+        orphan that a crash left behind)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(t.artifacts.c.id).where(t.artifacts.c.uri == uri).limit(1)
+            ).first()
+        return found is not None
 
     # --- artifacts --------------------------------------------------------------------
 
@@ -423,25 +551,3 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-class _LockedTransaction:
-    def __init__(self, engine: Engine, lock: threading.Lock) -> None:
-        self._engine = engine
-        self._lock = lock
-        self._context: Any = None
-
-    def __enter__(self) -> Connection:
-        self._lock.acquire()
-        try:
-            self._context = self._engine.begin()
-            return self._context.__enter__()
-        except BaseException:
-            self._lock.release()
-            raise
-
-    def __exit__(self, *exc: Any) -> None:
-        try:
-            self._context.__exit__(*exc)
-        finally:
-            self._lock.release()

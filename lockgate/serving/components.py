@@ -12,13 +12,17 @@ from lockgate.core.component import Input, Output, component
 from lockgate.errors import NotBlessedError
 
 
-def _register_pushed(context: Any, outputs: dict[str, Artifact], params: dict[str, Any]) -> None:
-    """After the PushedModel is in the store: a new registry version, now in production."""
+def _register_pushed(
+    context: Any, outputs: dict[str, Artifact], params: dict[str, Any], transaction: Any
+) -> None:
+    """In the transaction that publishes the PushedModel: a new registry version, now in
+    production. A crash leaves the push complete and registered, or neither (then the next
+    run pushes again): never a cached push whose model the registry does not know."""
     from lockgate.metadata.registry import PRODUCTION, Registry
 
     pushed = outputs["pushed_model"]
-    registry = Registry(context.store)
-    version = registry.register(
+    Registry(context.store).register_within(
+        transaction,
         params["model_name"],
         pushed,
         blessed=True,
@@ -26,13 +30,12 @@ def _register_pushed(context: Any, outputs: dict[str, Artifact], params: dict[st
             "model_fingerprint": pushed.properties["model_fingerprint"],
             "run_id": context.run_id,
         },
-    )
-    registry.set_alias(
-        params["model_name"], PRODUCTION, version.version, reason=f"pushed by run {context.run_id}"
+        alias=PRODUCTION,
+        reason=f"pushed by run {context.run_id}",
     )
 
 
-@component(after_publish=_register_pushed)
+@component(on_publish=_register_pushed)
 def push(
     model: Input[Model],
     transform: Input[TransformGraph],

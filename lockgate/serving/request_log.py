@@ -7,7 +7,9 @@ every ``flush_rows`` rows or ``flush_interval_s`` seconds, and on ``close``. Eac
 published atomically as an ``InferenceLog`` artifact whose input is the ``PushedModel`` it
 logs, so lineage leads from a log back to the model::
 
-    <root>/serving/<model>/inference_log/<time>-<id>/part-0.parquet
+    <root>/serving/<model>/inference_log/<execution id>/part-0.parquet
+
+(``<time>-<id>`` instead of the execution id when no metadata store registers the files).
 
 The raw feature columns keep their names, so ``lockgate skew TRAIN_PATH LOG_PATH`` compares a
 log with training data directly; everything else starts with ``_``: ``_request_id``,
@@ -21,7 +23,6 @@ import json
 import logging
 import queue
 import random
-import shutil
 import threading
 import time
 import uuid
@@ -34,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lockgate.core.artifact_store import LocalArtifactStore
 from lockgate.core.artifacts import Artifact, InferenceLog
 from lockgate.core.fingerprint import path_fingerprint
 from lockgate.errors import ConfigError
@@ -91,6 +93,7 @@ class RequestLogger:
         if flush_rows < 1 or flush_interval_s <= 0:
             raise ConfigError("log flush_rows must be >= 1 and flush_interval_s > 0")
         self.root = Path(root)
+        self._artifacts = LocalArtifactStore(self.root)
         self.store = store
         self.sample_rate = sample_rate
         self.flush_rows = flush_rows
@@ -149,6 +152,7 @@ class RequestLogger:
             thread.join(timeout_s)
         if self.store is not None and self._run_id is not None:
             self.store.finish_run(self._run_id, "complete")
+        self._artifacts.close()
 
     def _start(self) -> None:
         if self._thread is None:
@@ -193,17 +197,22 @@ class RequestLogger:
     def _write(self, records: list[_Record]) -> None:
         first = records[0]
         table = pa.concat_tables([_table(r) for r in records], promote_options="permissive")
-        stamp = first.at.strftime("%Y%m%dT%H%M%S")
-        name = f"{stamp}-{uuid.uuid4().hex[:8]}"
-        staging = self.root / ".staging" / name
-        staging.mkdir(parents=True)
-        pq.write_table(table, staging / "part-0.parquet")
-        target = self.root / "serving" / first.model / "inference_log" / name
-        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = self._artifacts.staging_dir("request_log", first.model)
         try:
-            staging.rename(target)
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
+            pq.write_table(table, staging / "part-0.parquet")
+            # Registered: started first, so that a crash before the commit leaves a running
+            # execution whose folder the next run's sweep removes. Else: a unique name.
+            execution = self._start_execution(first) if self.store is not None else None
+            name = (
+                str(execution)
+                if execution is not None
+                else f"{first.at.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+            )
+            target = self._artifacts.publish(
+                staging, self.root / "serving" / first.model / "inference_log" / name
+            )
+        except BaseException:
+            self._artifacts.discard(staging)
             raise
         properties = {
             "model_name": first.model,
@@ -220,27 +229,33 @@ class RequestLogger:
         artifact = InferenceLog(
             uri=str(target), properties=properties, fingerprint=path_fingerprint(target)
         )
-        if self.store is not None:
-            self._register(artifact, first)
+        if execution is not None:
+            try:
+                self.store.publish_execution(execution, {"inference_log": artifact})
+            except BaseException as exc:
+                self._artifacts.discard(target)
+                self.store.fail_execution(execution, f"{type(exc).__name__}: {exc}")
+                raise
         self.stats.rows_written += table.num_rows
         self.stats.files += 1
         self.stats.artifacts.append(artifact)
 
-    def _register(self, artifact: InferenceLog, first: _Record) -> None:
+    def _start_execution(self, first: _Record) -> int:
         assert self.store is not None
         if self._run_id is None:
             self._run_id = self.store.start_run(PIPELINE, {"kind": "serving"})
         params = {"model_name": first.model, "model_version": first.version}
-        execution = self.store.start_execution(
-            self._run_id,
-            step=f"request_log:{first.model}",
-            component="request_log",
-            cache_key=None,
-            code_fingerprint=None,
-            params=json.dumps(params),
-            inputs={"pushed_model": first.source},
+        return int(
+            self.store.start_execution(
+                self._run_id,
+                step=f"request_log:{first.model}",
+                component="request_log",
+                cache_key=None,
+                code_fingerprint=None,
+                params=json.dumps(params),
+                inputs={"pushed_model": first.source},
+            )
         )
-        self.store.publish_execution(execution, {"inference_log": artifact})
 
 
 class LoggingServable(ServableWrapper):

@@ -48,7 +48,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert step_statuses(result.stdout) == dict.fromkeys(STEPS, "complete")
     assert "Anomalies: none" in result.stdout
     assert "Blessed: yes" in result.stdout
-    assert "Pushed: yes, model 'penguins' version 1 is in production" in result.stdout
+    assert "Pushed: yes, model 'penguins' version 1, now in production" in result.stdout
     assert "lockgate serve" in result.stdout  # the next commands to try
     project = workdir / "lockgate-demo"
     assert (project / "pipeline.py").exists() and (project / "lockgate.toml").exists()
@@ -77,7 +77,7 @@ def test_changing_a_training_parameter_reruns_train_and_downstream_only(demo: Pa
     assert {s: statuses[s] for s in ("train", "evaluate", "push")} == dict.fromkeys(
         ("train", "evaluate", "push"), "complete"
     )
-    assert "version 2 is in production" in result.stdout
+    assert "Pushed: yes, model 'penguins' version 2, now in production" in result.stdout
     again = lockgate("run", "--set", "train.params.n_estimators=40", cwd=demo)
     assert step_statuses(again.stdout) == dict.fromkeys(STEPS, "cached")
 
@@ -218,9 +218,9 @@ def test_cli_errors_are_one_line_with_a_hint_and_verbose_adds_the_traceback(tmp_
 
 
 def test_the_pipeline_runs_against_postgresql(
-    penguins_project: Path, postgres_database: str
+    penguins_project: Path, empty_postgres: str
 ) -> None:
-    env = {**os.environ, "LOCKGATE_STORE_URL": postgres_database}
+    env = {**os.environ, "LOCKGATE_STORE_URL": empty_postgres}
     first = lockgate("run", cwd=penguins_project, env=env)
     assert first.returncode == 0, first.stdout + first.stderr
     second = lockgate("run", cwd=penguins_project, env=env)

@@ -63,7 +63,7 @@ def test_sigkill_mid_step_leaves_no_half_artifact_and_the_next_run_completes(
         assert executions["slow"].status == "running"  # not completed: the process died
         assert store.execution_artifacts(executions["slow"].id, "output") == {}
         assert store.artifacts_of_type("Statistics") == []
-        assert store.mark_abandoned() == 1
+        assert [e.id for e in store.mark_abandoned()] == [executions["slow"].id]
         assert store.get_execution(executions["slow"].id).status == "abandoned"
         assert store.get_run(run.id).status == "abandoned"
     finally:
