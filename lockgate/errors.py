@@ -15,7 +15,8 @@ The tree::
     │   └── ColumnNotFoundError      a column is missing (column, columns)       (KeyError)
     ├── SchemaError                  a schema file that does not parse or fit     (ValueError)
     ├── ModelError                   training, saving or loading a model
-    │   └── ModelIntegrityError      a model file whose sha256 does not match
+    │   ├── ModelIntegrityError      a model file whose sha256 does not match
+    │   └── UntrustedModelError      a model file naming types nobody trusted (types)
     ├── MetadataError                the metadata store (connection, migration)
     │   └── NotFoundError            an artifact, run, model or alias that is not there (KeyError)
     └── ServingError                 the model server
@@ -167,6 +168,22 @@ class ModelError(LockgateError):
 
 class ModelIntegrityError(ModelError):
     """A model file's sha256 does not match the one recorded when it was saved."""
+
+
+class UntrustedModelError(ModelError):
+    """A model file names types (classes, functions) that are not trusted; rebuilding them
+    would run their code. ``types`` lists them."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        types: Iterable[str],
+        path: str | None = None,
+        hint: str | None = None,
+    ):
+        super().__init__(message, path=path, hint=hint)
+        self.types = sorted(types)
 
 
 class MetadataError(LockgateError):

@@ -206,6 +206,14 @@ def history_command(name: str, project_dir: Path, alias: str) -> None:
 )
 @click.option("--bless", is_flag=True, help="Register it as blessed (needs --reason).")
 @click.option("--reason", default=None, help="Why it may skip the evaluator; recorded.")
+@click.option(
+    "--trust",
+    "trust",
+    multiple=True,
+    metavar="TYPE",
+    help="A type in a .skops file that you vouch for, beyond what lockgate trusts (repeat it"
+    " per type; loading a type runs its code). Recorded with the version.",
+)
 def import_command(
     path: Path,
     name: str,
@@ -218,8 +226,12 @@ def import_command(
     samples: Path | None,
     bless: bool,
     reason: str | None,
+    trust: tuple[str, ...],
 ) -> None:
-    """Register a model trained elsewhere (.skops, LightGBM .txt, XGBoost .json/.ubj, .onnx)."""
+    """Register a model trained elsewhere (.skops, LightGBM .txt, XGBoost .json/.ubj, .onnx).
+
+    A .skops file that names types beyond scikit-learn's estimators and lockgate's own
+    trainers' internals is refused with the list; --trust TYPE admits one, on your word."""
     from lockgate.cli.project import load_settings, open_store
     from lockgate.training.model_import import import_model
 
@@ -239,6 +251,7 @@ def import_command(
             samples=samples,
             bless=bless,
             reason=reason,
+            trust=trust,
         )
     finally:
         store.close()
@@ -248,6 +261,9 @@ def import_command(
         f"Imported {path.name} ({framework_name}) as model '{name}' version {version.version},"
         f" {state}"
     )
+    trusted = version.properties.get("trusted_types") or []
+    if trusted:
+        click.echo(f"Trusted on your word, recorded with the version: {', '.join(trusted)}")
     if version.blessed:
         click.echo(f"Promote it with: lockgate models promote {name} {version.version}")
     else:

@@ -49,15 +49,21 @@ def score(graph: Any, loaded: Any, table: Any, slice_by: list[str]) -> dict[str,
 
 
 def load_pushed(pushed: PushedModel) -> tuple[Any, Any]:
-    """(transform, model) of a PushedModel, the model's sha256 checked before it loads; a
-    model imported from elsewhere (skops, LightGBM, XGBoost, ONNX) loads as well, so that
-    it can be the baseline a candidate is compared with."""
-    from lockgate.training.model_import import load_any_model
-    from lockgate.training.transform import TransformGraph as Graph
+    """(transform, model) of a PushedModel, loaded as the server loads it: folder fingerprint
+    and model sha256 checked before anything is deserialised, and only the skops types the
+    store recorded as trusted. A model imported from elsewhere (skops, LightGBM, XGBoost,
+    ONNX) loads as well, so that it can be the baseline a candidate is compared with."""
+    from lockgate.serving.servable import PipelineServable
 
-    folder = Path(pushed.uri)
-    graph = Graph.load(folder / "transform")
-    return graph, load_any_model(folder / "model", sha256=pushed.properties["model_sha256"])
+    servable = PipelineServable.load(
+        pushed.properties.get("model_name", "baseline"),
+        "baseline",
+        pushed.uri,
+        model_sha256=pushed.properties["model_sha256"],
+        fingerprint=pushed.fingerprint,
+        trusted_types=pushed.properties.get("trusted_types"),
+    )
+    return servable.transform, servable.model
 
 
 @component
@@ -81,9 +87,13 @@ def evaluate(
     slice_by = list(slice_by or [])
     table = read_split(examples, "eval")
     graph = Graph.load(transform.uri)
-    candidate = score(
-        graph, load_model(Path(model.uri), sha256=model.properties["sha256"]), table, slice_by
+    # the trust the store recorded when the model was trained, not what model.json says now
+    loaded = load_model(
+        Path(model.uri),
+        sha256=model.properties["sha256"],
+        trusted=model.properties.get("trusted_types", []),
     )
+    candidate = score(graph, loaded, table, slice_by)
     baseline_scores = None
     if baseline is not None:
         baseline_graph, baseline_model = load_pushed(baseline)

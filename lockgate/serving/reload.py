@@ -403,7 +403,9 @@ class RegistryFollower:
 
 def load_version(name: str, version: Any) -> PipelineServable:
     """A registry version's servable: only a registered ``PushedModel`` is loaded, and only
-    after its folder fingerprint and model sha256 match what the store recorded."""
+    after its folder fingerprint and model sha256 match what the store recorded. The skops
+    types it trusts beyond the allowlist are the ones recorded with the version (an import's
+    ``--trust``), else the PushedModel's, else its fingerprinted model.json's."""
     pushed = version.artifact
     if pushed.type_name != "PushedModel":
         raise ModelError(
@@ -416,8 +418,14 @@ def load_version(name: str, version: Any) -> PipelineServable:
             f"model '{name}' version {version.version}: its PushedModel has no recorded"
             " model_sha256, so it cannot be verified and is not loaded"
         )
+    trusted = version.properties.get("trusted_types", pushed.properties.get("trusted_types"))
     return PipelineServable.load(
-        name, str(version.version), pushed.uri, model_sha256=sha256, fingerprint=pushed.fingerprint
+        name,
+        str(version.version),
+        pushed.uri,
+        model_sha256=sha256,
+        fingerprint=pushed.fingerprint,
+        trusted_types=trusted,
     )
 
 

@@ -8,7 +8,7 @@ transform and the model served together so that serving applies exactly what tra
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -189,12 +189,17 @@ class PipelineServable:
         *,
         model_sha256: str,
         fingerprint: str | None = None,
+        trusted_types: Collection[str] | None = None,
     ) -> PipelineServable:
         """Load ``folder/transform`` and ``folder/model`` (checked against its sha256).
 
         With ``fingerprint`` (the PushedModel's, from the store) the whole folder is checked
-        too, before the transform is read, so an edited transform is refused as an edited
-        model file is.
+        first, before anything in it is deserialised, so an edited transform, or a model.json
+        edited to trust more types, is refused as an edited model file is.
+
+        ``trusted_types`` are the skops types trusted beyond lockgate's allowlist as the
+        store recorded them (the registry version's); without them, model.json's, and only
+        when the fingerprint vouched for it.
         """
         from lockgate.core.fingerprint import path_fingerprint
         from lockgate.training.model_import import load_any_model
@@ -203,11 +208,10 @@ class PipelineServable:
         folder = Path(folder)
         if not folder.is_dir():
             raise ModelError(f"pushed model folder {folder} not found", path=str(folder))
-        # The model file first: its own sha256 names the file when it is the one that changed.
-        model = load_any_model(folder / "model", sha256=model_sha256)
         if fingerprint is not None:
             got = path_fingerprint(folder)
             if got != fingerprint:
+                _model_file_changed(folder / "model", model_sha256)  # names the file if so
                 raise ModelIntegrityError(
                     f"pushed model {folder} has fingerprint {got}, the store recorded"
                     f" {fingerprint}; its files changed after they were pushed, so it is not"
@@ -215,6 +219,9 @@ class PipelineServable:
                     path=str(folder),
                     hint="push the model again, or restore the folder from the artifact store",
                 )
+        if trusted_types is None and fingerprint is None:
+            trusted_types = ()  # an unverified model.json grants nothing
+        model = load_any_model(folder / "model", sha256=model_sha256, trusted=trusted_types)
         transform = TransformGraph.load(folder / "transform")
         return cls(name, version, transform, model)
 
@@ -244,6 +251,24 @@ class PipelineServable:
         if proba is not None:
             outputs["probabilities"] = np.asarray(proba, dtype=np.float64)
         return outputs
+
+
+def _model_file_changed(folder: Path, expected: str) -> None:
+    """Raise the model file's own sha256 error when it is the file that changed; reads only
+    model.json (JSON) and hashes the file, deserialising nothing."""
+    from lockgate.training.model_files import META_FILE, verify_file
+
+    try:
+        name = json.loads((folder / META_FILE).read_text(encoding="utf-8"))["file"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if isinstance(name, str) and Path(name).name == name and (folder / name).is_file():
+        verify_file(
+            folder / name,
+            expected,
+            since="pushed",
+            hint="push the model again, or restore the folder from the artifact store",
+        )
 
 
 def typical_rows(transform: Any) -> dict[str, list[Any]]:

@@ -65,16 +65,21 @@ def train(
     trainer: str | Callable[..., Any] = "lightgbm",
     params: dict[str, Any] | None = None,
     seed: int = 0,
+    trust: list[str] | None = None,
 ) -> None:
     """Train on the transformed train split; ``trainer`` is a spec name or your own
-    ``fn(X, y, params) -> fitted estimator``. Saved in a safe format with its sha256."""
+    ``fn(X, y, params) -> fitted estimator``. Saved in a safe format with its sha256.
+
+    A scikit-learn model that holds types beyond what lockgate's own trainers produce is
+    refused when saved, naming them; ``trust`` lists the ones you vouch for, and is
+    recorded with the model (``trusted_types``) for the evaluator and the server."""
     from lockgate.training.model_files import save_model
     from lockgate.training.trainers import train_model
 
     graph = load_transform(transform)
     _, X, y = prepare(examples, graph, "train")
     estimator = train_model(X, y, spec=trainer, params=params, task=graph.task, seed=seed)
-    info = save_model(estimator, Path(model.uri))
+    info = save_model(estimator, Path(model.uri), trust=trust)
     model.properties.update(
         framework=info.framework,
         file=info.file,
@@ -83,4 +88,5 @@ def train(
         params=params or {},
         task=graph.task,
         train_rows=int(len(y)),
+        trusted_types=info.trusted_types,
     )

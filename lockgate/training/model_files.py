@@ -4,46 +4,33 @@ LightGBM is saved as its native text format, scikit-learn through skops (no pick
 
     model/
       model.txt | model.skops   the model itself
-      model.json                {"framework", "file", "sha256", "task", "n_features", "classes"}
+      model.json                {"framework", "file", "sha256", "task", "n_features", "classes",
+                                 "trusted_types"}
+
+A skops file loads only when every type it names is trusted (``skops_trust``): skops'
+defaults, lockgate's allowlist, or ``trusted_types``, the names a person trusted on purpose.
+Every file's first bytes must be its format's own (``check_format``): a pickle or a PyTorch
+archive is refused whatever its name.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-from dataclasses import asdict, dataclass
+import zipfile
+from collections.abc import Collection, Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lockgate.errors import DataError, ModelError, ModelIntegrityError
+from lockgate.errors import ConfigError, DataError, ModelError, ModelIntegrityError
+from lockgate.training import skops_trust
 
 FORMAT_VERSION = 1
 META_FILE = "model.json"
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.")
-# builtins that run code or touch the system are never trusted, whatever the prefix says
-REFUSED_BUILTINS = frozenset(
-    f"builtins.{name}"
-    for name in (
-        "eval",
-        "exec",
-        "compile",
-        "open",
-        "__import__",
-        "getattr",
-        "setattr",
-        "delattr",
-        "globals",
-        "locals",
-        "vars",
-        "input",
-        "breakpoint",
-        "exit",
-        "quit",
-        "help",
-    )
-)
 
 
 @dataclass(frozen=True)
@@ -57,6 +44,8 @@ class ModelFileInfo:
     n_features: int
     classes: list[Any] | None = None
     format_version: int = FORMAT_VERSION
+    #: skops types beyond lockgate's allowlist that a person trusted on purpose
+    trusted_types: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,8 +59,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_model(estimator: Any, directory: str | Path) -> ModelFileInfo:
-    """Write the estimator and ``model.json``; raise ModelError for an unsupported type."""
+def save_model(
+    estimator: Any, directory: str | Path, *, trust: Iterable[str] | None = None
+) -> ModelFileInfo:
+    """Write the estimator and ``model.json``; raise ModelError for an unsupported type, and
+    UntrustedModelError for a scikit-learn model that names types outside lockgate's
+    allowlist and ``trust`` (which is recorded, as the types it actually needed)."""
+    trusted = skops_trust.check_trust(trust, option="train(trust=...)")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     framework, task = _identify(estimator)
@@ -80,14 +74,17 @@ def save_model(estimator: Any, directory: str | Path) -> ModelFileInfo:
         raise ModelError(
             f"cannot save {type(estimator).__name__}: it is not fitted (no n_features_in_)"
         )
+    needed: list[str] = []
     if framework == "lightgbm":
+        if trusted:
+            raise ConfigError(
+                f"train(trust=...) applies to skops files; a LightGBM model got {list(trusted)}"
+            )
         path = directory / "model.txt"
         estimator.booster_.save_model(str(path))
     else:
-        import skops.io
-
         path = directory / "model.skops"
-        skops.io.dump(estimator, path)
+        needed = _dump_skops(estimator, path, trusted)
     classes = getattr(estimator, "classes_", None) if task == "classification" else None
     info = ModelFileInfo(
         framework=framework,
@@ -96,9 +93,40 @@ def save_model(estimator: Any, directory: str | Path) -> ModelFileInfo:
         task=task,
         n_features=int(n_features),
         classes=None if classes is None else np.asarray(classes).tolist(),
+        trusted_types=needed,
     )
     (directory / META_FILE).write_text(json.dumps(info.to_dict(), indent=2) + "\n")
     return info
+
+
+def _dump_skops(estimator: Any, path: Path, trusted: Collection[str]) -> list[str]:
+    """Dump through skops, then refuse what would not load again: a model is not saved
+    unless lockgate itself (or the caller's explicit trust) can read it back."""
+    import skops.io
+
+    try:
+        data = skops.io.dumps(estimator)
+    except Exception as exc:  # noqa: BLE001 - skops refuses types it cannot persist
+        raise ModelError(f"skops cannot save {type(estimator).__name__}: {exc}") from exc
+    untrusted = skops_trust.untrusted_types(data, path)
+    needed = skops_trust.needed_trust(untrusted)
+    unused = sorted(set(trusted) - set(needed))
+    if unused:
+        raise ConfigError(
+            f"train(trust=...) names {unused}, which the model does not hold; it needs"
+            f" {needed or 'no extra trust'}"
+        )
+    skops_trust.refuse_untrusted(
+        untrusted,
+        trusted,
+        path,
+        hint=lambda types: (
+            "if your trainer's model is meant to hold them, pass"
+            f" train(..., trust={types}); the trust is recorded with the model"
+        ),
+    )
+    path.write_bytes(data)
+    return needed
 
 
 def _identify(estimator: Any) -> tuple[str, str]:
@@ -211,6 +239,21 @@ def verify_file(path: Path, expected: str, *, since: str, hint: str) -> None:
         got = file_sha256(path)
     except OSError as exc:
         raise ModelError(f"cannot read model file {path}: {exc}", path=str(path)) from exc
+    _compare(path, got, expected, since=since, hint=hint)
+
+
+def read_verified(path: Path, expected: str, *, since: str, hint: str) -> bytes:
+    """The bytes of a model file whose sha256 is the recorded one: the reader gets exactly
+    the bytes that were checked, not a second read of a file that may have changed since."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc}", path=str(path)) from exc
+    _compare(path, hashlib.sha256(data).hexdigest(), expected, since=since, hint=hint)
+    return data
+
+
+def _compare(path: Path, got: str, expected: str, *, since: str, hint: str) -> None:
     if got != expected:
         raise ModelIntegrityError(
             f"model file {path} has sha256 {got}, expected {expected}; it changed after it was"
@@ -220,22 +263,77 @@ def verify_file(path: Path, expected: str, *, since: str, hint: str) -> None:
         )
 
 
-def load_model(directory: str | Path, *, sha256: str | None = None) -> LoadedModel:
-    """Check the file's sha256 (given, or model.json's), then load it with a safe reader."""
+def load_model(
+    directory: str | Path,
+    *,
+    sha256: str | None = None,
+    trusted: Collection[str] | None = None,
+) -> LoadedModel:
+    """Check the file's sha256 (given, or model.json's), then load it with a safe reader.
+
+    ``trusted`` is the skops types trusted beyond the allowlist, as the store recorded them;
+    without it, model.json's ``trusted_types``, so only pass None where the folder itself was
+    verified (its fingerprint) or is the caller's own.
+    """
     directory = Path(directory)
     info = _read_info(directory / META_FILE)
     path = directory / info.file
-    verify_file(
+    data = read_verified(
         path,
         sha256 or info.sha256,
         since="saved",
         hint="re-run the training step, or restore the file from the artifact store",
     )
+    check_format(data, info.framework, path)
     if info.framework == "lightgbm":
-        model = _load_lightgbm(path)
+        model = _load_lightgbm(data, path)
     else:
-        model = _load_skops(path)
+        model = skops_trust.load_skops(
+            data,
+            path,
+            trusted=info.trusted_types if trusted is None else trusted,
+            hint=skops_trust.import_hint,
+        )
     return LoadedModel(info=info, path=path, model=model)
+
+
+#: The first bytes of the formats lockgate reads; anything else is refused before a reader
+#: sees it. A pickle (``\x80`` + protocol) or a PyTorch archive (a zip holding ``data.pkl``)
+#: is named as such, whatever the file is called.
+_ZIP = b"PK\x03\x04"
+
+
+def check_format(data: bytes, framework: str, path: Path) -> None:
+    """Refuse bytes that are not the framework's own format: pickles and PyTorch archives
+    first (by content, not name), then anything without the format's header."""
+    if len(data) >= 2 and data[0] == 0x80 and data[1] <= 5:
+        _refuse(path, "is a pickle (it starts with a pickle protocol header)")
+    if data.startswith(_ZIP):
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                names = archive.namelist()
+        except zipfile.BadZipFile:
+            names = []
+        pickled = [n for n in names if n.rsplit("/", 1)[-1] == "data.pkl" or n.endswith(".pkl")]
+        if pickled:
+            _refuse(path, f"is a PyTorch or pickle archive (it holds {pickled[0]})")
+    expected = {
+        "sklearn": (data.startswith(_ZIP), "a skops zip"),
+        "lightgbm": (data.lstrip()[:5] in (b"tree\n", b"tree\r"), "LightGBM's text model"),
+        "xgboost": (data.lstrip()[:1] == b"{", "XGBoost's JSON or UBJ model"),
+    }.get(framework)
+    if expected is not None and not expected[0]:
+        raise ModelError(f"{path} is not {expected[1]}", path=str(path))
+
+
+def _refuse(path: Path, what: str) -> None:
+    raise ModelError(
+        f"{path} {what}; lockgate never loads pickles because loading one runs arbitrary code",
+        path=str(path),
+        hint="save scikit-learn models with skops.io.dump(model, 'model.skops'), LightGBM"
+        " with booster.save_model('model.txt'), XGBoost with save_model('model.json'),"
+        " or convert to ONNX",
+    )
 
 
 def _read_info(meta: Path) -> ModelFileInfo:
@@ -250,37 +348,18 @@ def _read_info(meta: Path) -> ModelFileInfo:
         raise ModelError(f"{meta}: unknown framework {info.framework!r}", path=str(meta))
     if Path(info.file).name != info.file:
         raise ModelError(f"{meta}: model file {info.file!r} must be a plain name", path=str(meta))
+    if not isinstance(info.trusted_types, list) or not all(
+        isinstance(name, str) for name in info.trusted_types
+    ):
+        raise ModelError(f"{meta}: trusted_types must be a list of type names", path=str(meta))
     return info
 
 
-def _load_lightgbm(path: Path) -> Any:
+def _load_lightgbm(data: bytes, path: Path) -> Any:
+    """From LightGBM's text model only (``check_format`` saw its header)."""
     import lightgbm
 
     try:
-        return lightgbm.Booster(model_file=str(path))
-    except lightgbm.basic.LightGBMError as exc:
+        return lightgbm.Booster(model_str=data.decode("utf-8"))
+    except (lightgbm.basic.LightGBMError, UnicodeDecodeError) as exc:
         raise ModelError(f"{path} is not a readable LightGBM model: {exc}", path=str(path)) from exc
-
-
-def _load_skops(path: Path) -> Any:
-    import skops.io
-
-    try:
-        untrusted = skops.io.get_untrusted_types(file=path)
-    except Exception as exc:  # noqa: BLE001 - any failure here means a corrupt file
-        raise ModelError(f"{path} is not a readable skops file: {exc}", path=str(path)) from exc
-    refused = [
-        name
-        for name in untrusted
-        if not name.startswith(TRUSTED_PREFIXES) or name in REFUSED_BUILTINS
-    ]
-    if refused:
-        raise ModelError(
-            f"{path} contains types that are not trusted: {refused}; only types from"
-            f" {[p.rstrip('.') for p in TRUSTED_PREFIXES]} are loaded",
-            path=str(path),
-        )
-    try:
-        return skops.io.load(path, trusted=untrusted)
-    except Exception as exc:  # noqa: BLE001 - corrupt content past the type check
-        raise ModelError(f"{path} could not be loaded by skops: {exc}", path=str(path)) from exc

@@ -1,13 +1,17 @@
 """Models trained elsewhere, brought in so they serve and evaluate like a pipeline's own.
 
 Only formats that load without running code are accepted: scikit-learn through skops (its
-types checked as ``model_files`` does), LightGBM's text model, XGBoost's JSON/UBJ model and
-ONNX. A pickle (``.pkl``, ``.joblib``) is refused by name. The imported folder is the same
-``model/`` a pipeline writes, plus ``imported.json`` saying where it came from::
+types checked as ``model_files`` does; types beyond the allowlist only with ``trust``, which
+is recorded in ``model.json`` and the registry version), LightGBM's text model, XGBoost's
+JSON/UBJ model and ONNX without custom operators or external data (``onnx_checks``). A
+pickle is refused by name (``.pkl``, ``.joblib``, ``.pt``) and by content, whatever its name.
+The imported folder is the same ``model/`` a pipeline writes, plus ``imported.json`` saying
+where it came from::
 
     model/
       model.skops | model.txt | model.xgb.json | model.ubj | model.onnx
-      model.json      {"framework", "file", "sha256", "task", "n_features", "classes"}
+      model.json      {"framework", "file", "sha256", "task", "n_features", "classes",
+                       "trusted_types"}
       imported.json   {"source", "source_sha256", "framework"}
 
 ``load_any_model`` loads either kind after checking the sha256. Every loaded model answers
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,13 +37,15 @@ from lockgate.errors import (
     LockgateError,
     ModelError,
 )
+from lockgate.training import skops_trust
 from lockgate.training.model_files import (
     META_FILE,
     ModelFileInfo,
     VerifiedModel,
+    check_format,
     file_sha256,
     load_model,
-    verify_file,
+    read_verified,
 )
 
 IMPORTED_FILE = "imported.json"
@@ -92,17 +99,23 @@ def import_model_files(
     framework: str | None = None,
     classes: list[Any] | None = None,
     n_features: int | None = None,
+    trust: Iterable[str] | None = None,
 ) -> ModelFileInfo:
     """Copy ``source`` into the folder ``target`` (as ``model/`` expects), load it once to
     learn its task, width and classes, and write ``model.json`` and ``imported.json``.
 
     ``classes`` names the classes where the file only knows indices (LightGBM, XGBoost);
-    ``n_features`` is needed only for an ONNX model whose input width is dynamic.
+    ``n_features`` is needed only for an ONNX model whose input width is dynamic; ``trust``
+    names skops types beyond lockgate's allowlist that the caller vouches for (each must be
+    one the file holds).
     """
     source = Path(source)
     if not source.is_file():
         raise ModelError(f"model file {source} not found", path=str(source))
     framework = detect_framework(source, framework)
+    trusted = skops_trust.check_trust(trust)
+    if trusted and framework != "sklearn":
+        raise ConfigError(f"--trust applies to skops files; {source} is a {framework} model")
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
     if framework == "xgboost":
@@ -110,16 +123,21 @@ def import_model_files(
     else:
         name = _TARGET_NAMES[framework]
     copied = target / name
-    shutil.copyfile(source, copied)
+    data = source.read_bytes()
+    check_format(data, framework, source)  # a pickle is named as such, whatever its suffix
+    copied.write_bytes(data)
     sha256 = file_sha256(copied)
+    if trusted:
+        _check_trust_is_needed(copied, trusted)
     # A first model.json so that load_any_model's checks run on the copy, not the source.
-    draft = ModelFileInfo(framework, name, sha256, "regression", 0, None)
+    draft = ModelFileInfo(framework, name, sha256, "regression", 0, None, trusted_types=[])
     _write_json(target / META_FILE, draft.to_dict())
     _write_json(
         target / IMPORTED_FILE,
         {"source": str(source.resolve()), "source_sha256": sha256, "framework": framework},
     )
-    task, width, found_classes = _describe(load_any_model(target, sha256=sha256), framework)
+    loaded = load_any_model(target, sha256=sha256, trusted=trusted)
+    task, width, found_classes = _describe(loaded, framework)
     width = width or n_features
     if width is None:
         raise ModelError(
@@ -143,9 +161,22 @@ def import_model_files(
         task=task,
         n_features=int(width),
         classes=found_classes if task == "classification" else None,
+        trusted_types=list(trusted),
     )
     _write_json(target / META_FILE, info.to_dict())
     return info
+
+
+def _check_trust_is_needed(path: Path, trusted: Collection[str]) -> None:
+    """Trust is recorded only for types the file holds beyond the allowlist: a typo, or a
+    type it does not need, is an error rather than a standing permission."""
+    needed = skops_trust.needed_trust(skops_trust.untrusted_types(path.read_bytes(), path))
+    unused = sorted(set(trusted) - set(needed))
+    if unused:
+        raise ConfigError(
+            f"--trust names {unused}, which {path.name} does not hold beyond what lockgate"
+            f" trusts already; it needs {needed or 'no --trust'}"
+        )
 
 
 def identity_transform(features: list[str], info: ModelFileInfo, *, label: str = "label") -> Any:
@@ -187,22 +218,33 @@ def check_transform_fits(transform: Any, info: ModelFileInfo) -> None:
         )
 
 
-def load_any_model(directory: str | Path, *, sha256: str | None = None) -> Any:
-    """A pipeline's model (``model_files.load_model``) or an imported one, sha256 checked."""
+def load_any_model(
+    directory: str | Path,
+    *,
+    sha256: str | None = None,
+    trusted: Collection[str] | None = None,
+) -> Any:
+    """A pipeline's model (``model_files.load_model``) or an imported one, sha256 checked.
+
+    ``trusted``: the skops types trusted beyond the allowlist, as recorded in the store;
+    None reads model.json's, so pass None only for a folder whose fingerprint was checked.
+    """
     directory = Path(directory)
     if not (directory / IMPORTED_FILE).exists():
-        return load_model(directory, sha256=sha256)
+        return load_model(directory, sha256=sha256, trusted=trusted)
     info = _read_info(directory)
     path = directory / info.file
     expected = sha256 or info.sha256
-    verify_file(
+    data = read_verified(
         path, expected, since="imported", hint="import it again with: lockgate models import"
     )
+    check_format(data, info.framework, path)
     if info.framework in ("sklearn", "lightgbm"):
-        return ImportedModel(info, path, load_model(directory, sha256=expected).model)
+        loaded = load_model(directory, sha256=expected, trusted=trusted)
+        return ImportedModel(info, path, loaded.model)
     if info.framework == "xgboost":
         return ImportedModel(info, path, _load_xgboost(path))
-    return ImportedModel(info, path, _OnnxModel(path))
+    return ImportedModel(info, path, _OnnxModel(data, path))
 
 
 @dataclass
@@ -266,24 +308,29 @@ def _margin_to_proba(margin: np.ndarray) -> np.ndarray:
 
 
 class _OnnxModel:
-    """An onnxruntime session: outputs (label, probabilities) or one value column."""
+    """An onnxruntime session: outputs (label, probabilities) or one value column. Built
+    from the checked bytes (``onnx_checks``), never from a path, and with no custom-operator
+    library registered."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, data: bytes, path: Path) -> None:
         try:
+            import onnx  # noqa: F401 - the checks below need it as much as the session does
             import onnxruntime
         except ImportError as exc:
             raise ModelError(
                 "ONNX models need onnxruntime", hint='pip install "lockgate[onnx]"'
             ) from exc
+        from lockgate.training.onnx_checks import parse_checked
+
+        graph = parse_checked(data, path).graph
+        options = onnxruntime.SessionOptions()
+        options.add_session_config_entry("session.load_model_format", "ONNX")
         try:
             self.session = onnxruntime.InferenceSession(
-                str(path), providers=["CPUExecutionProvider"]
+                data, options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
             raise ModelError(f"{path} is not a loadable ONNX model: {exc}", path=str(path)) from exc
-        import onnx
-
-        graph = onnx.load(str(path), load_external_data=False).graph
         self.classes = _onnx_classes(graph)
         first = self.session.get_inputs()[0]
         self.input_name = first.name
@@ -395,10 +442,15 @@ def import_model(
     samples: str | Path | None = None,
     bless: bool = False,
     reason: str | None = None,
+    trust: Iterable[str] | None = None,
 ) -> Any:
     """Onboard a model trained elsewhere: a ``PushedModel`` (files copied, sha256 and
     fingerprint recorded) and a new registry version, unblessed unless ``bless`` with a
-    ``reason``. Returns the ``ModelVersion``; no alias moves (promote it separately)."""
+    ``reason``. Returns the ``ModelVersion``; no alias moves (promote it separately).
+
+    ``trust`` names skops types beyond lockgate's allowlist that you vouch for; they are
+    recorded as ``trusted_types`` in model.json, the PushedModel and the version, and the
+    server trusts exactly those when it loads the version."""
     import pyarrow as pa
 
     from lockgate.core.artifacts import PushedModel
@@ -422,6 +474,7 @@ def import_model(
             framework=framework,
             classes=classes,
             n_features=len(features) if features else None,
+            trust=trust,
         )
         if transform is not None:
             folder = Path(transform)
@@ -431,7 +484,7 @@ def import_model(
             graph = identity_transform(list(features or []), info, label=label)
         graph.save(staging / "transform")
         rows = _samples(samples, graph)
-        loaded = load_any_model(staging / "model", sha256=info.sha256)
+        loaded = load_any_model(staging / "model", sha256=info.sha256, trusted=info.trusted_types)
         try:
             loaded.predict(graph.apply(pa.table(rows)))
         except LockgateError:
@@ -445,7 +498,12 @@ def import_model(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     run_id = store.start_run("lockgate-import", {"source": str(Path(source).resolve())})
-    params = {"model_name": name, "framework": info.framework, "bless": bless}
+    params = {
+        "model_name": name,
+        "framework": info.framework,
+        "bless": bless,
+        "trusted_types": info.trusted_types,
+    }
     execution = store.start_execution(
         run_id,
         step="import",
@@ -467,6 +525,7 @@ def import_model(
                 "model_fingerprint": path_fingerprint(target / "model"),
                 "framework": info.framework,
                 "imported_from": str(Path(source).resolve()),
+                "trusted_types": info.trusted_types,
             },
             fingerprint=path_fingerprint(target),
         )
@@ -483,6 +542,7 @@ def import_model(
         "source": "import",
         "framework": info.framework,
         "imported_from": pushed.properties["imported_from"],
+        "trusted_types": info.trusted_types,
     }
     if bless:
         properties["bless_reason"] = reason

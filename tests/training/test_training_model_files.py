@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from lockgate.errors import DataError, ModelError, ModelIntegrityError
+from lockgate.errors import (
+    ConfigError,
+    DataError,
+    ModelError,
+    ModelIntegrityError,
+    UntrustedModelError,
+)
 from lockgate.training.model_files import load_model, save_model
 from lockgate.training.trainers import train_model
 
@@ -122,17 +128,21 @@ def test_untrusted_types_are_refused(tmp_path: Path) -> None:
     forest = save_model(train_model(X, y, spec="random_forest", task="classification"), tmp_path)
     assert skops.io.get_untrusted_types(file=tmp_path / forest.file) == ["sklearn.tree._tree.Tree"]
     assert load_model(tmp_path).predict(X).shape == (240,)
-    # a function outside sklearn/numpy/scipy/builtins is refused before anything runs
+    # a function outside the allowlist is refused when saved, unless trusted by name
     pipeline = Pipeline([("f", FunctionTransformer(operator.neg)), ("m", LogisticRegression())])
     pipeline.fit(X, y)
     other = tmp_path / "other"
-    save_model(pipeline, other)
-    with pytest.raises(ModelError, match=r"not trusted: \['_operator.neg'\]"):
-        load_model(other)
-    pipeline.set_params(f__func=eval)  # builtins are trusted, but not the ones that run code
-    save_model(pipeline, tmp_path / "evil")
-    with pytest.raises(ModelError, match=r"not trusted: \['builtins.eval'\]"):
-        load_model(tmp_path / "evil")
+    with pytest.raises(UntrustedModelError, match=r"not trusted: \['_operator.neg'\]"):
+        save_model(pipeline, other)
+    assert save_model(pipeline, other, trust=["_operator.neg"]).trusted_types == ["_operator.neg"]
+    assert load_model(other).predict(X).shape == (240,)
+    with pytest.raises(UntrustedModelError, match=r"not trusted: \['_operator.neg'\]"):
+        load_model(other, trusted=[])  # the store's record wins over model.json's
+    pipeline.set_params(f__func=eval)  # a code runner: refused, and no trust admits it
+    with pytest.raises(UntrustedModelError, match=r"names \['builtins.eval'\], which run code"):
+        save_model(pipeline, tmp_path / "evil")
+    with pytest.raises(ConfigError, match=r"cannot trust \['builtins.eval'\]"):
+        save_model(pipeline, tmp_path / "evil", trust=["builtins.eval"])
 
 
 def test_unsupported_estimator_and_wrong_width(tmp_path: Path) -> None:
