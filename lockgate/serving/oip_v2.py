@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import chain
 from types import NoneType
@@ -269,24 +270,45 @@ def _may_hold_big_integer(text: bytes) -> bool:
     return False
 
 
-def _loads(text: bytes) -> Any:
+def _loads(text: bytes, parse_constant: Callable[[str], Any] | None = None) -> Any:
     """``json.loads``, through orjson where it gives the very same document.
 
     orjson refuses what json takes beyond strict JSON (NaN, Infinity, 1e400 as inf, lone
     surrogates, a BOM, UTF-16, nesting past 1024): json then decides, and so says what it says.
+    ``parse_constant`` is json's hook for NaN and Infinity; only that path can meet them.
     """
     if orjson is not None and type(text) is bytes and not _may_hold_big_integer(text):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(text)
+    return json.loads(text, parse_constant=parse_constant)
 
 
-def load_json_object(text: bytes, what: str) -> dict[str, Any]:
-    """Parse a JSON object; every way it can fail is a 400, never a 500."""
+class _NonFiniteLiteral(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity`` in a body: json's extension, not JSON."""
+
+
+class _Marker(str):
+    """Where a NaN or Infinity literal stood, when a refused body is read again to find it."""
+
+
+def _refuse_constant(literal: str) -> Any:
+    raise _NonFiniteLiteral(literal)
+
+
+def load_json_object(
+    text: bytes, what: str, name_of: Callable[[Any, list[Any]], str | None] | None = None
+) -> dict[str, Any]:
+    """Parse a JSON object; every way it can fail is a 400, never a 500.
+
+    NaN and Infinity are refused as strict JSON parsers refuse them (orjson, JavaScript's
+    JSON.parse): the message gives the literal's path, and ``name_of(doc, path)`` names the
+    input it belongs to (V2 inputs by default)."""
     try:
-        doc = _loads(text)
+        doc = _loads(text, _refuse_constant)
+    except _NonFiniteLiteral as exc:
+        raise _non_finite_error(text, str(exc), what, name_of or _v2_name) from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, int over 4300 digits
         raise InferenceRequestError(f"{what} body is not valid JSON: {exc}") from None
     except RecursionError:
@@ -294,6 +316,51 @@ def load_json_object(text: bytes, what: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise InferenceRequestError(f"{what} body must be a JSON object, got {type(doc).__name__}")
     return doc
+
+
+def _non_finite_error(
+    text: bytes, literal: str, what: str, name_of: Callable[[Any, list[Any]], str | None]
+) -> InferenceRequestError:
+    """The 400 for a NaN or Infinity literal, naming the input (error path only: the body is
+    read a second time, with each literal kept as a marker, to find where it stands)."""
+    try:
+        doc = json.loads(text, parse_constant=_Marker)
+    except (ValueError, RecursionError):  # also broken after the literal: no path then
+        doc = None
+    path = _marker_path(doc) or []
+    at = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    name = name_of(doc, path) if path else None
+    where = f" in {name} (at {at})" if name else f" at {at}" if at else ""
+    return InferenceRequestError(
+        f"{what} body is not valid JSON: {literal}{where}; JSON has no NaN or Infinity",
+        hint="send null for a missing value; strict JSON parsers refuse NaN and Infinity",
+    )
+
+
+def _marker_path(doc: Any) -> list[Any] | None:
+    """The keys and indexes down to the first ``_Marker`` in ``doc`` (no recursion)."""
+    stack: list[tuple[list[Any], Any]] = [([], doc)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, _Marker):
+            return path
+        if isinstance(value, dict):
+            items = list(value.items())
+        elif isinstance(value, list):
+            items = list(enumerate(value))
+        else:
+            continue
+        stack.extend((path + [key], child) for key, child in reversed(items))
+    return None
+
+
+def _v2_name(doc: Any, path: list[Any]) -> str | None:
+    """``input 'x'`` (or ``output 'x'``) for a path into a V2 body's inputs (outputs)."""
+    if len(path) >= 2 and path[0] in ("inputs", "outputs") and isinstance(path[1], int):
+        item = doc[path[0]][path[1]]
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            return f"{path[0][:-1]} '{item['name']}'"
+    return None
 
 
 def _dict(value: Any, where: str) -> dict[str, Any]:

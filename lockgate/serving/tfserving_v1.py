@@ -65,7 +65,7 @@ class PredictRequest:
 
 def decode_predict(body: bytes, inputs: list[TensorSpec]) -> PredictRequest:
     """Parse a predict body and type each feature as ``inputs`` says."""
-    doc = oip_v2.load_json_object(body, "request")
+    doc = oip_v2.load_json_object(body, "request", _feature_at)
     signature = doc.get("signature_name", SIGNATURE)
     if signature not in (SIGNATURE, ""):
         raise InferenceRequestError(
@@ -226,6 +226,17 @@ def _typed(columns: dict[str, list[Any]], inputs: list[TensorSpec]) -> dict[str,
     if len(set(lengths.values())) > 1:
         raise InferenceRequestError(f"features have different numbers of rows: {lengths}")
     return typed
+
+
+def _feature_at(doc: Any, path: list[Any]) -> str | None:
+    """The feature a path into a predict body belongs to, in ``_rows_to_columns``' words."""
+    if path[0] == "instances" and len(path) >= 2 and isinstance(path[1], int):
+        if len(path) >= 3 and isinstance(path[2], str):
+            return f"instance {path[1]}, feature '{path[2]}'"
+        return f"instance {path[1]}"
+    if path[0] == "inputs" and len(path) >= 2 and isinstance(path[1], str):
+        return f"feature '{path[1]}'"
+    return None
 
 
 def _output_filter(value: Any) -> list[str] | None:
