@@ -4,6 +4,12 @@
 ``rollback`` (the alias's previous version), ``canary`` (a traffic share or a shadow copy
 for a candidate), ``history`` and ``import`` (a model trained elsewhere). A running
 ``lockgate serve`` follows every move within its poll interval.
+
+Every move first loads the version as the server would (``serving/promotion.py``): files
+that changed after the push, or a model that does not load or answer its warm-up
+requests, refuse the move, forced or not, since a server that restarts on such a version
+has nothing to serve. ``list`` shows where a running server serves something else than
+the registry says, and why.
 """
 
 from __future__ import annotations
@@ -22,15 +28,34 @@ _PROJECT = click.option(
 
 
 @contextmanager
-def _registry(project_dir: Path) -> Iterator[Any]:
+def _registry(project_dir: Path, *, verify: bool = False) -> Iterator[Any]:
+    """The project's registry; ``verify``: each alias move loads the version first."""
     from lockgate.cli.project import load_settings, open_store
     from lockgate.metadata.registry import Registry
 
     store = open_store(load_settings(project_dir))
     try:
-        yield Registry(store)
+        if verify:
+            from lockgate.serving.promotion import verified_registry
+
+            yield verified_registry(store)
+        else:
+            yield Registry(store)
     finally:
         store.close()
+
+
+@contextmanager
+def _stays(alias: str, before: int | None) -> Iterator[None]:
+    """A refused move says where the alias stays."""
+    from lockgate.errors import ModelError, ModelIntegrityError
+
+    try:
+        yield
+    except ModelError as exc:
+        kind = ModelIntegrityError if isinstance(exc, ModelIntegrityError) else ModelError
+        where = f"stays on version {before}" if before is not None else "is not set"
+        raise kind(f"{exc}; alias '{alias}' {where}", path=exc.path, hint=exc.hint) from exc
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -47,17 +72,26 @@ def models_group() -> None:
 @_PROJECT
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def list_command(name: str | None, project_dir: Path, as_json: bool) -> None:
-    """Every model and its aliases, or one model's versions."""
+    """Every model and its aliases, or one model's versions; with where a running server
+    serves something else than the registry says, and why."""
+    from lockgate.metadata import serving_status
+
     with _registry(project_dir) as registry:
         if name is None:
-            rows = [
-                {
-                    "name": model,
-                    "versions": len(registry.versions(model)),
-                    "aliases": registry.aliases(model),
-                }
-                for model in registry.models()
-            ]
+            every = serving_status.reports(registry.store)
+            models = registry.models()
+            reports = {m: [r for r in every if r.row.model_name == m] for m in models}
+            rows = []
+            for model in models:
+                aliases = registry.aliases(model)
+                rows.append(
+                    {
+                        "name": model,
+                        "versions": len(registry.versions(model)),
+                        "aliases": aliases,
+                        "servers": [_server_json(r, aliases) for r in reports[model]],
+                    }
+                )
             if as_json:
                 click.echo(json.dumps(rows, indent=1))
                 return
@@ -66,10 +100,12 @@ def list_command(name: str | None, project_dir: Path, as_json: bool) -> None:
                 return
             click.echo(f"{'model':<24}{'versions':>9}  aliases")
             for row in rows:
-                aliases = ", ".join(f"{a}={v}" for a, v in sorted(row["aliases"].items()))
+                aliases = ", ".join(_alias_text(row["aliases"], reports[row["name"]]))
                 click.echo(f"{row['name']:<24}{row['versions']:>9}  {aliases or '-'}")
             return
         versions = registry.versions(name)
+        aliases = registry.aliases(name)
+        servers = serving_status.reports(registry.store, name)
         data = [
             {
                 "version": v.version,
@@ -79,6 +115,11 @@ def list_command(name: str | None, project_dir: Path, as_json: bool) -> None:
                 "source": v.properties.get("source", "pipeline"),
                 "framework": v.artifact.properties.get("framework"),
                 "uri": v.artifact.uri,
+                "served_by": [
+                    f"{r.server} ({r.row.role})"
+                    for r in servers
+                    if not r.stale and r.row.served_version == v.version
+                ],
             }
             for v in versions
         ]
@@ -91,6 +132,87 @@ def list_command(name: str | None, project_dir: Path, as_json: bool) -> None:
                 f"{row['version']:>7}  {'yes' if row['blessed'] else 'no':<8}{row['source']:<10}"
                 f"{row['framework'] or '-':<11}{', '.join(row['aliases']) or '-'}"
             )
+        for report in servers:
+            click.echo(_server_text(report, _registry_version(report, aliases)))
+
+
+def _registry_version(report: Any, aliases: dict[str, int]) -> int | None:
+    """The version the registry names for what a server row follows."""
+    alias = report.row.alias
+    if alias.isdigit():
+        return int(alias)
+    if alias in aliases:
+        return aliases[alias]
+    return report.row.wanted_version if alias == "latest" else None
+
+
+def _alias_text(aliases: dict[str, int], reports: list[Any]) -> list[str]:
+    """``production=3 (server host:8080 serves 2: version 3 failed to load: ...)``; an
+    alias a server still serves but the registry no longer has shows as ``alias=-``."""
+    names = sorted(
+        set(aliases)
+        | {r.row.alias for r in reports if not r.stale and r.row.served_version is not None}
+    )
+    texts = []
+    for alias in names:
+        version = aliases.get(alias)
+        mine = [r for r in reports if r.row.alias == alias]
+        notes = [note for r in mine if (note := _note(r, version))]
+        shown = "-" if version is None else str(version)
+        texts.append(f"{alias}={shown}" + (f" ({'; '.join(notes)})" if notes else ""))
+    return texts
+
+
+def _note(report: Any, version: int | None) -> str | None:
+    """What a server row adds to an alias: nothing while it serves the registry's version."""
+    row = report.row
+    if row.served_version == version:
+        return None
+    if report.stale:
+        return f"server {report.server} stale, last seen {report.updated_at:%Y-%m-%d %H:%M} UTC"
+    serves = row.served_version if row.served_version is not None else "nothing"
+    text = f"server {report.server} serves {serves}"
+    return text + (f": {_why(row)}" if row.failed_version is not None else "")
+
+
+def _why(row: Any) -> str:
+    """``version 3 failed to load (integrity): model file ... has sha256 ...``"""
+    said = f"model '{row.model_name}' version {row.failed_version} does not load: "
+    error = (row.last_error or "").removeprefix(said)
+    return f"version {row.failed_version} failed to load ({row.failure_reason}): {error}"
+
+
+def _server_text(report: Any, version: int | None) -> str:
+    row = report.row
+    stale = f", stale since {report.updated_at:%Y-%m-%d %H:%M} UTC" if report.stale else ""
+    registry = "-" if version is None else version
+    served = "nothing" if row.served_version is None else f"version {row.served_version}"
+    text = (
+        f"server {report.server} (pid {report.server.pid}{stale}): {row.alias} is {registry}"
+        f" in the registry, serves {served}"
+    )
+    return text + (f"; {_why(row)}" if row.failed_version is not None else "")
+
+
+def _server_json(report: Any, aliases: dict[str, int]) -> dict[str, Any]:
+    row = report.row
+    version = _registry_version(report, aliases)
+    return {
+        "server": str(report.server),
+        "host": report.server.host,
+        "port": report.server.port,
+        "pid": report.server.pid,
+        "role": row.role,
+        "alias": row.alias,
+        "registry_version": version,
+        "served_version": row.served_version,
+        "failed_version": row.failed_version,
+        "failure_reason": row.failure_reason,
+        "last_error": row.last_error,
+        "updated_at": report.updated_at.isoformat(),
+        "stale": report.stale,
+        "agrees": row.served_version == version,
+    }
 
 
 @models_group.command("promote")
@@ -104,9 +226,10 @@ def promote_command(
     name: str, version: int, project_dir: Path, alias: str, force: bool, reason: str | None
 ) -> None:
     """Point ALIAS (production) of model NAME at VERSION; only blessed unless --force."""
-    with _registry(project_dir) as registry:
+    with _registry(project_dir, verify=True) as registry:
         before = registry.aliases(name).get(alias)
-        registry.set_alias(name, alias, version, force=force, reason=reason)
+        with _stays(alias, before):
+            registry.set_alias(name, alias, version, force=force, reason=reason)
     was = f" (was {before})" if before is not None else ""
     click.echo(f"model '{name}': {alias} -> version {version}{was}")
 
@@ -119,9 +242,10 @@ def promote_command(
 @click.option("--reason", required=True, help="Why; recorded in the alias history.")
 def rollback_command(name: str, project_dir: Path, alias: str, to: int | None, reason: str) -> None:
     """Move ALIAS (production) of NAME back to the version it pointed at before."""
-    with _registry(project_dir) as registry:
+    with _registry(project_dir, verify=True) as registry:
         before = registry.aliases(name).get(alias)
-        moved = registry.rollback(name, alias, reason=reason, to=to)
+        with _stays(alias, before):
+            moved = registry.rollback(name, alias, reason=reason, to=to)
     click.echo(f"model '{name}': {alias} -> version {moved.version} (was {before})")
 
 
@@ -148,16 +272,17 @@ def canary_command(
     from lockgate.errors import ConfigError
     from lockgate.metadata.registry import CANARY
 
-    with _registry(project_dir) as registry:
+    with _registry(project_dir, verify=True) as registry:
         if stop:
             registry.remove_alias(name, CANARY, reason=reason or "canary stopped")
             click.echo(f"model '{name}': canary stopped")
             return
         if version is None:
             raise ConfigError("give the VERSION to canary, or --stop to end the canary")
-        registry.start_canary(
-            name, version, percent=percent, shadow=shadow, force=force, reason=reason
-        )
+        with _stays(CANARY, registry.aliases(name).get(CANARY)):
+            registry.start_canary(
+                name, version, percent=percent, shadow=shadow, force=force, reason=reason
+            )
     mode = (
         "shadow (answers logged, not returned)"
         if shadow

@@ -11,6 +11,7 @@ other users of the machine) makes every path but the health checks need
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,11 @@ from lockgate.errors import ConfigError
 def build_server(settings: Any, models: list[str], *, metrics: Any = None) -> tuple[Any, Any, Any]:
     """(repository, follower, request logger) for ``settings``; every model loaded once,
     synchronously, so that a model that cannot load is reported before the server listens.
+    A model whose registry version does not load serves the newest earlier version of its
+    alias that does, with a warning; the server exits (2) only when no model loads.
     ``metrics`` (the app's ``ServingMetrics``) records the batches each version's batcher
-    makes."""
+    makes and what each model serves."""
+    from lockgate.metadata.serving_status import ServerId
     from lockgate.metadata.store import SqlMetadataStore
     from lockgate.serving.reload import RegistryFollower, ServingOptions
     from lockgate.serving.repository import ModelRepository
@@ -53,6 +57,7 @@ def build_server(settings: Any, models: list[str], *, metrics: Any = None) -> tu
         ),
         request_logger=request_logger,
         metrics=metrics,
+        server=ServerId.here(settings.serve_port),
     )
     try:
         errors = follower.poll_once(log_errors=False)
@@ -65,12 +70,19 @@ def build_server(settings: Any, models: list[str], *, metrics: Any = None) -> tu
         failed = {name: error for name, error in errors.items() if error}
         if not repository.ready:
             detail = "; ".join(f"{name}: {error}" for name, error in failed.items())
-            raise ConfigError(f"no model could be loaded ({detail})")
+            raise ConfigError(
+                f"no model could be loaded ({detail})",
+                hint="promote a version that loads (lockgate models list NAME shows them):"
+                " lockgate models promote NAME N",
+            )
     except BaseException:
         _shutdown(follower, request_logger)
         raise
     for name, error in failed.items():
         click.secho(f"warning: model '{name}' is not served yet: {error}", fg="yellow", err=True)
+    for name, warning in follower.warnings().items():
+        if name not in failed:
+            click.secho(f"WARNING: {warning}", fg="red", bold=True, err=True)
     return repository, follower, request_logger
 
 
@@ -175,9 +187,16 @@ def serve_command(
             f"(POST /v2/models/<name>/infer){auth}; following the registry every "
             f"{settings.serve_poll_interval_s:g}s; Ctrl+C stops"
         )
+        # uvicorn stops on SIGTERM, then raises it again: end through `finally` instead of
+        # dying, so the request log is flushed and this server's serving_status removed.
+        signal.signal(signal.SIGTERM, _exit)
         serve(app, host=settings.serve_host, port=settings.serve_port)
     finally:
         _shutdown(follower, request_logger)
+
+
+def _exit(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 COMMANDS = [serve_command]

@@ -17,13 +17,22 @@ mint a new time series per made-up model name)::
     lockgate_rejected_requests_total{reason}                      counter (before routing)
     lockgate_ready                                                gauge, 1 once a model is loaded
     lockgate_model_versions{model}                                gauge, versions loaded
+
+The registry follower (never a request) reports what each model serves, per ``role``
+(``primary``, or ``canary`` when a canary alias is served next to it)::
+
+    lockgate_serving_version{model,role}                  gauge, the version answering
+    lockgate_registry_version{model,role}                 gauge, the version the registry names
+    lockgate_serving_registry_mismatch{model,role}        gauge, 1 while the two differ
+    lockgate_model_load_failures_total{model,version,reason}  counter; reason is integrity
+                                                          (files changed), load or warm-up
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -80,6 +89,33 @@ class ServingMetrics:
             registry=self.registry,
         )
 
+        self._serving = Gauge(
+            "lockgate_serving_version",
+            "The version of a model that answers requests, by role (primary, canary).",
+            ["model", "role"],
+            registry=self.registry,
+        )
+        self._wanted = Gauge(
+            "lockgate_registry_version",
+            "The version the registry names for a model's role (its alias, or the canary).",
+            ["model", "role"],
+            registry=self.registry,
+        )
+        self._mismatch = Gauge(
+            "lockgate_serving_registry_mismatch",
+            "1 while the version served differs from the registry's (a version that did"
+            " not load, a start-up fallback), else 0.",
+            ["model", "role"],
+            registry=self.registry,
+        )
+        self._load_failures = Counter(
+            "lockgate_model_load_failures",
+            "Versions that failed to load, by reason: integrity (files changed after the"
+            " push), load, warm-up.",
+            ["model", "version", "reason"],
+            registry=self.registry,
+        )
+
     def observe_request(
         self,
         model: str,
@@ -107,6 +143,21 @@ class ServingMetrics:
         """Count a request refused before routing (``unauthorized``, ``body_too_large``)."""
         self._rejected.labels(reason).inc()
 
+    def observe_serving(
+        self, model: str, role: str, served: int | None, wanted: int | None
+    ) -> None:
+        """What ``model`` serves in ``role`` and what the registry names (``None``: nothing);
+        a role with neither is removed from the scrape."""
+        labels = (model, role)
+        _set(self._serving, labels, served)
+        _set(self._wanted, labels, wanted)
+        neither = served is None and wanted is None
+        _set(self._mismatch, labels, None if neither else served != wanted)
+
+    def observe_load_failure(self, model: str, version: str, reason: str) -> None:
+        """Count a version that did not load (``reason``: integrity, load, warm-up)."""
+        self._load_failures.labels(model, version, reason).inc()
+
     def watch(self, repository: ModelRepository) -> None:
         """Report readiness and loaded versions of ``repository`` at every scrape."""
         self.registry.register(_RepositoryCollector(repository))
@@ -114,6 +165,16 @@ class ServingMetrics:
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
+
+
+def _set(gauge: Gauge, labels: tuple[str, ...], value: float | None) -> None:
+    if value is not None:
+        gauge.labels(*labels).set(float(value))
+        return
+    try:
+        gauge.remove(*labels)
+    except KeyError:  # never set
+        pass
 
 
 class _RepositoryCollector(Collector):

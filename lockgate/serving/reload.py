@@ -12,8 +12,16 @@ names changes it, in its own thread and off the request path:
    the next request gets the new one),
 4. releases the old version once its in-flight requests have finished.
 
-A failure in 1 or 2 is logged and kept in ``status()``; the old version keeps serving and
-the failed version is retried only after ``retry_failed_after_s``. A model's policy is its
+Steps 1 and 2 are ``serving/promotion.py``'s, the check every alias move passes first. A
+failure in 1 or 2 is logged, counted in ``/metrics`` by reason (integrity, load, warm-up)
+and kept in ``status()``; the old version keeps serving and the failed version is retried
+only after ``retry_failed_after_s``. When nothing of a model serves yet (the server starts)
+and its alias names a version that does not load, the newest earlier version of that alias
+that loads is served instead, loudly, while the follower keeps following the registry.
+
+What each model serves, next to what the registry names, goes to ``/metrics`` and to the
+store's ``serving_status`` (at each change and every ``status_heartbeat_s``), where
+``lockgate models list`` shows a server that disagrees with the registry. A model's policy is its
 production alias (``name``), an alias (``name@staging``), the newest blessed version
 (``name@latest``) or a pinned number (``name@3``). Under an alias policy the ``canary`` alias,
 when it points elsewhere, is served next to it (``CanaryServable``).
@@ -26,7 +34,8 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -34,9 +43,13 @@ from lockgate.errors import ConfigError, LockgateError, ModelError
 from lockgate.serving.batching import BatchingServable, BatchObserver
 from lockgate.serving.canary import CanaryServable
 from lockgate.serving.heap import refreeze
+from lockgate.serving.promotion import check_warm_up, failure_reason, load_files
 from lockgate.serving.repository import ModelRepository
 from lockgate.serving.request_log import LoggingServable, RequestLogger
-from lockgate.serving.servable import PipelineServable, Servable, read_samples
+from lockgate.serving.servable import PipelineServable, Servable
+
+if TYPE_CHECKING:
+    from lockgate.metadata.serving_status import ServerId, ServingRow
 
 logger = logging.getLogger("lockgate.serving.reload")
 
@@ -84,6 +97,18 @@ class ServingOptions:
     release_grace_s: float = 1.0
     release_timeout_s: float = 120.0
     retry_failed_after_s: float = 60.0
+    status_heartbeat_s: float = 30.0
+
+
+class FollowerMetrics(BatchObserver, Protocol):
+    """What the follower reports to (``ServingMetrics`` is one): batch sizes through each
+    version's batcher, what each model serves, and every version that failed to load."""
+
+    def observe_serving(
+        self, model: str, role: str, served: int | None, wanted: int | None
+    ) -> None: ...
+
+    def observe_load_failure(self, model: str, version: str, reason: str) -> None: ...
 
 
 @dataclass
@@ -100,9 +125,34 @@ class ModelStatus:
     last_error: str | None = None
     last_load_s: float | None = None
     last_swap_at: float | None = None
+    wanted: int | None = None  # the registry's version for ``serving`` ...
+    wanted_canary: int | None = None  # ... and for ``canary``
+    failed_version: int | None = None  # the last version that did not load, and why
+    failure_reason: str | None = None
+    fallback_from: int | None = None  # serving an earlier version: this one did not load
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    def fallback_warning(self, name: str) -> str | None:
+        """One line for the operator while something else than the registry's version
+        stands in because that one does not load, else None."""
+        alias = self.policy.partition("@")[2]
+        said = f"model '{name}' version {self.failed_version} does not load: "
+        why = f"({self.failure_reason}): {(self.last_error or '').removeprefix(said)}"
+        if self.fallback_from is not None:
+            return (
+                f"model '{name}': {alias} version {self.fallback_from} does not load {why};"
+                f" serving version {self.serving} instead, the newest earlier {alias} version"
+                " that loads, until a version that loads is promoted"
+            )
+        if self.canary is None and self.wanted_canary is not None:
+            if self.failed_version == self.wanted_canary:
+                return (
+                    f"model '{name}': canary version {self.wanted_canary} does not load {why};"
+                    f" serving {alias} version {self.serving} without a canary"
+                )
+        return None
 
 
 @dataclass
@@ -142,10 +192,12 @@ class RegistryFollower:
         *,
         options: ServingOptions | None = None,
         request_logger: RequestLogger | None = None,
-        metrics: BatchObserver | None = None,
+        metrics: FollowerMetrics | None = None,
+        server: ServerId | None = None,
     ) -> None:
         """``metrics``: the app's ``ServingMetrics``, handed to each version's batcher so
-        that ``lockgate_batch_size`` shows the merged batches."""
+        that ``lockgate_batch_size`` shows the merged batches, and told what each model
+        serves. ``server``: who writes ``serving_status`` (default: this host and pid)."""
         self.store_url = store_url
         self.repository = repository
         self.policies = [ModelPolicy.parse(m) for m in models or []]
@@ -165,6 +217,15 @@ class RegistryFollower:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._releases: list[threading.Thread] = []
+        if server is None:
+            from lockgate.metadata.serving_status import ServerId
+
+            server = ServerId.here()
+        self.server = server
+        self._started_at = datetime.now(UTC)
+        self._reported: list[ServingRow] | None = None
+        self._reported_at = 0.0
+        self._report_failed = False
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -193,12 +254,21 @@ class RegistryFollower:
                     loaded.close()
             self._loaded.clear()
             if self._store is not None:
+                if self._reported is not None:
+                    self._report(forget=True)
                 self._store.close()
                 self._store = None
 
     def status(self) -> dict[str, dict[str, Any]]:
         with self._poll_lock:
             return {name: s.to_dict() for name, s in sorted(self._status.items())}
+
+    def warnings(self) -> dict[str, str]:
+        """{model: one line} for each model served by a stand-in because the version the
+        registry names does not load (see ``ModelStatus.fallback_warning``)."""
+        with self._poll_lock:
+            lines = {name: s.fallback_warning(name) for name, s in sorted(self._status.items())}
+        return {name: line for name, line in lines.items() if line}
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -226,8 +296,11 @@ class RegistryFollower:
             for policy in policies:
                 status = self._status.setdefault(policy.name, ModelStatus(str(policy)))
                 try:
-                    self._sync(registry, policy, status)
+                    fell_back = self._sync(registry, policy, status)
                     results[policy.name] = None
+                    warning = status.fallback_warning(policy.name) if fell_back else None
+                    if warning and log_errors:
+                        logger.warning("%s", warning)
                 except Exception as exc:  # noqa: BLE001 - one model's trouble is not another's
                     message = (
                         f"{type(exc).__name__}: {exc}"
@@ -242,7 +315,69 @@ class RegistryFollower:
                     logger.error(
                         "model '%s': keeping version %s; %s", policy.name, status.serving, message
                     )
+            self._report()
             return results
+
+    def _report(self, *, forget: bool = False) -> None:
+        """Tell ``/metrics`` and the store's ``serving_status`` what each model serves next
+        to what the registry names: the store when that changes and every
+        ``status_heartbeat_s`` (``forget``: remove this server's rows, it stops)."""
+        from lockgate.metadata import serving_status as ss
+
+        rows: list[ServingRow] = []
+        for name, status in sorted(self._status.items()):
+            alias = status.policy.partition("@")[2]
+            canary_failed = (
+                status.wanted_canary not in (None, status.wanted)
+                and status.failed_version == status.wanted_canary
+            )
+            for role, role_alias, served, wanted, failed in (
+                (ss.PRIMARY, alias, status.serving, status.wanted, not canary_failed),
+                (ss.CANARY, CANARY, status.canary, status.wanted_canary, canary_failed),
+            ):
+                if self.metrics is not None:
+                    self.metrics.observe_serving(name, role, served, wanted)
+                if served is None and wanted is None:
+                    continue
+                failure = status.failed_version is not None and failed
+                rows.append(
+                    ss.ServingRow(
+                        name,
+                        role,
+                        role_alias,
+                        wanted,
+                        served,
+                        status.failed_version if failure else None,
+                        status.failure_reason if failure else None,
+                        status.last_error if failure else None,
+                    )
+                )
+        if self._store is None:
+            return
+        heartbeat_s = self.options.status_heartbeat_s
+        due = time.monotonic() - self._reported_at >= heartbeat_s
+        if not forget and rows == self._reported and not due:
+            return
+        try:
+            if forget:
+                ss.forget(self._store, self.server)
+            else:
+                if self._reported is None:
+                    ss.forget_gone(self._store, self.server)
+                ss.report(
+                    self._store,
+                    self.server,
+                    rows,
+                    heartbeat_s=heartbeat_s,
+                    started_at=self._started_at,
+                )
+        except Exception as exc:  # noqa: BLE001 - the status is for people; serving goes on
+            if not self._report_failed:
+                logger.warning("cannot record what this server serves in the store: %s", exc)
+            self._report_failed = True
+            return
+        self._report_failed = False
+        self._reported, self._reported_at = rows, time.monotonic()
 
     def _registry(self) -> Any:
         from lockgate.metadata.registry import Registry
@@ -252,21 +387,77 @@ class RegistryFollower:
             self._store = SqlMetadataStore(self.store_url)
         return Registry(self._store)
 
-    def _sync(self, registry: Any, policy: ModelPolicy, status: ModelStatus) -> None:
+    def _sync(self, registry: Any, policy: ModelPolicy, status: ModelStatus) -> bool:
+        """Serve what the registry names for ``policy``; True when an earlier version had
+        to stand in (nothing served yet, and the named version does not load)."""
         wanted = self._resolve(registry, policy)
-        if wanted == self._wanted.get(policy.name):
-            return
+        status.wanted, status.wanted_canary = wanted.primary, wanted.canary
+        current = self._wanted.get(policy.name)
+        try:
+            swapped = wanted == current or self._swap(registry, policy.name, wanted, status)
+        except Exception as exc:
+            if current is not None or not policy.follows_alias:
+                raise
+            self._fall_back(registry, policy, wanted, status, exc)
+            return True
+        if swapped:  # serving what the registry names: no failure stands any more
+            status.fallback_from = status.failed_version = status.failure_reason = None
+        return False
+
+    def _fall_back(
+        self,
+        registry: Any,
+        policy: ModelPolicy,
+        wanted: _Wanted,
+        status: ModelStatus,
+        error: Exception,
+    ) -> None:
+        """Nothing of the model serves and the registry's version did not load: serve the
+        newest earlier version of the alias that loads (the primary alone when only the
+        canary failed); raise ``error``, with what else failed, when none loads."""
         name = policy.name
+        failed, reason = status.failed_version, status.failure_reason
+        message = (
+            str(error) if isinstance(error, LockgateError) else f"{type(error).__name__}: {error}"
+        )
+        history = registry.alias_history(name, policy.version)
+        canary_failed = wanted.canary is not None and failed == wanted.canary
+        candidates = [wanted.primary] if canary_failed else []
+        candidates += [entry["version"] for entry in history if entry["version"] is not None]
+        tried: list[str] = []
+        for number in dict.fromkeys(candidates):
+            if number == failed or self._failed_recently(name, number):
+                continue
+            try:
+                self._swap(registry, name, _Wanted(number, None, 0.0, False), status)
+            except Exception as exc:  # noqa: BLE001 - the next one may load
+                tried.append(str(exc) if isinstance(exc, LockgateError) else repr(exc))
+                continue
+            status.fallback_from = None if canary_failed else wanted.primary
+            status.last_error = message
+            status.failed_version, status.failure_reason = failed, reason
+            return
+        status.failed_version, status.failure_reason = failed, reason
+        if not tried:
+            raise error
+        raise ModelError(
+            f"{message}; no earlier '{policy.version}' version loads either: {'; '.join(tried)}",
+            hint=error.hint if isinstance(error, LockgateError) else None,
+        ) from error
+
+    def _swap(self, registry: Any, name: str, wanted: _Wanted, status: ModelStatus) -> bool:
+        """Load what ``wanted`` needs and swap it in, in one step; raise if any fails,
+        return False when one failed too recently to try again."""
         loaded = self._loaded.setdefault(name, {})
         needed = [wanted.primary] + ([wanted.canary] if wanted.canary is not None else [])
         if any(self._failed_recently(name, n) for n in needed if n not in loaded):
-            return  # reported when it failed; tried again after retry_failed_after_s
+            return False  # reported when it failed; tried again after retry_failed_after_s
         started = time.perf_counter()
         fresh: dict[int, _Loaded] = {}
         try:
             for number in needed:
                 if number not in loaded:
-                    fresh[number] = self._load(registry, name, number)
+                    fresh[number] = self._load(registry, name, number, status)
         except Exception:
             for item in fresh.values():
                 item.close()
@@ -310,6 +501,7 @@ class RegistryFollower:
         )
         self._releases = [t for t in self._releases if t.is_alive()] + [thread]
         thread.start()
+        return True
 
     def _resolve(self, registry: Any, policy: ModelPolicy) -> _Wanted:
         aliases = registry.aliases(policy.name)
@@ -341,14 +533,22 @@ class RegistryFollower:
             and time.monotonic() - failed_at < self.options.retry_failed_after_s
         )
 
-    def _load(self, registry: Any, name: str, number: int) -> _Loaded:
-        """Load and warm up one registry version; remember a failure for the retry delay."""
+    def _load(self, registry: Any, name: str, number: int, status: ModelStatus) -> _Loaded:
+        """Load and warm up one registry version; remember a failure for the retry delay
+        and count it by reason."""
         try:
             version = registry.get(name, number)
-            base = load_version(name, version)
-            warm_up(base, read_samples(version.artifact.uri, base.transform))
-        except Exception:
+            base = load_files(name, version)
+            try:
+                check_warm_up(base, version)
+            except BaseException:
+                base.close()
+                raise
+        except Exception as exc:
             self._failed[(name, number)] = time.monotonic()
+            status.failed_version, status.failure_reason = number, failure_reason(exc)
+            if self.metrics is not None:
+                self.metrics.observe_load_failure(name, str(number), status.failure_reason)
             raise
         self._failed.pop((name, number), None)
         batched: Servable = base

@@ -228,7 +228,7 @@ def test_list_promote_canary_rollback_history(project: Path, tmp_path: Path) -> 
     assert "canary -> version 1, 5% of requests" in result.output
     listing = run(project, "models", "list", "--json")
     assert json.loads(listing.output) == [
-        {"name": "clf", "versions": 2, "aliases": {"canary": 1, "production": 2}}
+        {"name": "clf", "versions": 2, "aliases": {"canary": 1, "production": 2}, "servers": []}
     ]
     versions = run(project, "models", "list", "clf").output
     assert "import" in versions and "production" in versions
