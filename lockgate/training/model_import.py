@@ -125,10 +125,12 @@ def import_model_files(
     copied = target / name
     data = source.read_bytes()
     check_format(data, framework, source)  # a pickle is named as such, whatever its suffix
+    if framework == "sklearn":  # refused naming the user's file; the copy is checked again
+        untrusted = skops_trust.untrusted_types(data, source)
+        skops_trust.refuse_untrusted(untrusted, trusted, source, hint=skops_trust.import_hint)
+        _check_trust_is_needed(untrusted, trusted, source)
     copied.write_bytes(data)
     sha256 = file_sha256(copied)
-    if trusted:
-        _check_trust_is_needed(copied, trusted)
     # A first model.json so that load_any_model's checks run on the copy, not the source.
     draft = ModelFileInfo(framework, name, sha256, "regression", 0, None, trusted_types=[])
     _write_json(target / META_FILE, draft.to_dict())
@@ -167,10 +169,10 @@ def import_model_files(
     return info
 
 
-def _check_trust_is_needed(path: Path, trusted: Collection[str]) -> None:
+def _check_trust_is_needed(untrusted: list[str], trusted: Collection[str], path: Path) -> None:
     """Trust is recorded only for types the file holds beyond the allowlist: a typo, or a
     type it does not need, is an error rather than a standing permission."""
-    needed = skops_trust.needed_trust(skops_trust.untrusted_types(path.read_bytes(), path))
+    needed = skops_trust.needed_trust(untrusted)
     unused = sorted(set(trusted) - set(needed))
     if unused:
         raise ConfigError(

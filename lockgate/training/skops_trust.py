@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -172,21 +172,21 @@ def refuse_untrusted(
     refused = sorted({name for name in needed if name not in trusted} | set(never))
     if not refused:
         return
+    message = (
+        f"{path} holds types that are not trusted: {refused}; loading a file calls the types"
+        " it names, so only scikit-learn's estimators and the internals of lockgate's own"
+        " trainers load without your word"
+    )
     if never:
-        raise UntrustedModelError(
-            f"{path} names {never}, which run code or touch the system when the file is"
-            " loaded; it is refused and nothing in it was run",
-            types=refused,
-            path=str(path),
-            hint="rebuild the model without them; lockgate never loads such a file",
-        )
+        message += f"; {never} run code or touch the system, and no --trust admits them"
+    message += "; nothing in it was run"
     raise UntrustedModelError(
-        f"{path} holds types that are not trusted: {refused}; loading a file calls the types it"
-        " names, so only scikit-learn's estimators and the internals of lockgate's own"
-        " trainers load without your word; nothing in it was run",
+        message,
         types=refused,
         path=str(path),
-        hint=hint(refused),
+        hint=hint(refused)
+        if not never
+        else "this file can never be loaded: rebuild the model without those types",
     )
 
 
@@ -258,7 +258,7 @@ def check_trees(model: Any, path: Path) -> None:
         _malformed(path, f"{sorted(loose)} outside the estimator that uses them")
 
 
-def _malformed(path: Path, what: str) -> None:
+def _malformed(path: Path, what: str) -> NoReturn:
     raise ModelError(
         f"{path} holds a malformed tree ({what}); a crafted file does this to make predict"
         " read or write outside the model's memory, so it is not loaded",
@@ -302,11 +302,12 @@ def _check_predictors(owner: Any, predictors: Any, path: Path) -> Iterator[Any]:
     from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
     from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 
-    n_features = getattr(owner, "n_features_in_", None)
+    width = getattr(owner, "n_features_in_", None)
     mapper = getattr(owner, "_bin_mapper", None)
     categorical = getattr(mapper, "is_categorical_", None)
-    if not isinstance(n_features, int) or mapper is None:
+    if not isinstance(width, int | np.integer) or mapper is None:
         _malformed(path, "gradient boosting predictors without their input description")
+    n_features = int(width)
     is_cat = np.zeros(n_features, dtype=bool)
     if categorical is not None:
         is_cat = np.asarray(categorical).astype(bool)
