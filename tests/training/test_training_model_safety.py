@@ -330,3 +330,49 @@ def test_an_edited_model_json_cannot_add_trust_to_a_pushed_model(tmp_path: Path)
         "m", "1", folder, model_sha256=sha256, fingerprint=path_fingerprint(folder)
     )
     assert loaded.model.predict_proba(np.zeros((1, 2))).shape == (1, 3)
+
+
+def test_a_pipelines_own_trainer_needs_trust_by_name_and_serves_with_it(
+    penguins_project: Path, store: object
+) -> None:
+    """A user's trainer returning a model outside the allowlist stops the run at train,
+    naming the types; ``train(trust=[...])`` records them with the Model, and the pushed
+    version is then evaluated (as the next run's baseline) and served with exactly those."""
+    from lockgate.cli.project import apply_overrides, load_pipeline
+    from lockgate.core.run import run_pipeline
+    from lockgate.metadata.registry import Registry
+    from lockgate.serving.reload import load_version, warm_up
+    from lockgate.serving.servable import read_samples
+
+    pipeline_file = penguins_project / "pipeline.py"
+    trainer = (
+        "\ndef my_knn(X, y, params):\n    from sklearn.neighbors import KNeighborsClassifier\n"
+    )
+    trainer += "    return KNeighborsClassifier().fit(X, y)\n\nMODEL_NAME = "
+    source = pipeline_file.read_text().replace('trainer="lightgbm"', "trainer=my_knn")
+    pipeline_file.write_text(source.replace("MODEL_NAME = ", trainer, 1))
+
+    def run(*overrides: str):  # type: ignore[no-untyped-def]
+        pipeline = apply_overrides(load_pipeline(pipeline_file), ["train.params={}", *overrides])
+        return run_pipeline(
+            pipeline,
+            store=store,
+            artifact_root=penguins_project / "artifacts",
+            project_dir=penguins_project,
+        )
+
+    refused = run()
+    assert not refused.ok and refused.failed_step == "train"
+    cause = refused.error if isinstance(refused.error, UntrustedModelError) else None
+    cause = cause or refused.error.__cause__
+    assert isinstance(cause, UntrustedModelError) and cause.types == KNN_TYPES
+    assert f"train(..., trust={KNN_TYPES})" in str(cause.hint)
+    trusted = run(f"train.trust={json.dumps(KNN_TYPES)}", "evaluate.thresholds={}")
+    assert trusted.ok, trusted.error
+    assert trusted.steps["train"].outputs["model"].properties["trusted_types"] == KNN_TYPES
+    again = run(f"train.trust={json.dumps(KNN_TYPES)}", "evaluate.thresholds={}", "train.seed=1")
+    assert again.ok, again.error  # the evaluator loaded the pushed KNN as its baseline
+    assert again.steps["evaluate"].outputs["evaluation"].properties["baseline"] is not None
+    version = Registry(store).get("penguins")  # type: ignore[arg-type]
+    servable = load_version("penguins", version)  # as the server loads and warms it up
+    warm_up(servable, read_samples(version.artifact.uri, servable.transform))
