@@ -19,12 +19,14 @@ only after ``retry_failed_after_s``. When nothing of a model serves yet (the ser
 and its alias names a version that does not load, the newest earlier version of that alias
 that loads is served instead, loudly, while the follower keeps following the registry.
 
+A model's policy is its production alias (``name``), an alias (``name@staging``), the
+newest blessed version (``name@latest``) or a pinned number (``name@3``). Under an alias
+policy the ``canary`` alias, when it points elsewhere, is served next to it
+(``CanaryServable``).
+
 What each model serves, next to what the registry names, goes to ``/metrics`` and to the
 store's ``serving_status`` (at each change and every ``status_heartbeat_s``), where
-``lockgate models list`` shows a server that disagrees with the registry. A model's policy is its
-production alias (``name``), an alias (``name@staging``), the newest blessed version
-(``name@latest``) or a pinned number (``name@3``). Under an alias policy the ``canary`` alias,
-when it points elsewhere, is served next to it (``CanaryServable``).
+``lockgate models list`` shows a server that disagrees with the registry.
 """
 
 from __future__ import annotations
