@@ -15,11 +15,26 @@ _PATH = click.Path(path_type=str)
 
 
 def _statistics(
-    path: str, *, slice_by: tuple[str, ...] = (), weight: str | None = None
+    path: str,
+    *,
+    slice_by: tuple[str, ...] = (),
+    weight: str | None = None,
+    rows_to: str | None = None,
 ) -> dict[str, Any]:
+    """Statistics of ``path``; with ``rows_to`` ("compare", ...) a file without rows is an
+    error saying what it has no rows for."""
     from lockgate.data.statistics import compute_statistics
 
-    return compute_statistics([path], slice_by=list(slice_by) or None, weight=weight)
+    stats = compute_statistics([path], slice_by=list(slice_by) or None, weight=weight)
+    if rows_to is not None and stats["num_rows"] == 0:
+        from lockgate.errors import DataFileError
+
+        raise DataFileError(
+            f"{path} has no rows to {rows_to} ({len(stats['features'])} columns, 0 rows)",
+            path=path,
+            hint="a header-only file or an empty span is no data; use a span with rows",
+        )
+    return stats
 
 
 def _load_schema(path: str) -> Any:
@@ -57,6 +72,8 @@ def stats_command(
 ) -> None:
     """Statistics of a CSV, Parquet or JSON-lines PATH (a file, a folder or a glob)."""
     stats = _statistics(path, slice_by=slice_by, weight=weight)
+    if stats["num_rows"] == 0:
+        click.echo(f"note: {path} has no rows, only its {len(stats['features'])} columns", err=True)
     if html_file is not None:
         from lockgate.data.report import render_html
 
@@ -80,7 +97,8 @@ def schema_infer_command(path: str) -> None:
     """Print the schema inferred from PATH as YAML (redirect it into schema.yaml)."""
     from lockgate.data.schema import Schema
 
-    click.echo(Schema.from_statistics(_statistics(path)).to_yaml(), nl=False)
+    stats = _statistics(path, rows_to="infer a schema from")
+    click.echo(Schema.from_statistics(stats).to_yaml(), nl=False)
 
 
 @schema_group.command("diff")
@@ -154,7 +172,10 @@ def _compare(
 ) -> None:
     from lockgate.data.drift import compare_statistics
 
-    base_stats, new_stats = _statistics(base), _statistics(new)
+    base_stats, new_stats = (
+        _statistics(base, rows_to="compare"),
+        _statistics(new, rows_to="compare"),
+    )
     schema = _load_schema(schema_file) if schema_file else None
     report = compare_statistics(base_stats, new_stats, schema=schema, kind=kind).to_dict()
     if html_file is not None:

@@ -16,8 +16,11 @@ SEVERITIES: tuple[str, ...] = ("error", "warning")
 
 #: Every kind, with the severity it has unless the schema says otherwise. A new column and a
 #: drift or skew over a *default* threshold only report: neither was asked for by anybody.
-#: (A threshold written in the schema makes drift and skew errors; see ``drift``.)
+#: (A threshold written in the schema makes drift and skew errors; see ``drift``.) A span
+#: with no rows is one anomaly of its own (as in TFDV), always an error: nothing can be
+#: checked, trained or evaluated on it.
 DEFAULT_SEVERITY: dict[str, Severity] = {
+    "no_rows": "error",
     "missing_column": "error",
     "new_column": "warning",
     "type_mismatch": "error",

@@ -11,6 +11,7 @@ batch with a non-strict cast, which finds each bad value's row and column.
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -23,11 +24,17 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from lockgate.data.casting import cast_checked, infer_text_type, needs_float
-from lockgate.data.lines import LineIndex, first_invalid_utf8_line, longest_line
+from lockgate.data.lines import (
+    LineIndex,
+    TextScan,
+    first_undecodable,
+    locate,
+    scan_text,
+)
 from lockgate.data.rejects import OnBadRows, rejected_rows
 from lockgate.errors import ColumnNotFoundError, ConfigError, DataFileError
 
-__all__ = ["COLUMN_TYPES", "NULL_VALUES", "CsvOptions", "csv_schema", "iter_csv"]
+__all__ = ["COLUMN_TYPES", "MAX_BLOCK_BYTES", "NULL_VALUES", "CsvOptions", "iter_csv"]
 
 #: Strings that mean "missing" in a CSV file.
 NULL_VALUES: tuple[str, ...] = ("NA", "", "null", "NaN", "N/A")
@@ -44,10 +51,14 @@ COLUMN_TYPES: dict[str, pa.DataType] = {
 #: Bytes Arrow parses at a time. Arrow's memory grows with the file for large blocks, so
 #: blocks are small, and only a file with a longer line gets blocks that fit it.
 BLOCK_BYTES = 1 << 20
+#: The largest block: Arrow's block size is a 32-bit int, and a block must hold the longest
+#: line twice over, so a line of half this (512 MiB) or more cannot be read.
+MAX_BLOCK_BYTES = 1 << 30
 
 _CASTS = (pa.int64(), pa.float64(), pa.string())
 _COLUMN_NO = re.compile(r"In CSV column #(\d+)")
 _BAD_VALUE = re.compile(r"conversion error to (\S+): invalid value '(.*)'")
+_ROW_NO = re.compile(r"Row #(\d+)")
 
 
 @dataclass(frozen=True)
@@ -88,18 +99,13 @@ class _Plan:
     block_size: int
 
 
-def csv_schema(path: Path, options: CsvOptions) -> pa.Schema:
-    """The schema that :func:`iter_csv` gives every batch of ``path``."""
-    plan = _plan(path, options)
-    return pa.schema(list(plan.target.items()))
-
-
 def iter_csv(
     path: Path, options: CsvOptions, *, batch_size: int, on_bad_rows: OnBadRows | None = None
 ) -> Iterator[pa.RecordBatch]:
-    """Batches of at most ``batch_size`` rows. A bad row (wrong field count, a value that
-    does not parse as its column's type) raises ``DataFileError`` naming the file, line and
-    column, or is handed to ``on_bad_rows`` and left out."""
+    """Batches of at most ``batch_size`` rows (one empty batch when no row is left, so that
+    the columns are still known). A bad row (wrong field count, a value that does not parse
+    as its column's type) raises ``DataFileError`` naming the file, line and column, or is
+    handed to ``on_bad_rows`` and left out."""
     plan = _plan(path, options)
     schema = pa.schema(list(plan.target.items()))
     read = {
@@ -108,7 +114,7 @@ def iter_csv(
     }
     skipped: list[int] = []  # Arrow numbers of the rows Arrow left out
     ragged: list[pacsv.InvalidRow] = []
-    lines = LineIndex(path)
+    lines = LineIndex(path, delimiter=options.delimiter, quote_char=options.quote_char)
     base = 2 if options.header else 1
 
     def handler(row: pacsv.InvalidRow) -> str:
@@ -118,7 +124,7 @@ def iter_csv(
         skipped.append(row.number)
         return "skip"
 
-    emitted = 0
+    emitted = given = 0
     for block in _blocks(path, options, plan.block_size, plan.names, read, handler, ragged):
         if ragged:
             _reject_ragged(ragged, lines, on_bad_rows)
@@ -147,16 +153,19 @@ def iter_csv(
         if rejects and on_bad_rows is not None:
             on_bad_rows(pa.concat_tables(rejects))
             out = out.filter(pa.array(~bad))
+        given += out.num_rows
         for start in range(0, out.num_rows, batch_size):
             yield out.slice(start, batch_size)
     if ragged:
         _reject_ragged(ragged, lines, on_bad_rows)
+    if not given:
+        yield pa.RecordBatch.from_pylist([], schema=schema)
 
 
 def _plan(path: Path, options: CsvOptions) -> _Plan:
     """Names and types from the first block, widened by a scan pass where needed."""
     names: list[str] | None = None
-    block = _block_size(path)
+    block = _block_size(path, options)
     try:
         reader = pacsv.open_csv(
             path,
@@ -172,11 +181,11 @@ def _plan(path: Path, options: CsvOptions) -> _Plan:
         sample = next(iter(reader), None)
         reader.close()
     except pa.ArrowInvalid as exc:
-        raise _arrow_error(path, exc, names or [], []) from exc
+        raise _arrow_error(path, options, exc, names or [], []) from exc
+    except UnicodeDecodeError as exc:  # in Arrow's transcoding from another encoding
+        raise _undecodable(path, options, first_undecodable(path, options.encoding)) from exc
     target: dict[str, pa.DataType | None] = {}
     for i, (name, fld) in enumerate(zip(names, schema, strict=True)):
-        if pa.types.is_binary(fld.type):
-            raise _not_utf8(path, name)
         if pa.types.is_string(fld.type) and sample is not None:
             target[name] = infer_text_type(sample.column(i))
         else:
@@ -231,16 +240,46 @@ def _blocks(
         with reader:
             yield from reader
     except pa.ArrowInvalid as exc:
-        raise _arrow_error(path, exc, include or names, ragged) from exc
+        raise _arrow_error(path, options, exc, include or names, ragged) from exc
+    except UnicodeDecodeError as exc:  # in Arrow's transcoding from another encoding
+        raise _undecodable(path, options, first_undecodable(path, options.encoding)) from exc
 
 
-def _block_size(path: Path) -> int:
-    """BLOCK_BYTES, or a power of two that holds the longest line twice over."""
+def _block_size(path: Path, options: CsvOptions) -> int:
+    """BLOCK_BYTES, or a power of two that holds the longest line twice over.
+
+    The same pass checks that a UTF-8 file is UTF-8: Arrow hands a bad row's text to the row
+    handler as ``str``, and a row that does not decode ends in a printed traceback."""
+    utf8 = codecs.lookup(options.encoding).name == "utf-8"  # Arrow transcodes any other
+    scan = scan_text(path, utf8=utf8)
+    if scan.not_utf8_at is not None:
+        raise _undecodable(path, options, scan.not_utf8_at)
+    need = 2 * scan.longest + 2
+    if need > MAX_BLOCK_BYTES:
+        raise _line_too_long(path, scan)
     size = BLOCK_BYTES
-    need = 2 * longest_line(path) + 2
     while size < need:
         size *= 2
     return size
+
+
+def _line_too_long(path: Path, scan: TextScan) -> DataFileError:
+    limit = (MAX_BLOCK_BYTES - 2) // 2
+    return DataFileError(
+        f"line {scan.longest_at} of {path} is {scan.longest:,} bytes long; a CSV line must "
+        f"be shorter than {_size(limit + 1)} ({limit + 1:,} bytes)",
+        path=str(path),
+        row=scan.longest_at,
+        hint="a line this long is seldom CSV (one JSON document, a binary file, a value that "
+        "belongs in object storage): split the line, or write the data as Parquet",
+    )
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n} bytes"
 
 
 def _read_options(options: CsvOptions, names: list[str] | None, block: int) -> pacsv.ReadOptions:
@@ -336,7 +375,11 @@ def _value_error(
 
 
 def _arrow_error(
-    path: Path, exc: pa.ArrowInvalid, names: list[str], ragged: list[pacsv.InvalidRow]
+    path: Path,
+    options: CsvOptions,
+    exc: pa.ArrowInvalid,
+    names: list[str],
+    ragged: list[pacsv.InvalidRow],
 ) -> DataFileError:
     text = str(exc)
     number = _COLUMN_NO.search(text)
@@ -344,10 +387,11 @@ def _arrow_error(
     if text.startswith("Empty CSV file"):
         return DataFileError(f"data file {path} is empty (not even a header)", path=str(path))
     if "UTF8" in text or "utf8" in text.lower() or "decod" in text.lower():
-        return _not_utf8(path, column)
+        return _undecodable(path, options, first_undecodable(path, options.encoding))
+    lines = LineIndex(path, delimiter=options.delimiter, quote_char=options.quote_char)
     if ragged:
         row = ragged[0]
-        line = _line_of(path, row.text) or row.number
+        line = _line(lines, row.number)
         return DataFileError(
             f"malformed row in {path} at line {line}: expected {row.expected_columns} fields, "
             f"got {row.actual_columns}: {row.text[:200]!r}",
@@ -356,10 +400,18 @@ def _arrow_error(
             hint="fix or quote that line (a comma inside a value needs double quotes), "
             "or pass bad_rows='skip' to set such rows aside",
         )
-    if "straddling" in text:
+    if "straddling" in text or "out of sync" in text:  # a quoted value across blocks
+        opened = lines.unclosed_quote()
+        if opened is not None:
+            return DataFileError(
+                f"a quote opened at line {opened} of {path} is never closed",
+                path=str(path),
+                row=opened,
+                hint='close the quote; a quote inside a quoted value is written twice ("")',
+            )
         return DataFileError(
-            f"a row of {path} spans more bytes than a block (a quote that is not closed, or "
-            "a quoted value over many lines)",
+            f"a row of {path} spans more bytes than a block of the reader (a quoted value "
+            "over many lines)",
             path=str(path),
             hint="check the quoting of that file",
         )
@@ -372,37 +424,83 @@ def _arrow_error(
             column=column,
             hint=f"fix the value, or read the column as text with column_types={{'{column}': 'string'}}",
         )
-    return DataFileError(f"cannot read CSV {path}: {text}", path=str(path))
+    # anything else in Arrow's words, with the file's line for Arrow's row, and no raw bytes
+    text = _ROW_NO.sub(lambda m: f"line {_line(lines, int(m.group(1)))}", text, count=1)
+    return DataFileError(f"cannot read CSV {path}: {_printable(text)}", path=str(path))
 
 
-def _line_of(path: Path, text: str) -> int | None:
-    """1-based line where ``text`` stands as a whole line (exact, also after a quoted
-    multi-line value); on the error path only."""
-    import mmap
-
-    needle = text.encode("utf-8")
-    if not needle:
+def _line(lines: LineIndex, record: int | None) -> int | None:
+    """The file's line of Arrow's record number (None when Arrow did not know it)."""
+    if record is None or record < 1:
         return None
-    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-        start = 0
-        while (pos := buf.find(needle, start)) >= 0:
-            end = pos + len(needle)
-            at_start = pos == 0 or buf[pos - 1 : pos] == b"\n"
-            at_end = end == len(buf) or buf[end : end + 1] in (b"\n", b"\r")
-            if at_start and at_end:
-                return buf[:pos].count(b"\n") + 1
-            start = pos + 1
-    return None
+    line = int(lines.lines(np.array([record]))[0])
+    return line if line > 0 else None
 
 
-def _not_utf8(path: Path, column: str | None) -> DataFileError:
-    line = first_invalid_utf8_line(path)
-    where = f" in column '{column}'" if column else ""
-    at = f" at line {line}" if line else ""
-    return DataFileError(
-        f"data file {path} is not valid UTF-8{where}{at}",
-        path=str(path),
-        row=line,
-        column=column,
-        hint="pass encoding='latin-1' (or the file's encoding), or re-save it as UTF-8",
+def _printable(text: str, limit: int = 300) -> str:
+    """``text`` with control and other unprintable characters escaped, cut at ``limit``."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit + 1])
+    return shown if len(shown) <= limit else shown[:limit] + "..."
+
+
+def _undecodable(path: Path, options: CsvOptions, offset: int | None) -> DataFileError:
+    """The error for a byte that ``options.encoding`` cannot decode at ``offset``: its line,
+    its column, the bytes around it escaped (never raw bytes on a terminal)."""
+    utf8 = codecs.lookup(options.encoding).name == "utf-8"
+    label = "UTF-8" if utf8 else options.encoding
+    hint = (
+        "pass encoding='latin-1' (or the file's encoding), or re-save it as UTF-8"
+        if utf8
+        else f"check the file's encoding; it does not read as {options.encoding}"
     )
+    if _holds_nul(path):
+        hint = (
+            "it holds NUL bytes: it looks like a binary file, not CSV text; check the path "
+            "(a Parquet file needs a .parquet suffix)"
+        )
+    if offset is None:
+        return DataFileError(f"data file {path} is not valid {label}", path=str(path), hint=hint)
+    place = locate(path, offset, delimiter=options.delimiter, quote_char=options.quote_char)
+    column: str | None = None
+    if not options.header:
+        column = f"column_{place.field}"
+    elif not place.first_record:
+        names = _header_names(path, options)
+        column = names[place.field] if place.field < len(names) else None
+    if options.header and place.first_record:
+        where = f" in its header (field {place.field + 1})"
+    else:
+        where = f" in column '{column}'" if column else f" in field {place.field + 1}"
+    start = max(place.column - 20, 0)
+    excerpt = place.text[start : place.column + 20]
+    more = ("..." if start else "", "..." if place.column + 20 < len(place.text) else "")
+    return DataFileError(
+        f"data file {path} is not valid {label}{where} at line {place.line}: byte "
+        f"0x{place.text[place.column]:02x} in {more[0]}{excerpt!r}{more[1]}",
+        path=str(path),
+        row=place.line,
+        column=column,
+        hint=hint,
+    )
+
+
+def _header_names(path: Path, options: CsvOptions) -> list[str]:
+    """The column names, read with Python's csv module (error path only)."""
+    import csv
+
+    with path.open(encoding=options.encoding, errors="replace", newline="") as fh:
+        reader = csv.reader(
+            fh,
+            delimiter=options.delimiter,
+            quotechar=options.quote_char,
+            quoting=csv.QUOTE_NONE if options.quote_char is None else csv.QUOTE_MINIMAL,
+        )
+        try:
+            return next((row for row in reader if row), [])
+        except csv.Error:
+            return []
+
+
+def _holds_nul(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return b"\x00" in fh.read(1 << 16)

@@ -105,6 +105,8 @@ def _write(
     nulls: list[str] = []
     try:
         for batch in batches:
+            if not batch.num_rows:  # a source without rows still gives its columns
+                continue
             if schema is None:
                 nulls = [f.name for f in batch.schema if pa.types.is_null(f.type)]
                 schema = _storable(batch.schema)

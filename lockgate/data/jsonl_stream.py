@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from lockgate.data.casting import cast_checked, widen
+from lockgate.data.nested import check_flat
 from lockgate.data.rejects import OnBadRows, rejected_rows
 from lockgate.errors import DataFileError
 
@@ -36,14 +37,18 @@ def jsonl_schema(path: Path) -> pa.Schema:
             types[fld.name] = widen(types.get(fld.name), fld.type)
     if not types:
         raise DataFileError(f"data file {path} has no JSON lines", path=str(path))
-    return pa.schema([(n, pa.null() if t is None else t) for n, t in types.items()])
+    schema = pa.schema([(n, pa.null() if t is None else t) for n, t in types.items()])
+    check_flat(schema, path)
+    return schema
 
 
 def iter_jsonl(
     path: Path, *, batch_size: int, on_bad_rows: OnBadRows | None = None
 ) -> Iterator[pa.RecordBatch]:
-    """Batches of at most ``batch_size`` rows, every one with :func:`jsonl_schema`'s schema."""
+    """Batches of at most ``batch_size`` rows, every one with :func:`jsonl_schema`'s schema
+    (one empty batch when every line was set aside)."""
     schema = jsonl_schema(path)
+    given = 0
     for lines, table in _tables(path, on_bad_rows):
         arrays, bad = [], np.zeros(table.num_rows, dtype=bool)
         for fld in schema:
@@ -76,7 +81,10 @@ def iter_jsonl(
             )
             bad |= wrong
         out = pa.Table.from_arrays(arrays, schema=schema).filter(pa.array(~bad))
+        given += out.num_rows
         yield from out.to_batches(max_chunksize=batch_size)
+    if not given:
+        yield pa.RecordBatch.from_pylist([], schema=schema)
 
 
 def _chunks(path: Path) -> Iterator[tuple[int, bytes]]:

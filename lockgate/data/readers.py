@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from lockgate.data.csv_stream import NULL_VALUES, CsvOptions, csv_schema, iter_csv
-from lockgate.data.jsonl_stream import iter_jsonl, jsonl_schema
+from lockgate.data.csv_stream import NULL_VALUES, CsvOptions, iter_csv
+from lockgate.data.jsonl_stream import iter_jsonl
+from lockgate.data.nested import check_flat
 from lockgate.data.rejects import OnBadRows
 from lockgate.errors import DataFileError
 
@@ -84,10 +85,7 @@ def read_table(
     fmt = infer_format(p, format)
     if fmt == "parquet":
         return _parquet_dataset(p).to_table()
-    batches = list(iter_batches(p, format=fmt, csv=csv))
-    if batches:
-        return pa.Table.from_batches(batches)
-    return _schema_of(p, fmt, csv).empty_table()
+    return pa.Table.from_batches(list(iter_batches(p, format=fmt, csv=csv)))
 
 
 def iter_batches(
@@ -98,7 +96,8 @@ def iter_batches(
     csv: CsvOptions | None = None,
     on_bad_rows: OnBadRows | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Yield record batches of at most ``batch_size`` rows, all with one schema.
+    """Yield record batches of at most ``batch_size`` rows, all with one schema; a source
+    without rows yields one empty batch, so that its columns are known all the same.
 
     Parquet is streamed row group by row group, CSV and JSON lines block by block. A bad
     row raises ``DataFileError``, or, when ``on_bad_rows`` is given, is handed to it as a
@@ -132,13 +131,17 @@ def _iter_parquet(path: Path, batch_size: int) -> Iterator[pa.RecordBatch]:
     unified schema. Not a dataset scan: its readahead (16 batches of 4 files) and
     pre-buffering kept gigabytes in flight (3.2 GB peak RSS for 10M taxi rows)."""
     files, schema = _parquet_schema(path)
+    rows = 0
     for f in files:
         try:
             with pq.ParquetFile(f, pre_buffer=False) as reader:
                 for batch in reader.iter_batches(batch_size=batch_size):
+                    rows += batch.num_rows
                     yield _conform(batch, schema)
         except (pa.ArrowInvalid, OSError) as exc:
             raise DataFileError(f"cannot read Parquet {f}: {exc}", path=str(f)) from exc
+    if not rows:
+        yield pa.RecordBatch.from_pylist([], schema=schema)
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
@@ -179,10 +182,6 @@ def _parquet_schema(path: Path) -> tuple[list[Path], pa.Schema]:
     return files, schema
 
 
-def _schema_of(path: Path, fmt: str, csv: CsvOptions | None) -> pa.Schema:
-    return csv_schema(path, csv or CsvOptions()) if fmt == "csv" else jsonl_schema(path)
-
-
 def _existing(path: str | Path) -> Path:
     p = Path(path)
     if _GLOB & set(str(p)):
@@ -212,3 +211,4 @@ def _check_columns(schema: pa.Schema, path: Path) -> None:
             column=dups[0],
             hint="rename the duplicated column in the header",
         )
+    check_flat(schema, path)

@@ -20,7 +20,7 @@ import yaml
 
 from lockgate.data.anomaly import DEFAULT_SEVERITY, SEVERITIES, Severity
 from lockgate.data.schema_diff import SchemaChange, diff_schemas
-from lockgate.errors import SchemaError, did_you_mean
+from lockgate.errors import DataError, SchemaError, did_you_mean
 
 __all__ = [
     "DEFAULT_DRIFT_THRESHOLD",
@@ -53,7 +53,7 @@ _KEYS = (
     "skew_threshold",
 )
 #: Severity can be set per feature for these; ``new_column`` has no feature entry to hold it.
-_FEATURE_KINDS = tuple(k for k in DEFAULT_SEVERITY if k != "new_column")
+_FEATURE_KINDS = tuple(k for k in DEFAULT_SEVERITY if k not in ("new_column", "no_rows"))
 _HEADER = """\
 # lockgate schema: what every span of this data must look like.
 # Inferred from statistics as a first draft; it is meant to be edited by people and kept in
@@ -237,6 +237,11 @@ class Schema:
         from lockgate.data.schema_inference import infer_feature
 
         num_rows = stats["num_rows"]
+        if num_rows == 0:
+            raise DataError(
+                "cannot infer a schema from data without rows: every type would be a guess",
+                hint="infer it from a span with rows, or write schema.yaml by hand",
+            )
         return cls({name: infer_feature(fs, num_rows) for name, fs in stats["features"].items()})
 
     def to_dict(self) -> dict[str, Any]:

@@ -5,7 +5,9 @@ process, or after a library upgrade; otherwise evaluation rows leak into trainin
 runs. So the hash is our own, written out in NumPy, over each value's *text* form (the
 same value read as int from CSV or as string from JSON hashes the same):
 
-1. every column is cast to ``large_string``; a null gets a fixed hash of its own;
+1. every column is cast to ``large_string``; a null gets a fixed hash of its own; a list
+   hashes as the sequence of its values' hashes, as a string does its bytes (so ``[1, 2]``,
+   ``[2, 1]``, ``[12]`` and ``[]`` all differ, and an empty list is not a null one);
 2. each string is hashed as ``sum((byte_i + 1) * P**i) mod 2**64``, mixed with its length
    (vectorised: per-byte terms, a wrapping cumulative sum, one subtraction per row);
 3. the columns, taken in name order so that reordering columns changes nothing, are
@@ -29,6 +31,7 @@ __all__ = ["hash_strings", "split_table", "stable_row_hash"]
 _P = np.uint64(0x100000001B3)  # FNV-1a 64 prime: a good odd multiplier
 _Q = np.uint64(0x9E3779B97F4A7C15)  # golden ratio: combines columns
 _NULL = np.uint64(0x6A09E667F3BCC908)  # fixed hash for a null value
+_LIST = np.uint64(0xBB67AE8584CAA73B)  # mixed into a list's hash: a list is not a string
 _BUCKETS = 10_000
 
 
@@ -71,10 +74,35 @@ def _hash_string_array(arr: pa.Array) -> np.ndarray:
     return np.where(valid, h, _NULL).astype(np.uint64)
 
 
+def _hash_list_array(arr: pa.Array) -> np.ndarray:
+    lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False)
+    lengths = lengths.astype(np.int64)
+    if len(arr) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    values = _hash_array(pc.list_flatten(arr))
+    rel = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(lengths)])
+    pos = np.arange(int(rel[-1]), dtype=np.int64) - np.repeat(rel[:-1], lengths)
+    powers = np.cumprod(np.full(max(int(lengths.max()), 1), _P, dtype=np.uint64))
+    powers = np.concatenate([np.ones(1, dtype=np.uint64), powers[:-1]])
+    terms = values * powers[pos]
+    csum = np.concatenate([np.zeros(1, dtype=np.uint64), np.cumsum(terms, dtype=np.uint64)])
+    h = _mix((csum[rel[1:]] - csum[rel[:-1]]) ^ (lengths.astype(np.uint64) + _LIST))
+    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    return np.where(valid, h, _NULL).astype(np.uint64)
+
+
+def _hash_array(arr: pa.Array) -> np.ndarray:
+    t = pa.types
+    if t.is_list(arr.type) or t.is_large_list(arr.type) or t.is_fixed_size_list(arr.type):
+        return _hash_list_array(arr)
+    return _hash_string_array(arr)
+
+
 def hash_strings(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Stable uint64 hash of each value's text form (nulls get a fixed hash)."""
+    """Stable uint64 hash of each value's text form (nulls get a fixed hash; a list, of the
+    sequence of its values' hashes)."""
     chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
-    parts = [_hash_string_array(c) for c in chunks]
+    parts = [_hash_array(c) for c in chunks]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
 
 

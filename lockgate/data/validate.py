@@ -33,11 +33,14 @@ def find_anomalies(
     duplicate_keys: int | None = None,
 ) -> list[Anomaly]:
     """Every anomaly of ``stats`` against ``schema``: per schema feature in order, then new
-    columns, then duplicate keys, then (with ``previous_stats``, the span before) drift.
+    columns, then duplicate keys, then (with ``previous_stats``, the span before) drift. A
+    span with no rows is the one anomaly ``no_rows``.
 
     ``previous_stats`` also bounds the cardinality: distinct values may not more than
     double the previous span's, scaled to this span's rows.
     """
+    if stats["num_rows"] == 0:
+        return [_no_rows(stats)]
     out: list[Anomaly] = []
     features: dict[str, dict[str, Any]] = stats["features"]
     previous = (previous_stats or {}).get("features", {})
@@ -77,6 +80,20 @@ def find_anomalies(
 
         out.extend(compare_statistics(previous_stats, stats, schema=schema).anomalies())
     return out
+
+
+#: The ``feature`` of an anomaly about the whole span.
+DATASET = "(dataset)"
+
+
+def _no_rows(stats: dict[str, Any]) -> Anomaly:
+    """Every check of a span without rows would pass vacuously (or, without its columns,
+    report each one missing): one anomaly says what is wrong instead."""
+    msg = (
+        f"no rows: expected at least one row; saw 0 rows of {len(stats['features'])} "
+        "columns (a header-only file or an empty span)"
+    )
+    return Anomaly(DATASET, "no_rows", "error", ">= 1 row", 0, 0, msg)
 
 
 def _anomaly(
