@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lockgate.errors import ModelError, ModelIntegrityError
+from lockgate.errors import LockgateError, ModelError, ModelIntegrityError
 
 if TYPE_CHECKING:
     from lockgate.metadata.registry import ModelVersion, Registry
@@ -95,6 +95,9 @@ def _refusal(name: str, version: Any, reason: str, cause: Exception) -> ModelErr
         detail = f"model '{name}' version {number} does not load: {detail}"
     path = getattr(cause, "path", None) or getattr(getattr(version, "artifact", None), "uri", "")
     kind = ModelIntegrityError if reason == INTEGRITY else ModelError
-    error = kind(detail, path=path or None, hint=_HINT[reason].format(name=name, path=path))
+    hint = _HINT[reason].format(name=name, path=path)
+    if reason == LOAD and isinstance(cause, LockgateError) and cause.hint:
+        hint = cause.hint  # the loader knows best (an untrusted type: --trust it, ...)
+    error = kind(detail, path=path or None, hint=hint)
     error.reason = reason  # type: ignore[attr-defined]  # read by failure_reason
     return error
