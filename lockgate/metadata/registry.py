@@ -142,9 +142,20 @@ class Registry:
         reason: str | None = None,
     ) -> ModelVersion:
         """Point ``alias`` at ``version``. Unblessed versions need ``force`` and a reason."""
+        target = self._checked_target(model_name, alias, version, force=force, reason=reason)
+        with self.store._write() as conn:
+            model_id = self._lock_model(conn, model_name)
+            self._move_alias(
+                conn, model_id, alias, target.id, reason=reason, forced=force and not target.blessed
+            )
+        return self.get(model_name, version)
+
+    def _checked_target(
+        self, model_name: str, alias: str, version: int, *, force: bool, reason: str | None
+    ) -> ModelVersion:
+        """The version an alias may move to: blessed (or forced with a reason), then
+        ``verify`` (the costly check, a model load) passed."""
         target = self.get(model_name, version)
-        if self.verify is not None:
-            self.verify(target)
         if not target.blessed:
             if not force:
                 raise NotBlessedError(
@@ -157,12 +168,9 @@ class Registry:
                     f"forcing alias '{alias}' of model '{model_name}' onto unblessed version "
                     f"{version} needs a reason"
                 )
-        with self.store._write() as conn:
-            model_id = self._lock_model(conn, model_name)
-            self._move_alias(
-                conn, model_id, alias, target.id, reason=reason, forced=force and not target.blessed
-            )
-        return self.get(model_name, version)
+        if self.verify is not None:
+            self.verify(target)
+        return target
 
     def remove_alias(self, model_name: str, alias: str, *, reason: str | None = None) -> None:
         """Take an alias off its version (a canary ends); the removal is kept in history."""
@@ -245,16 +253,20 @@ class Registry:
         written in one transaction, so two updates at once both land."""
         target = self.get(model_name, version)
         with self.store._write() as conn:
-            current = conn.execute(
-                sa.select(t.model_versions.c.properties).where(t.model_versions.c.id == target.id)
-            ).scalar()
-            merged = {**(current or {}), **properties}
-            conn.execute(
-                t.model_versions.update()
-                .where(t.model_versions.c.id == target.id)
-                .values(properties={k: v for k, v in merged.items() if v is not None})
-            )
+            self._merge_properties(conn, target.id, **properties)
         return self.get(model_name, version)
+
+    @staticmethod
+    def _merge_properties(conn: sa.Connection, version_id: int, **properties: Any) -> None:
+        current = conn.execute(
+            sa.select(t.model_versions.c.properties).where(t.model_versions.c.id == version_id)
+        ).scalar()
+        merged = {**(current or {}), **properties}
+        conn.execute(
+            t.model_versions.update()
+            .where(t.model_versions.c.id == version_id)
+            .values(properties={k: v for k, v in merged.items() if v is not None})
+        )
 
     def start_canary(
         self,
@@ -270,10 +282,21 @@ class Registry:
         version as ``canary_percent`` / ``canary_shadow``; no percent: the server's default)."""
         if percent is not None and not 0 <= percent <= 100:
             raise ConfigError(f"canary percent must be between 0 and 100; got {percent}")
-        self.update_properties(
-            model_name, version, canary_percent=percent, canary_shadow=shadow or None
-        )
-        return self.set_alias(model_name, CANARY, version, force=force, reason=reason)
+        target = self._checked_target(model_name, CANARY, version, force=force, reason=reason)
+        with self.store._write() as conn:  # its share and the alias move land together
+            model_id = self._lock_model(conn, model_name)
+            self._merge_properties(
+                conn, target.id, canary_percent=percent, canary_shadow=shadow or None
+            )
+            self._move_alias(
+                conn,
+                model_id,
+                CANARY,
+                target.id,
+                reason=reason,
+                forced=force and not target.blessed,
+            )
+        return self.get(model_name, version)
 
     def get(self, model_name: str, ref: int | str | None = None) -> ModelVersion:
         """A version by number, by alias, or (``None``) the ``production`` alias."""

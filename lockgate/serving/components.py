@@ -61,9 +61,33 @@ def push(
     from lockgate.training.transform import TransformGraph as Graph
 
     write_samples(target, typical_rows(Graph.load(transform.uri)))
+    trusted = list(model.properties.get("trusted_types") or [])
+    _check_servable(target, model_name, model.properties["sha256"], trusted)
     pushed_model.properties.update(
         model_name=model_name,
         model_sha256=model.properties["sha256"],
         model_fingerprint=model.fingerprint,
         framework=model.properties.get("framework"),
+        trusted_types=trusted,
     )
+
+
+def _check_servable(folder: Path, model_name: str, sha256: str, trusted: list[str]) -> None:
+    """Production moves only to what the server can load: the pushed folder is loaded as
+    the server loads a version, and answers its warm-up requests, before it is published."""
+    from lockgate.core.fingerprint import path_fingerprint
+    from lockgate.serving.reload import warm_up
+    from lockgate.serving.servable import PipelineServable, read_samples
+
+    servable = PipelineServable.load(
+        model_name,
+        "candidate",
+        folder,
+        model_sha256=sha256,
+        fingerprint=path_fingerprint(folder),
+        trusted_types=trusted,
+    )
+    try:
+        warm_up(servable, read_samples(folder, servable.transform))
+    finally:
+        servable.close()

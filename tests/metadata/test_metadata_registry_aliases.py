@@ -84,3 +84,26 @@ def test_canary_keeps_its_share_on_the_version(store: SqlMetadataStore, tmp_path
     with pytest.raises(ConfigError, match="between 0 and 100"):
         registry.start_canary("m", 2, percent=101)
     assert registry.update_properties("m", 1, note="x").properties["note"] == "x"
+
+
+def test_the_verify_check_runs_after_the_blessing_check_and_a_refused_canary_changes_nothing(
+    store: SqlMetadataStore, tmp_path: Path
+) -> None:
+    three_versions(store, tmp_path)
+    checked: list[int] = []
+
+    def refuse(version: object) -> None:
+        checked.append(version.version)  # type: ignore[attr-defined]
+        raise ConfigError(f"version {version.version} does not load")  # type: ignore[attr-defined]
+
+    registry = Registry(store, verify=refuse)
+    with pytest.raises(NotBlessedError, match="not blessed"):
+        registry.set_alias("m", PRODUCTION, 3)
+    assert checked == []  # refused for its blessing before any costly load
+    before = registry.get("m", 2).properties
+    with pytest.raises(ConfigError, match="version 2 does not load"):
+        registry.start_canary("m", 2, percent=25)
+    assert checked == [2]
+    assert registry.get("m", 2).properties == before  # no share left behind
+    assert registry.aliases("m") == {}
+    assert registry.alias_history("m", CANARY) == []
