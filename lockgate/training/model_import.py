@@ -23,15 +23,14 @@ work unchanged.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import numpy as np
 
+from lockgate.core.artifact_store import LocalArtifactStore
 from lockgate.errors import (
     ConfigError,
     LockgateError,
@@ -453,13 +452,6 @@ def import_model(
     ``trust`` names skops types beyond lockgate's allowlist that you vouch for; they are
     recorded as ``trusted_types`` in model.json, the PushedModel and the version, and the
     server trusts exactly those when it loads the version."""
-    import pyarrow as pa
-
-    from lockgate.core.artifacts import PushedModel
-    from lockgate.core.fingerprint import path_fingerprint
-    from lockgate.metadata.registry import Registry
-    from lockgate.training.transform import TransformGraph
-
     if bless and not reason:
         raise ConfigError("--bless needs a --reason: an import skips the evaluator's gate")
     if (transform is None) == (features is None):
@@ -467,8 +459,54 @@ def import_model(
             "an imported model needs exactly one of --transform FILE (a transform.json) or"
             " --features a,b,c (its numeric input columns, passed through unchanged)"
         )
-    root = Path(artifact_root)
-    staging = root / ".staging" / f"import-{name}-{uuid4().hex[:8]}"
+    artifacts = LocalArtifactStore(artifact_root)
+    try:
+        return _import_into(
+            store,
+            artifacts,
+            source,
+            name=name,
+            transform=transform,
+            features=features,
+            label=label,
+            classes=classes,
+            framework=framework,
+            samples=samples,
+            bless=bless,
+            reason=reason,
+            trust=trust,
+        )
+    finally:
+        artifacts.close()
+
+
+def _import_into(
+    store: Any,
+    artifacts: LocalArtifactStore,
+    source: str | Path,
+    *,
+    name: str,
+    transform: str | Path | None,
+    features: list[str] | None,
+    label: str,
+    classes: list[Any] | None,
+    framework: str | None,
+    samples: str | Path | None,
+    bless: bool,
+    reason: str | None,
+    trust: Iterable[str] | None,
+) -> Any:
+    """Stage and check the files, then publish the PushedModel and register its version
+    in one transaction: a crash leaves an imported, registered version or nothing (its
+    staging folder swept by the next run)."""
+    import pyarrow as pa
+
+    from lockgate.core.artifacts import PushedModel
+    from lockgate.core.fingerprint import path_fingerprint
+    from lockgate.metadata.registry import Registry
+    from lockgate.training.transform import TransformGraph
+
+    staging = artifacts.staging_dir("import", name)
     try:
         info = import_model_files(
             source,
@@ -497,7 +535,7 @@ def import_model(
             ) from exc
         _write_json(staging / "samples.json", {"inputs": rows})
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        artifacts.discard(staging)
         raise
     run_id = store.start_run("lockgate-import", {"source": str(Path(source).resolve())})
     params = {
@@ -515,10 +553,11 @@ def import_model(
         params=json.dumps(params),
         inputs={},
     )
+    target = artifacts.final_dir("lockgate-import", "import", "pushed_model", execution)
+    registry = Registry(store)
+    number: list[int] = []
     try:
-        target = root / "lockgate-import" / "import" / "pushed_model" / str(execution)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(target)
+        artifacts.publish(staging, target)
         pushed = PushedModel(
             uri=str(target),
             properties={
@@ -531,24 +570,33 @@ def import_model(
             },
             fingerprint=path_fingerprint(target),
         )
-        store.publish_execution(execution, {"pushed_model": pushed})
+        properties: dict[str, Any] = {
+            "model_fingerprint": pushed.properties["model_fingerprint"],
+            "run_id": run_id,
+            "source": "import",
+            "framework": info.framework,
+            "imported_from": pushed.properties["imported_from"],
+            "trusted_types": info.trusted_types,
+        }
+        if bless:
+            properties["bless_reason"] = reason
+        store.publish_execution(
+            execution,
+            {"pushed_model": pushed},
+            within=lambda transaction: number.append(
+                registry.register_within(
+                    transaction, name, pushed, blessed=bless, properties=properties
+                )
+            ),
+        )
     except BaseException as exc:
         store.fail_execution(execution, str(exc))
         store.finish_run(run_id, "failed", str(exc))
-        shutil.rmtree(staging, ignore_errors=True)
+        artifacts.discard(staging)
+        artifacts.discard(target)
         raise
     store.finish_run(run_id, "complete")
-    properties: dict[str, Any] = {
-        "model_fingerprint": pushed.properties["model_fingerprint"],
-        "run_id": run_id,
-        "source": "import",
-        "framework": info.framework,
-        "imported_from": pushed.properties["imported_from"],
-        "trusted_types": info.trusted_types,
-    }
-    if bless:
-        properties["bless_reason"] = reason
-    return Registry(store).register(name, pushed, blessed=bless, properties=properties)
+    return registry.get(name, number[0])
 
 
 def _samples(path: str | Path | None, graph: Any) -> dict[str, list[Any]]:

@@ -198,7 +198,7 @@ def test_imports_that_cannot_serve_are_refused(project: Path, tmp_path: Path) ->
         project, "models", "import", str(path), "--name", "m", "--features", FEATURES, "--bless"
     )
     assert result.exit_code == 2 and "--bless needs a --reason" in result.output
-    assert not list((project / ".lockgate" / "artifacts" / ".staging").glob("*"))
+    assert not list((project / ".lockgate" / "artifacts" / ".tmp").glob("*"))
 
 
 def test_list_promote_canary_rollback_history(project: Path, tmp_path: Path) -> None:
