@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from lockgate.metadata import tables as t
-from lockgate.metadata.store import SqlMetadataStore, now
+from lockgate.metadata.store import SqlMetadataStore, now, process_alive
 
 PRIMARY = "primary"
 CANARY = "canary"
@@ -125,7 +125,7 @@ def forget_gone(store: SqlMetadataStore, server: ServerId) -> int:
                     s.host == server.host, s.port == server.port, s.pid != server.pid
                 )
             )
-            if not _alive(row.pid)
+            if not process_alive(row.pid)
         ]
         old = s.updated_at < now() - FORGET_AFTER
         return int(conn.execute(t.serving_status.delete().where(s.id.in_(dead) | old)).rowcount)
@@ -165,15 +165,3 @@ def reports(
 def _is(server: ServerId) -> sa.ColumnElement[bool]:
     s = t.serving_status.c
     return sa.and_(s.host == server.host, s.port == server.port, s.pid == server.pid)
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True

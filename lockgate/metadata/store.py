@@ -467,7 +467,7 @@ class SqlMetadataStore:
                 )
             ).all()
             for row in rows:
-                if row.pid is not None and not _process_alive(row.pid):
+                if row.pid is not None and not process_alive(row.pid):
                     conn.execute(
                         t.executions.update()
                         .where(t.executions.c.id == row.id)
@@ -481,7 +481,7 @@ class SqlMetadataStore:
             ).all()
             for run in runs:
                 props = run.properties or {}
-                if props.get("host") == host and not _process_alive(int(props.get("pid", 0))):
+                if props.get("host") == host and not process_alive(int(props.get("pid", 0))):
                     conn.execute(
                         t.runs.update()
                         .where(t.runs.c.id == run.id)
@@ -541,7 +541,8 @@ class SqlMetadataStore:
         )
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host with this id runs (someone else's counts)."""
     if pid <= 0:
         return False
     try:
