@@ -217,9 +217,7 @@ def test_cli_errors_are_one_line_with_a_hint_and_verbose_adds_the_traceback(tmp_
     assert "Traceback (most recent call last)" in verbose.stderr
 
 
-def test_the_pipeline_runs_against_postgresql(
-    penguins_project: Path, empty_postgres: str
-) -> None:
+def test_the_pipeline_runs_against_postgresql(penguins_project: Path, empty_postgres: str) -> None:
     env = {**os.environ, "LOCKGATE_STORE_URL": empty_postgres}
     first = lockgate("run", cwd=penguins_project, env=env)
     assert first.returncode == 0, first.stdout + first.stderr
