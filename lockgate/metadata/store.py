@@ -187,7 +187,7 @@ def _write_transaction(engine: Engine) -> Iterator[Connection]:
             raise
         raise MetadataError(
             f"the metadata store at {_store_name(engine)} stayed busy for over"
-            f" {SQLITE_BUSY_TIMEOUT_S:.0f} s: another process held a write transaction",
+            f" {SQLITE_BUSY_TIMEOUT_S:g} s: another process held a write transaction",
             hint="try again; a team whose runs often overlap should use PostgreSQL",
         ) from exc
     except sa.exc.IntegrityError as exc:
