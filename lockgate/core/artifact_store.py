@@ -9,11 +9,13 @@ folder, never a registered half artifact — and ``sweep`` removes what a crash 
       .tmp/
         <session>.lock        held (flock) by the live process that writes the session
         <session>/            its staging folders: <step>-<output>-<id>/
+          published.txt       every folder it moved into place, one path a line
       <pipeline>/<step>/<output>/<execution id>/   published artifacts
 
 A session's lock is released by the kernel when its process dies, however it dies
-(``kill -9`` included), so the next run can tell a dead writer's staging folders from a
-live one's without trusting process ids, which the system reuses.
+(``kill -9`` included), so the next run can tell a dead writer's session from a live
+one's without trusting process ids, which the system reuses. What a dead session moved
+into place and the store never registered is an orphan, and goes with the session.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,6 +34,7 @@ except ImportError:  # pragma: no cover - Windows: staging folders are never swe
     fcntl = None  # type: ignore[assignment]
 
 STAGING = ".tmp"
+PUBLISHED = "published.txt"
 #: Staging folders of earlier lockgate versions carry no lock; they go once this old.
 UNLOCKED_STAGING_MAX_AGE_S = 24 * 3600.0
 
@@ -60,6 +62,8 @@ class LocalArtifactStore:
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():  # left by a crash between the move and the store commit
             shutil.rmtree(final)
+        with self._guard, (self._session_dir_locked() / PUBLISHED).open("a") as notes:
+            notes.write(f"{final}\n")  # before the move: a crash after it leaves the note
         os.replace(staging, final)
         return final
 
@@ -76,32 +80,10 @@ class LocalArtifactStore:
                 self._session_lock.close()
             self._session = self._session_lock = None
 
-    def sweep(self, store: Any, abandoned: Iterable[Any] = ()) -> list[Path]:
-        """Remove what crashed writers left: staging sessions whose process is gone, and the
-        published folders of ``abandoned`` executions that the store never registered.
-        Returns the folders removed."""
-        removed = self._sweep_staging()
-        for execution in abandoned:
-            for folder in self.root.glob(f"*/*/*/{int(execution.id)}"):
-                if folder.is_dir() and not store.is_registered(str(folder)):
-                    shutil.rmtree(folder, ignore_errors=True)
-                    removed.append(folder)
-        return removed
-
-    def _session_dir(self) -> Path:
-        with self._guard:
-            if self._session is None:
-                staging = self.root / STAGING
-                staging.mkdir(parents=True, exist_ok=True)
-                session = staging / f"{uuid.uuid4().hex[:12]}"
-                handle = session.with_suffix(".lock").open("wb")
-                if fcntl is not None:
-                    fcntl.flock(handle, fcntl.LOCK_EX)
-                session.mkdir()
-                self._session, self._session_lock = session, handle
-            return self._session
-
-    def _sweep_staging(self) -> list[Path]:
+    def sweep(self, store: Any) -> list[Path]:
+        """Remove what crashed writers left: the staging sessions whose process is gone,
+        and the folders those sessions moved into place that ``store`` never registered.
+        Returns what was removed."""
         staging = self.root / STAGING
         if fcntl is None or not staging.is_dir():
             return []
@@ -113,6 +95,7 @@ class LocalArtifactStore:
             if lock.exists():
                 if not _owner_gone(lock):
                     continue
+                removed += _remove_unregistered(entry / PUBLISHED, store)
             elif time.time() - entry.stat().st_mtime < UNLOCKED_STAGING_MAX_AGE_S:
                 continue  # written by an older lockgate that took no lock: maybe still live
             if entry.is_dir():
@@ -122,6 +105,35 @@ class LocalArtifactStore:
             lock.unlink(missing_ok=True)
             removed.append(entry)
         return removed
+
+    def _session_dir(self) -> Path:
+        with self._guard:
+            return self._session_dir_locked()
+
+    def _session_dir_locked(self) -> Path:
+        if self._session is None:
+            staging = self.root / STAGING
+            staging.mkdir(parents=True, exist_ok=True)
+            session = staging / f"{uuid.uuid4().hex[:12]}"
+            handle = session.with_suffix(".lock").open("wb")
+            if fcntl is not None:  # held before the folder exists: a sweep never sees it free
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            session.mkdir()
+            self._session, self._session_lock = session, handle
+        return self._session
+
+
+def _remove_unregistered(notes: Path, store: Any) -> list[Path]:
+    """The folders a dead session moved into place whose store row never came."""
+    if not notes.exists():
+        return []
+    removed = []
+    for line in notes.read_text(encoding="utf-8").splitlines():
+        folder = Path(line)
+        if line and folder.is_dir() and not store.is_registered(str(folder)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def _owner_gone(lock: Path) -> bool:

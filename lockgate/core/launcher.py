@@ -2,7 +2,7 @@
 failure. The order matters: files are moved into place before the store row is written, so
 a crash never leaves a registered half artifact; a folder moved into place whose row never
 came is removed here when the store refuses it, or at the next run when the process died
-(``ArtifactStore.sweep``)."""
+(``LocalArtifactStore.sweep``)."""
 
 from __future__ import annotations
 

@@ -59,8 +59,9 @@ def run_pipeline(
     """
     runner = runner or LocalRunner()
     started = time.perf_counter()
+    store.mark_abandoned()
     artifacts = LocalArtifactStore(artifact_root)
-    artifacts.sweep(store, store.mark_abandoned())  # what runs killed before us left behind
+    artifacts.sweep(store)  # what runs killed before this one left behind
     run_id = store.start_run(pipeline.name)
     try:
         return _run(pipeline, store, artifacts, runner, run_id, project_dir, use_cache, started)

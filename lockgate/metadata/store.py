@@ -457,7 +457,7 @@ class SqlMetadataStore:
 
     def mark_abandoned(self) -> list[ExecutionRecord]:
         """Mark runs and executions left 'running' by a process on this host that is gone;
-        return the executions so marked (their unregistered folders can go)."""
+        return the executions so marked."""
         host = socket.gethostname()
         abandoned: list[ExecutionRecord] = []
         with self._write() as conn:

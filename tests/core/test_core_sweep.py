@@ -156,3 +156,35 @@ def test_a_live_run_keeps_its_staging_and_a_killed_one_loses_it(tmp_path: Path) 
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_a_dead_sessions_unregistered_folders_go_and_its_registered_ones_stay(
+    store: SqlMetadataStore, tmp_path: Path
+) -> None:
+    from lockgate.core.artifact_store import LocalArtifactStore
+
+    dead = LocalArtifactStore(tmp_path / "artifacts")
+    run_id = store.start_run("p")
+    kept_execution = store.start_execution(
+        run_id,
+        step="s",
+        component="s",
+        cache_key=None,
+        code_fingerprint=None,
+        params="{}",
+        inputs={},
+    )
+    folders = []
+    for execution in (kept_execution, kept_execution + 1000):
+        staging = dead.staging_dir("s", "examples")
+        (staging / "rows.txt").write_text("1\n")
+        folders.append(dead.publish(staging, dead.final_dir("p", "s", "examples", execution)))
+    kept, orphan = folders
+    store.publish_execution(kept_execution, {"examples": Examples(uri=str(kept))})
+    assert dead._session_lock is not None
+    dead._session_lock.close()  # what the kernel does when the process is killed
+
+    removed = LocalArtifactStore(tmp_path / "artifacts").sweep(store)
+    assert orphan in removed and not orphan.exists()
+    assert kept.is_dir() and (kept / "rows.txt").read_text() == "1\n"
+    assert list((tmp_path / "artifacts" / ".tmp").iterdir()) == []
