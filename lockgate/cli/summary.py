@@ -48,6 +48,10 @@ def render_run(result: RunResult, *, model_registry: Any | None = None) -> None:
         for step_name, item in found[:10]:
             where = f"{step_name} {item['split']}".strip()
             click.echo(f"  [{item['severity']}] {where}: {item['message']}")
+    transform = outputs.get("TransformGraph")
+    if transform is not None and transform.properties.get("task"):
+        why = transform.properties.get("task_reason")
+        click.echo(f"Task: {transform.properties['task']}" + (f" — {why}" if why else ""))
     evaluation = outputs.get("ModelEvaluation")
     if evaluation is not None:
         click.echo("Model metrics (eval split): " + _metrics(evaluation.properties.get("metrics")))

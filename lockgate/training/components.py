@@ -21,7 +21,11 @@ def fit_transform(
     features: list[str] | None = None,
     task: str | None = None,
 ) -> None:
-    """Fit the preprocessing on the train split only; features default to the schema's."""
+    """Fit the preprocessing on the train split only; features default to the schema's.
+
+    ``task`` ("classification" or "regression") overrides the task decided from the label
+    (a string, bool or few-valued integer label is classification, a float one regression);
+    the decision and its reason are the artifact's ``task`` and ``task_reason``."""
     from lockgate.errors import ColumnNotFoundError
     from lockgate.training.transform import TransformGraph as Graph
     from lockgate.training.transform import drop_missing_label
@@ -36,6 +40,7 @@ def fit_transform(
     transform.properties.update(
         label=label,
         task=graph.task,
+        task_reason=graph.task_reason,
         features=list(graph.features),
         outputs=len(graph.feature_names_out),
         train_rows=train.num_rows,

@@ -26,6 +26,9 @@ FORMAT_VERSION = 1
 FILE_NAME = "transform.json"
 OOV = "<other>"
 TASKS = ("classification", "regression")
+#: An integer label with at most this many distinct values in the train split is taken as
+#: class ids (0/1/2, as most public data sets code classes); more, and it is a quantity.
+MAX_INTEGER_CLASSES = 50
 
 Kind = Literal["numeric", "string", "bool"]
 Task = Literal["classification", "regression"]
@@ -70,6 +73,7 @@ class TransformGraph:
     task: Task
     columns: tuple[FeatureTransform, ...]
     label_classes: list[Any] | None = None
+    task_reason: str = ""
     format_version: int = field(default=FORMAT_VERSION)
 
     # ---- fitting -------------------------------------------------------------------
@@ -82,7 +86,10 @@ class TransformGraph:
         features: list[str] | None = None,
         task: str | None = None,
     ) -> TransformGraph:
-        """Fit on ``table``, which must be the train split only: eval statistics never leak."""
+        """Fit on ``table``, which must be the train split only: eval statistics never leak.
+
+        ``task`` None decides it from the label (see ``decide_task``); the reason is kept
+        in ``task_reason``."""
         label_column = _column(table, label, where="the training table (label)")
         if features is None:
             features = [name for name in table.column_names if name != label]
@@ -94,7 +101,7 @@ class TransformGraph:
             _fit_feature(name, _column(table, name, where="the training table"))
             for name in features
         )
-        resolved = _resolve_task(label, label_column.type, task)
+        resolved, reason = decide_task(label, label_column, task)
         classes = None
         if resolved == "classification":
             classes = sorted(pc.unique(label_column.drop_null()).to_pylist())
@@ -103,7 +110,13 @@ class TransformGraph:
                     f"label '{label}' has {len(classes)} distinct value(s) {classes} in the"
                     " training data; classification needs at least 2"
                 )
-        return cls(label=label, task=resolved, columns=columns, label_classes=classes)
+        return cls(
+            label=label,
+            task=resolved,
+            columns=columns,
+            label_classes=classes,
+            task_reason=reason,
+        )
 
     # ---- properties ----------------------------------------------------------------
     @property
@@ -192,6 +205,7 @@ class TransformGraph:
             "label": self.label,
             "task": self.task,
             "label_classes": self.label_classes,
+            "task_reason": self.task_reason,
             "features": [c.to_dict() for c in self.columns],
             "feature_names_out": self.feature_names_out,
         }
@@ -220,6 +234,7 @@ class TransformGraph:
                 task=data["task"],
                 columns=columns,
                 label_classes=data.get("label_classes"),
+                task_reason=str(data.get("task_reason", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"transform description is incomplete or malformed: {exc}") from exc
@@ -273,17 +288,36 @@ def _kind_of(arrow_type: pa.DataType) -> Kind | None:
     return None
 
 
-def _resolve_task(label: str, label_type: pa.DataType, task: str | None) -> Task:
-    if task is not None:
-        if task not in TASKS:
-            raise ConfigError(f"task must be one of {list(TASKS)}; got {task!r}")
-        if task == "regression" and _kind_of(label_type) != "numeric":
-            raise ConfigError(f"regression needs a numeric label; '{label}' is {label_type}")
-        return "classification" if task == "classification" else "regression"
-    kind = _kind_of(label_type.value_type if pa.types.is_dictionary(label_type) else label_type)
+def decide_task(
+    label: str, column: pa.ChunkedArray, task: str | None = None
+) -> tuple[Task, str]:
+    """The task for a label column, and why (a phrase for ``Task: <task> — <why>``).
+
+    A string or bool label is classification, a float label regression, an integer label
+    classification when it has at most ``MAX_INTEGER_CLASSES`` distinct values (class ids)
+    and regression beyond (a count or an amount). ``task`` overrides the decision."""
+    column = _plain(column)
+    kind = _kind_of(column.type)
     if kind is None:
-        raise DataError(f"label '{label}' has type {label_type}; expected string, bool or number")
-    return "regression" if kind == "numeric" else "classification"
+        raise DataError(f"label '{label}' has type {column.type}; expected string, bool or number")
+    if pa.types.is_integer(column.type):
+        distinct = len(pc.unique(column.drop_null()))
+        few = distinct <= MAX_INTEGER_CLASSES
+        bound = f"at most {MAX_INTEGER_CLASSES}" if few else f"over {MAX_INTEGER_CLASSES}"
+        about = f"label '{label}' is integer with {distinct} distinct values, {bound}"
+        decided: Task = "classification" if few else "regression"
+    elif kind == "numeric":
+        about, decided = f"label '{label}' is {column.type}", "regression"
+    else:
+        about, decided = f"label '{label}' is {kind}", "classification"
+    if task is None:
+        return decided, f"{about}; task= overrides"
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {list(TASKS)} or None; got {task!r}")
+    if task == "regression" and kind != "numeric":
+        raise ConfigError(f"regression needs a numeric label; '{label}' is {column.type}")
+    chosen: Task = "classification" if task == "classification" else "regression"
+    return chosen, f"set by task=; {about}"
 
 
 def _fit_feature(name: str, column: pa.ChunkedArray) -> FeatureTransform:

@@ -166,9 +166,10 @@ def test_regression_task_and_label(penguins: pa.Table) -> None:
     y = graph.encode_label(table)
     assert y.dtype == np.float64 and y[0] == 3750.0
     assert list(graph.features) == ["species", "flipper_length_mm"]
-    # a numeric label with few integer values is still regression unless told
-    assert TransformGraph.fit(penguins, label="year").task == "regression"
-    as_classes = TransformGraph.fit(penguins, label="year", task="classification")
+    # an integer label with few values is classification (class ids) unless told
+    assert TransformGraph.fit(penguins, label="year", task="regression").task == "regression"
+    as_classes = TransformGraph.fit(penguins, label="year")
+    assert as_classes.task == "classification"
     assert as_classes.label_classes == [2007, 2008, 2009]
     assert as_classes.decode_label(as_classes.encode_label(penguins.slice(0, 1))) == [2007]
 
