@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -32,22 +33,7 @@ def render_run(result: RunResult, *, model_registry: Any | None = None) -> None:
         cache = "hit" if step.status == "cached" else "-" if step.status == "skipped" else "miss"
         click.echo(f"  {name.ljust(width)}{status}{step.duration_s:>7.2f} s  {cache}")
     outputs = {a.type_name: a for s in result.steps.values() for a in s.outputs.values()}
-    checks = {
-        name: a
-        for name, s in result.steps.items()
-        for a in s.outputs.values()
-        if a.type_name == "Anomalies"
-    }  # the data gate, and the skew check when the pipeline has one
-    if checks:
-        found = [
-            (name if len(checks) > 1 else "", item)
-            for name, a in checks.items()
-            for item in a.properties.get("anomalies", [])
-        ]
-        click.echo(f"Anomalies: {len(found) or 'none'}")
-        for step_name, item in found[:10]:
-            where = f"{step_name} {item['split']}".strip()
-            click.echo(f"  [{item['severity']}] {where}: {item['message']}")
+    _render_data_gate(result)
     transform = outputs.get("TransformGraph")
     if transform is not None and transform.properties.get("task"):
         why = transform.properties.get("task_reason")
@@ -75,6 +61,68 @@ def render_run(result: RunResult, *, model_registry: Any | None = None) -> None:
             click.echo("Pushed: " + _pushed_note(model_registry, pushed, cached=cached))
     if not result.ok and result.error is not None:
         render_step_error(result)
+
+
+def _render_data_gate(result: RunResult) -> None:
+    """The curated schema written on a first run, then every check's anomalies; those that
+    stopped the run (a blocked step's, from its error when its outputs were not kept) come
+    first and are marked, with the report that shows them."""
+    for step in result.steps.values():
+        for artifact in step.outputs.values():
+            written = artifact.properties.get("written_to")
+            if artifact.type_name == "Schema" and written:
+                click.echo(
+                    f"Schema: wrote {_shown_path(written)} from this data; review it and keep "
+                    "it in version control"
+                )
+    checks = {
+        name: a
+        for name, s in result.steps.items()
+        for a in s.outputs.values()
+        if a.type_name == "Anomalies"
+    }  # the data gate, and the skew check when the pipeline has one
+    stopping = {
+        name: [dict(a) for a in getattr(s.error, "anomalies", None) or []]
+        for name, s in result.steps.items()
+        if s.status == "blocked"
+    }
+    names = [n for n in result.steps if n in checks or stopping.get(n)]
+    if not names:
+        return
+    found: list[tuple[str, dict[str, Any], bool]] = []
+    for name in names:
+        blocking = stopping.get(name, [])
+        keys = {_anomaly_key(a) for a in blocking}
+        items = checks[name].properties.get("anomalies", []) if name in checks else blocking
+        shown = name if len(names) > 1 else ""
+        found.extend((shown, item, _anomaly_key(item) in keys) for item in items)
+    found.sort(key=lambda entry: not entry[2])  # stable: what stopped the run first
+    stopped = sum(entry[2] for entry in found)
+    gate = ", ".join(n for n in names if stopping.get(n))
+    note = f" ({stopped} stopped the run at {gate})" if stopped else ""
+    click.echo(f"Anomalies: {len(found) or 'none'}{note}")
+    for step_name, item, blocked in found[:10]:
+        where = f"{step_name} {item.get('split', '')}".strip()
+        mark = click.style("  <- stopped the run", fg="red") if blocked else ""
+        click.echo(f"  [{item['severity']}] {where}: {item['message']}{mark}")
+    if len(found) > 10:
+        click.echo(f"  ... and {len(found) - 10} more")
+    for name in names:
+        report = Path(checks[name].uri) / "report.html" if name in checks else None
+        if stopping.get(name) and report is not None and report.exists():
+            click.echo(f"  report: {_shown_path(str(report))}")
+
+
+def _anomaly_key(item: dict[str, Any]) -> tuple[Any, ...]:
+    return (item.get("split"), item.get("feature"), item.get("kind"), item.get("message"))
+
+
+def _shown_path(path: str) -> str:
+    """``path`` relative to the working folder when it is inside it, else as it is."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path
 
 
 def render_step_error(result: RunResult) -> None:

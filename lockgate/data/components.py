@@ -158,21 +158,60 @@ def load_statistics(statistics: Statistics, split: str = "train") -> dict:
     return json.loads((Path(statistics.uri) / f"{split}.json").read_text())
 
 
-@component(path_params=("schema_file",))
+def _curated_schema(params: dict[str, Any]) -> dict[str, str] | None:
+    """The cache's view of infer_schema: the curated file's content when it exists; when it
+    does not, None (never cached: the step must run to write it)."""
+    path = params.get("schema_file")
+    if path is None:
+        return {}
+    return {"schema_file": path} if Path(path).exists() else None
+
+
+def _write_curated_schema(
+    context: Any, outputs: dict[str, Any], params: dict[str, Any], transaction: Any
+) -> None:
+    """On the driver, once the Schema is published: the first run's inferred schema becomes
+    the project's ``schema_file`` (never overwriting one that appeared meanwhile)."""
+    target = params.get("schema_file")
+    written = outputs["schema"].properties.get("written_to")
+    if target is None or written is None:
+        return
+    source = Path(outputs["schema"].uri) / "schema.yaml"
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(target, "x", encoding="utf-8") as fh:
+            fh.write(source.read_text(encoding="utf-8"))
+    except FileExistsError:
+        pass
+
+
+@component(
+    path_params=("schema_file",),
+    external_inputs=_curated_schema,
+    on_publish=_write_curated_schema,
+)
 def infer_schema(
     statistics: Input[Statistics], schema: Output[Schema], *, schema_file: str | None = None
 ) -> None:
-    """The schema: the curated ``schema_file`` when given, else inferred from the statistics
-    of all splits (a schema describes the data set; inferring it from train alone would
-    flag eval rows just outside train's range)."""
+    """The schema. With ``schema_file`` (the curated schema, e.g. ``"schema.yaml"`` in the
+    project, kept in version control): read from that file when it exists (its content is in
+    the cache key), else inferred from this data and written there for people to review —
+    SchemaGen once, then ImportSchemaGen, as TFX has it. ``lockgate schema update`` shows
+    what new data would change in it. Without ``schema_file``: inferred from every run's
+    own data, which then always fits it (fine for a first look, not for a gate).
+
+    Inferred from the statistics of all splits: a schema describes the data set; inferring
+    it from train alone would flag eval rows just outside train's range."""
     from lockgate.data.schema import Schema as SchemaModel
 
-    if schema_file is not None:
+    if schema_file is not None and Path(schema_file).exists():
         model = SchemaModel.load(schema_file)
         schema.properties["source"] = schema_file
     else:
         model = SchemaModel.from_statistics(load_statistics(statistics, "all"))
         schema.properties["source"] = "inferred"
+        if schema_file is not None:
+            schema.properties["written_to"] = schema_file
     model.dump(Path(schema.uri) / "schema.yaml")
     schema.properties["features"] = len(model.features)
 

@@ -26,7 +26,9 @@ MODEL_NAME = "penguins"
 def pipeline() -> Pipeline:
     examples = ingest(path="data/penguins.csv", eval_fraction=0.25)
     statistics = compute_statistics(examples=examples.outputs.examples)
-    schema = infer_schema(statistics=statistics.outputs.statistics)
+    # The curated schema: the first run writes schema.yaml from its data (review it, keep it
+    # in version control); later runs are checked against it. See: lockgate schema update
+    schema = infer_schema(statistics=statistics.outputs.statistics, schema_file="schema.yaml")
     validation = validate_examples(
         statistics=statistics.outputs.statistics,
         schema=schema.outputs.schema,
