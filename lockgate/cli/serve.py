@@ -179,6 +179,7 @@ def serve_command(
             max_body_bytes=settings.serve_max_body_bytes,
             request_timeout_s=settings.serve_request_timeout_s,
             metrics=metrics,
+            labels=follower.aliases,
         )
         follower.start()
         auth = "; a bearer token is required" if settings.serve_auth_token else ""

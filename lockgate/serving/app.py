@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,16 +44,27 @@ from lockgate.errors import (
     InferenceRequestError,
     InferenceTimeoutError,
     LockgateError,
+    ModelNotFoundError,
     RequestTimeoutError,
+    did_you_mean,
 )
 from lockgate.serving import oip_v2, tfserving_v1
 from lockgate.serving.canary import CanaryServable
 from lockgate.serving.metrics import ServingMetrics
 from lockgate.serving.repository import Lease, ModelRepository
 from lockgate.serving.security import BearerAuth, BodyLimit, decompress
-from lockgate.serving.servable import NUMERIC_DATATYPES, Servable, validate_columns
+from lockgate.serving.servable import (
+    NUMERIC_DATATYPES,
+    Servable,
+    columns_from_matrix,
+    feature_order,
+    validate_columns,
+)
 
 logger = logging.getLogger("lockgate.serving")
+
+#: Model name -> its labels (registry aliases: production, canary, ...) -> version.
+Labels = Callable[[str], Mapping[str, int | str]]
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
@@ -76,6 +87,7 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
     metrics: ServingMetrics | None = None,
+    labels: Labels | None = None,
 ) -> Starlette:
     """Build the app around ``repository``, which may be swapped into while serving.
 
@@ -83,6 +95,9 @@ def create_app(
     ``max_body_bytes`` bounds a request body, before and after decompression (413).
     ``request_timeout_s`` bounds reading the body (408) and the model's answer (504).
     ``metrics`` defaults to a fresh ``ServingMetrics``; it is ``app.state.metrics``.
+    ``labels(name)`` gives a model's labels for ``/v1/models/{name}/labels/{label}`` (the
+    registry's aliases, from the follower); a canary's candidate is ``canary`` and a
+    served version number is its own label either way.
     """
     if auth_token is not None and not auth_token:
         raise ConfigError("The 'auth_token' parameter of create_app must not be empty.")
@@ -98,7 +113,8 @@ def create_app(
         )
     metrics = metrics if metrics is not None else ServingMetrics()
     metrics.watch(repository)
-    run = _Inference(repository, metrics, max_body_bytes, request_timeout_s)
+    pinned = _Pinned(repository, labels)
+    run = _Inference(repository, metrics, max_body_bytes, request_timeout_s, pinned)
 
     async def live(request: Request) -> Response:
         return JSON({"live": True})
@@ -117,7 +133,7 @@ def create_app(
         )
 
     async def model_metadata(request: Request) -> Response:
-        with _held(repository, request) as servable:
+        with _held(pinned, request) as servable:
             version = request.path_params.get("version")
             return JSON(
                 {
@@ -126,11 +142,12 @@ def create_app(
                     "platform": servable.platform,
                     "inputs": [s.to_json() for s in servable.inputs],
                     "outputs": [s.to_json() for s in servable.outputs],
+                    "parameters": feature_order(servable.inputs),
                 }
             )
 
     async def model_ready(request: Request) -> Response:
-        with _held(repository, request) as servable:
+        with _held(pinned, request) as servable:
             return JSON({"name": servable.name, "ready": True})
 
     async def infer(request: Request) -> Response:
@@ -138,13 +155,13 @@ def create_app(
         return await run(request, "v2", lambda s, body: _v2_infer(s, body, header, run.predict))
 
     async def v1_status(request: Request) -> Response:
-        with _held(repository, request) as servable:
-            pinned = "version" in request.path_params or "label" in request.path_params
-            versions = [servable.version] if pinned else repository.versions(servable.name)
+        with _held(pinned, request) as servable:
+            one = "version" in request.path_params or "label" in request.path_params
+            versions = [servable.version] if one else repository.versions(servable.name)
             return JSON(tfserving_v1.status_doc(versions))
 
     async def v1_metadata(request: Request) -> Response:
-        with _held(repository, request) as servable:
+        with _held(pinned, request) as servable:
             return JSON(tfserving_v1.metadata_doc(servable))
 
     async def v1_predict(request: Request) -> Response:
@@ -216,8 +233,10 @@ class _Inference:
         metrics: ServingMetrics,
         max_body_bytes: int,
         timeout_s: float,
+        pinned: _Pinned,
     ) -> None:
         self.repository = repository
+        self.pinned = pinned
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.timeout_s = timeout_s
@@ -229,9 +248,7 @@ class _Inference:
         lease: Lease | None = None
         try:
             params = request.path_params
-            lease = self.repository.lease(
-                params["name"], params.get("version", params.get("label"))
-            )
+            lease = self.repository.lease(params["name"], self.pinned(params))
             servable = lease.servable
             if isinstance(servable, CanaryServable) and ("version" in params or "label" in params):
                 servable = servable.primary  # a version asked for by name is not split
@@ -331,6 +348,11 @@ def _v1_predict(servable: Servable, body: bytes, predict: _Predict) -> _Answer:
 
 def _columns(request: oip_v2.InferRequest, servable: Servable) -> dict[str, np.ndarray]:
     specs = {spec.name: spec for spec in servable.inputs}
+    if len(request.inputs) == 1:
+        tensor = request.inputs[0]
+        if len(tensor.shape) == 2 and tensor.name not in specs:  # one [n, N] matrix
+            where = f"input '{tensor.name}'"
+            return columns_from_matrix(tensor.data, tensor.datatype, servable.inputs, where)
     columns: dict[str, np.ndarray] = {}
     for tensor in request.inputs:
         where = f"input '{tensor.name}'"
@@ -385,10 +407,54 @@ def _datatype_of(array: np.ndarray) -> str:
     return "BYTES"
 
 
-def _held(repository: ModelRepository, request: Request) -> AbstractContextManager[Servable]:
+def _held(pinned: _Pinned, request: Request) -> AbstractContextManager[Servable]:
     """The servable a request names, held (counted in flight) for the ``with`` block."""
-    params = request.path_params
-    return repository.acquire(params["name"], params.get("version", params.get("label")))
+    return pinned.repository.acquire(request.path_params["name"], pinned(request.path_params))
+
+
+class _Pinned:
+    """The version a path pins: ``/versions/{v}`` as it is, ``/labels/{label}`` through the
+    model's labels (404 naming the known ones); None for the default version."""
+
+    def __init__(self, repository: ModelRepository, labels: Labels | None) -> None:
+        self.repository = repository
+        self.labels = labels
+
+    def __call__(self, params: Mapping[str, Any]) -> str | None:
+        if "label" not in params:
+            return params.get("version")
+        name, label = params["name"], params["label"]
+        known = self.known(name)
+        versions = self.repository.versions(name)
+        if label in known:
+            if known[label] not in versions and versions:
+                raise ModelNotFoundError(
+                    f"model '{name}' label '{label}' is version {known[label]}, which this"
+                    f" server does not serve; it serves versions {versions}"
+                )
+            return known[label]
+        if label in versions:  # a version number is its own label
+            return str(label)
+        if not versions:
+            self.repository.get(name)  # the 404 (unknown) or 503 (loading) for the model
+        names = sorted(known)
+        raise ModelNotFoundError(
+            f"model '{name}' has no label '{label}'; its labels are {names} and its served"
+            f" versions {versions}{did_you_mean(label, names)}"
+        )
+
+    def known(self, name: str) -> dict[str, str]:
+        """Label -> version: the registry's aliases, and ``canary`` for a canary served."""
+        known = {k: str(v) for k, v in (self.labels(name) if self.labels else {}).items()}
+        default = self.repository.default_version(name)
+        if default is not None and "canary" not in known:
+            try:
+                with self.repository.acquire(name, default) as servable:
+                    if isinstance(servable, CanaryServable):
+                        known["canary"] = servable.candidate.version
+            except LockgateError:  # swapped out meanwhile: no canary to name
+                pass
+        return known
 
 
 async def error_response(request: Request | None, exc: Exception) -> Response:

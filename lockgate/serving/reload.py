@@ -214,6 +214,7 @@ class RegistryFollower:
         self._loaded: dict[str, dict[int, _Loaded]] = {}
         self._wanted: dict[str, _Wanted] = {}
         self._failed: dict[tuple[str, int], float] = {}
+        self._aliases: dict[str, dict[str, int]] = {}  # as of the last poll
         self._status: dict[str, ModelStatus] = {}
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
@@ -271,6 +272,10 @@ class RegistryFollower:
         with self._poll_lock:
             lines = {name: s.fallback_warning(name) for name, s in sorted(self._status.items())}
         return {name: line for name, line in lines.items() if line}
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """A served model's registry aliases as of the last poll (the server's labels)."""
+        return dict(self._aliases.get(name, {}))
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -507,6 +512,7 @@ class RegistryFollower:
 
     def _resolve(self, registry: Any, policy: ModelPolicy) -> _Wanted:
         aliases = registry.aliases(policy.name)
+        self._aliases[policy.name] = dict(aliases)
         if policy.version == LATEST:
             primary = registry.latest(policy.name).version
         elif policy.version.isdigit():

@@ -124,6 +124,44 @@ def validate_columns(
     return out
 
 
+def columns_from_matrix(
+    matrix: np.ndarray, datatype: str, specs: list[TensorSpec], where: str
+) -> dict[str, np.ndarray]:
+    """The columns of one ``[n, N]`` tensor whose N columns are the inputs in ``specs``
+    order (the layout of MLServer's scikit-learn runtime and of most tritonclient
+    examples). Numbers only: a text feature cannot ride in a numeric matrix."""
+    names = [spec.name for spec in specs]
+    if matrix.ndim != 2 or matrix.shape[1] != len(specs):
+        got = list(matrix.shape)
+        raise InferenceRequestError(
+            f"{where}: shape {got} does not hold one row of {len(specs)} features per row;"
+            f" expected [n, {len(specs)}], the features {names} in this order"
+            f" (got {got[-1] if got else 0} per row)"
+        )
+    text = [spec.name for spec in specs if spec.datatype not in NUMERIC_DATATYPES]
+    if text:
+        raise InferenceRequestError(
+            f"{where}: the model has text features {text}, which cannot ride in one"
+            f" [n, {len(specs)}] tensor; send one tensor per feature, named {names}"
+        )
+    if datatype not in NUMERIC_DATATYPES:
+        raise InferenceRequestError(
+            f"{where}: an [n, {len(specs)}] tensor of the features {names} must hold numbers;"
+            f" got datatype {datatype}"
+        )
+    return {name: matrix[:, j] for j, name in enumerate(names)}
+
+
+def feature_order(specs: list[TensorSpec]) -> dict[str, Any]:
+    """What the model metadata says about the one-tensor layout: the feature order, and
+    the ``[n, N]`` tensor it accepts when every feature is a number."""
+    names = [spec.name for spec in specs]
+    out: dict[str, Any] = {"feature_order": names}
+    if all(spec.datatype in NUMERIC_DATATYPES for spec in specs):
+        out["matrix_input"] = {"datatype": "FP64", "shape": [-1, len(names)]}
+    return out
+
+
 def _typed_column(spec: TensorSpec, column: np.ndarray) -> np.ndarray:
     if spec.datatype == "BYTES":
         if column.dtype.kind in "US":
@@ -173,8 +211,9 @@ class PipelineServable:
         self.classification = transform.task == "classification"
         if self.classification:
             k = len(transform.label_classes)
+            datatype, self._classes = label_tensor(transform.label_classes)
             self.outputs = [
-                TensorSpec("predicted", "BYTES", [-1]),
+                TensorSpec("predicted", datatype, [-1]),
                 TensorSpec("probabilities", "FP64", [-1, k]),
             ]
         else:
@@ -246,11 +285,32 @@ class PipelineServable:
         predicted, proba = self.model.predict_with_proba(features)  # one pass of the model
         if not self.classification:
             return {"predicted": np.asarray(predicted, dtype=np.float64)}
-        labels = self.transform.decode_label(np.asarray(predicted))
-        outputs = {"predicted": np.array([str(v) for v in labels], dtype=object)}
+        indices = np.asarray(predicted).astype(np.int64, copy=False)
+        if indices.size and (indices.min() < 0 or indices.max() >= len(self._classes)):
+            raise ModelError(
+                f"model '{self.name}' version {self.version} predicted a class index outside"
+                f" 0..{len(self._classes) - 1}"
+            )
+        outputs = {"predicted": self._classes[indices]}
         if proba is not None:
             outputs["probabilities"] = np.asarray(proba, dtype=np.float64)
         return outputs
+
+
+def label_tensor(classes: list[Any]) -> tuple[str, np.ndarray]:
+    """The V2 datatype of a classifier's ``predicted`` output and its classes as an array
+    of that type: a label keeps its type when served (integer classes answer INT64, bool
+    BOOL, anything else BYTES as str)."""
+    if classes and all(isinstance(c, bool) for c in classes):
+        return "BOOL", np.array(classes, dtype=np.bool_)
+    if classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        try:
+            return "INT64", np.array(classes, dtype=np.int64)
+        except OverflowError:  # past 64 bits: served as text rather than wrapped round
+            pass
+    if classes and all(isinstance(c, float) for c in classes):
+        return "FP64", np.array(classes, dtype=np.float64)
+    return "BYTES", np.array([str(c) for c in classes], dtype=object)
 
 
 def _model_file_changed(folder: Path, expected: str) -> None:

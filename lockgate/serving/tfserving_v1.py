@@ -5,8 +5,11 @@ It follows TF Serving's REST API document so that its existing clients work unch
 - ``{"instances": [{feature: value}, ...]}`` (row form) answers
   ``{"predictions": [...]}``, one entry per row: an object ``{output: value}``, or the bare
   value when there is only one output. A model with one input may take bare values as rows.
+- ``{"instances": [[value, ...], ...]}``: rows as lists of values, the features in the
+  signature's order (``feature_order`` in the V2 model metadata).
 - ``{"inputs": {feature: [values]}}`` (column form) answers ``{"outputs": {output: [...]}}``,
-  or ``{"outputs": [...]}`` when there is only one output. A one-input model may take a list.
+  or ``{"outputs": [...]}`` when there is only one output. A one-input model may take a list;
+  ``{"inputs": [[value, ...], ...]}`` is one unnamed ``[n, N]`` tensor of rows as above.
 - ``{"b64": "..."}`` is a base64 string value; ``signature_name`` may only be
   ``serving_default``; ``output_filter`` (as in the gRPC PredictRequest) picks outputs.
 
@@ -148,6 +151,8 @@ def _tensor_info(spec: TensorSpec) -> dict[str, Any]:
 def _rows_to_columns(instances: Any, names: list[str]) -> dict[str, list[Any]]:
     if not isinstance(instances, list) or not instances:
         raise InferenceRequestError("'instances' must be a non-empty list of rows")
+    if isinstance(instances[0], list):
+        return _lists_to_columns(instances, names, "instance")
     if not any(isinstance(row, dict) for row in instances):
         if len(names) != 1:
             raise InferenceRequestError(
@@ -174,7 +179,29 @@ def _rows_to_columns(instances: Any, names: list[str]) -> dict[str, list[Any]]:
     return columns
 
 
+def _lists_to_columns(rows: list[Any], names: list[str], what: str) -> dict[str, list[Any]]:
+    """Rows as lists of values, the features in the signature's order."""
+    width = len(names)
+    columns: list[list[Any]] = [[] for _ in names]
+    for i, row in enumerate(rows):
+        if not isinstance(row, list):
+            raise InferenceRequestError(
+                f"{what} {i} is not a list of values; send every row alike, as a list of"
+                f" {width} values (the features {names} in this order)"
+            )
+        if len(row) != width:
+            raise InferenceRequestError(
+                f"{what} {i} has {len(row)} values; expected {width}, the features {names}"
+                " in this order"
+            )
+        for column, value, name in zip(columns, row, names, strict=True):
+            column.append(_value(value, f"{what} {i}, feature '{name}'"))
+    return dict(zip(names, columns, strict=True))
+
+
 def _columns(inputs: Any, names: list[str]) -> dict[str, list[Any]]:
+    if isinstance(inputs, list) and inputs and isinstance(inputs[0], list):
+        return _lists_to_columns(inputs, names, "row")  # one unnamed [n, N] tensor
     if not isinstance(inputs, dict):
         if len(names) == 1 and isinstance(inputs, list):
             inputs = {names[0]: inputs}

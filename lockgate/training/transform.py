@@ -288,9 +288,7 @@ def _kind_of(arrow_type: pa.DataType) -> Kind | None:
     return None
 
 
-def decide_task(
-    label: str, column: pa.ChunkedArray, task: str | None = None
-) -> tuple[Task, str]:
+def decide_task(label: str, column: pa.ChunkedArray, task: str | None = None) -> tuple[Task, str]:
     """The task for a label column, and why (a phrase for ``Task: <task> — <why>``).
 
     A string or bool label is classification, a float label regression, an integer label

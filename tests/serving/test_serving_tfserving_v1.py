@@ -149,7 +149,7 @@ def test_unknown_model_version_and_label_are_404(http: httpx.Client) -> None:
     assert http.post("/v1/models/pengiuns:predict", json=body).status_code == 404
     assert http.post("/v1/models/penguins/versions/9:predict", json=body).status_code == 404
     missing = http.post("/v1/models/penguins/labels/canary:predict", json=body)
-    assert missing.status_code == 404 and "no version 'canary'" in missing.json()["error"]
+    assert missing.status_code == 404 and "no label 'canary'" in missing.json()["error"]
 
 
 def test_model_status(http: httpx.Client) -> None:
