@@ -45,15 +45,22 @@ def ingest(
     format: str | None = None,
     delimiter: str = ",",
     header: bool = True,
+    column_names: list[str] | None = None,
     quote_char: str | None = '"',
     encoding: str = "utf-8",
     eval_fraction: float = 0.2,
     salt: str = "",
-    bad_rows: str = "error",
+    bad_rows: str = "keep",
 ) -> None:
     """Read CSV, Parquet, JSON lines or a SQL query into Parquet examples with a stable
-    train/eval split. ``path`` may hold ``{SPAN}`` (latest span, or ``span``); rows that do
-    not parse stop the step, or with ``bad_rows="skip"`` go to ``rejected/``."""
+    train/eval split. ``path`` may hold ``{SPAN}`` (latest span, or ``span``).
+
+    A value that does not parse as its column's type (``"two"`` in an int column) is a
+    finding about the data: with ``bad_rows="keep"`` its row is kept with the value as null
+    and ``invalid_values.json`` records it, so that the data gate reports a ``type_mismatch``
+    and stops the run. ``bad_rows="skip"`` sets such rows aside in ``rejected/`` (counted);
+    ``"error"`` stops this step at the first. A malformed row (wrong field count) stops the
+    step unless skipped."""
     from lockgate.data.ingest import ingest_query, ingest_to_folder
     from lockgate.data.readers import CsvOptions
     from lockgate.data.spans import resolve_span
@@ -72,7 +79,11 @@ def ingest(
         assert path is not None
         resolved, span = resolve_span(path, span)
         csv = CsvOptions(
-            delimiter=delimiter, header=header, quote_char=quote_char, encoding=encoding
+            delimiter=delimiter,
+            header=header,
+            quote_char=quote_char,
+            encoding=encoding,
+            column_names=None if column_names is None else tuple(column_names),
         )
         report = ingest_to_folder(
             resolved,
@@ -94,6 +105,7 @@ def ingest(
         rejected=report.rejected,
         rejected_reasons=report.reasons,
         warnings=report.warnings,
+        invalid_values=report.invalid_values,
     )
 
 
@@ -114,11 +126,13 @@ def read_split(examples: Examples, split: str):  # -> pa.Table
 
 @component
 def compute_statistics(examples: Input[Examples], statistics: Output[Statistics]) -> None:
-    """Per-feature statistics of every split, and of all of them (``all.json``).
+    """Per-feature statistics of every split, and of all of them (``all.json``, which also
+    holds ingest's ``invalid_values``: values that did not parse, by column).
 
     The splits are accumulated as parallel shards on the current runner and then merged,
     which is the same code path a Ray runner uses across machines.
     """
+    from lockgate.data.ingest import INVALID_VALUES_FILE
     from lockgate.data.statistics import accumulate_files
 
     splits = [s for s in SPLITS if examples.split_path(s).exists()]
@@ -130,6 +144,9 @@ def compute_statistics(examples: Input[Examples], statistics: Output[Statistics]
     for other in accumulators[1:]:
         merged = merged.merge(other)
     results["all"] = merged.result()
+    invalid = Path(examples.uri) / INVALID_VALUES_FILE
+    if invalid.exists():  # values ingest kept as nulls: counted on all splits at once
+        results["all"]["invalid_values"] = json.loads(invalid.read_text(encoding="utf-8"))
     for name, stats in results.items():
         (Path(statistics.uri) / f"{name}.json").write_text(json.dumps(stats, indent=1))
     statistics.properties["num_rows"] = {name: r["num_rows"] for name, r in results.items()}
@@ -243,7 +260,11 @@ def validate_examples(
     eval is a leak), reported under ``all``.
     """
     from lockgate.data.keys import find_duplicate_keys
-    from lockgate.data.validate import duplicate_key_anomalies, find_anomalies
+    from lockgate.data.validate import (
+        duplicate_key_anomalies,
+        find_anomalies,
+        invalid_value_anomalies,
+    )
 
     _check_stop_on(stop_on, "validate_examples")
     model = load_schema(schema)
@@ -257,6 +278,7 @@ def validate_examples(
     found: dict[str, list[dict]] = {}
     stats_of: dict[str, dict] = {}
     previous_of: dict[str, dict | None] = {}
+    all_stats = _optional_statistics(statistics, "all") or {}
     for split in SPLITS:
         path = Path(statistics.uri) / f"{split}.json"
         if not path.exists():
@@ -272,13 +294,20 @@ def validate_examples(
                 model,
                 previous_stats=previous_of[split],
                 duplicate_keys=0 if counted_on_data else None,  # counted below, once
+                bad_value_nulls=_bad_value_nulls(stats_of[split], all_stats),
             )
         ]
+    if all_stats.get("invalid_values"):  # counted by ingest on all splits at once
+        found.setdefault("all", []).extend(
+            a.to_dict() for a in invalid_value_anomalies(all_stats, model)
+        )
     if counted_on_data:
         assert examples is not None and model.key is not None
         files = [f for split in stats_of for f in split_files(examples, split)]
         duplicates = find_duplicate_keys(_column_batches(files, model.key), model.key)
-        found["all"] = [a.to_dict() for a in duplicate_key_anomalies(model, duplicates)]
+        found.setdefault("all", []).extend(
+            a.to_dict() for a in duplicate_key_anomalies(model, duplicates)
+        )
     (Path(anomalies.uri) / "anomalies.json").write_text(json.dumps(found, indent=1, default=str))
     all_found = [dict(a, split=split) for split, items in found.items() for a in items]
     _write_anomalies_report(Path(anomalies.uri), stats_of, previous_of, found)
@@ -291,6 +320,17 @@ def validate_examples(
     _stop_if_blocking(all_found, stop_on, "data validation")
 
 
+def _bad_value_nulls(split_stats: dict, all_stats: dict) -> dict[str, int]:
+    """Nulls of a split that were values that did not parse. Ingest counts those over all
+    splits; a split's nulls are all such values only when every null of the data set is."""
+    out: dict[str, int] = {}
+    for name, found in (all_stats.get("invalid_values") or {}).items():
+        missing = all_stats.get("features", {}).get(name, {}).get("missing")
+        if missing is not None and missing <= found["count"]:
+            out[name] = split_stats.get("features", {}).get(name, {}).get("missing", 0)
+    return out
+
+
 def _check_stop_on(stop_on: str, step: str) -> None:
     if stop_on not in ("error", "warning", "never"):
         raise ConfigError(
@@ -300,7 +340,10 @@ def _check_stop_on(stop_on: str, step: str) -> None:
 
 
 def _stop_if_blocking(found: list[dict], stop_on: str, what: str) -> None:
-    """Raise the gate's error when ``found`` holds anomalies that ``stop_on`` says stop."""
+    """Raise the gate's error when ``found`` holds anomalies that ``stop_on`` says stop.
+
+    The step's outputs (anomalies.json, report.html) are written before this and published
+    with the blocked execution: the gate's decision is separate from the finding."""
     blocking = [
         a
         for a in found
@@ -309,11 +352,14 @@ def _stop_if_blocking(found: list[dict], stop_on: str, what: str) -> None:
     if blocking:
         lines = "; ".join(f"[{a['split']}] {a['message']}" for a in blocking[:10])
         more = f" (and {len(blocking) - 10} more)" if len(blocking) > 10 else ""
-        raise DataValidationError(
+        error = DataValidationError(
             f"{what} found {len(blocking)} anomalies that stop the run: {lines}{more}",
             anomalies=blocking,
-            hint="fix the data, or update the schema if the change is intended",
+            hint="fix the data, or, if the change is intended, update the schema "
+            "(lockgate schema update shows what the new data would change)",
         )
+        error.publish_outputs = True  # the findings and their report are kept all the same
+        raise error
 
 
 def _optional_statistics(statistics: Statistics, split: str) -> dict | None:
@@ -339,7 +385,7 @@ def _write_anomalies_report(
         stats_of[split],
         title=f"Validation: {split} split",
         label=split,
-        anomalies=found.get(split, []),
+        anomalies=found.get(split, []) + found.get("all", []),  # "all": keys, bad values
         compare=previous,
         compare_label=f"previous span ({split})",
     )

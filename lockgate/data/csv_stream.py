@@ -34,7 +34,14 @@ from lockgate.data.lines import (
 from lockgate.data.rejects import OnBadRows, rejected_rows
 from lockgate.errors import ColumnNotFoundError, ConfigError, DataFileError
 
-__all__ = ["COLUMN_TYPES", "MAX_BLOCK_BYTES", "NULL_VALUES", "CsvOptions", "iter_csv"]
+__all__ = [
+    "COLUMN_TYPES",
+    "MAX_BLOCK_BYTES",
+    "NULL_VALUES",
+    "CsvOptions",
+    "KeepBadValues",
+    "iter_csv",
+]
 
 #: Strings that mean "missing" in a CSV file.
 NULL_VALUES: tuple[str, ...] = ("NA", "", "null", "NaN", "N/A")
@@ -59,6 +66,11 @@ _CASTS = (pa.int64(), pa.float64(), pa.string())
 _COLUMN_NO = re.compile(r"In CSV column #(\d+)")
 _BAD_VALUE = re.compile(r"conversion error to (\S+): invalid value '(.*)'")
 _ROW_NO = re.compile(r"Row #(\d+)")
+
+
+#: An ``on_bad_rows`` that may keep the rows it is handed: it returns True to keep them,
+#: their bad values read as nulls (ingest then reports them as a type anomaly of the data).
+KeepBadValues = Callable[[pa.Table], bool | None]
 
 
 @dataclass(frozen=True)
@@ -100,12 +112,18 @@ class _Plan:
 
 
 def iter_csv(
-    path: Path, options: CsvOptions, *, batch_size: int, on_bad_rows: OnBadRows | None = None
+    path: Path,
+    options: CsvOptions,
+    *,
+    batch_size: int,
+    on_bad_rows: OnBadRows | KeepBadValues | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Batches of at most ``batch_size`` rows (one empty batch when no row is left, so that
     the columns are still known). A bad row (wrong field count, a value that does not parse
     as its column's type) raises ``DataFileError`` naming the file, line and column, or is
-    handed to ``on_bad_rows`` and left out."""
+    handed to ``on_bad_rows`` and left out; when ``on_bad_rows`` returns True for rows with
+    bad values, they are kept with those values as nulls (a malformed row is always left
+    out: it has no values to keep)."""
     plan = _plan(path, options)
     schema = pa.schema(list(plan.target.items()))
     read = {
@@ -151,8 +169,8 @@ def iter_csv(
         emitted += n
         out = pa.RecordBatch.from_arrays(arrays, schema=schema)
         if rejects and on_bad_rows is not None:
-            on_bad_rows(pa.concat_tables(rejects))
-            out = out.filter(pa.array(~bad))
+            if on_bad_rows(pa.concat_tables(rejects)) is not True:
+                out = out.filter(pa.array(~bad))  # left out; kept, they read as nulls
         given += out.num_rows
         for start in range(0, out.num_rows, batch_size):
             yield out.slice(start, batch_size)
@@ -307,7 +325,9 @@ def _record_numbers(start: int, n: int, skipped: list[int], base: int) -> np.nda
 
 
 def _reject_ragged(
-    ragged: list[pacsv.InvalidRow], lines: LineIndex, on_bad_rows: OnBadRows | None
+    ragged: list[pacsv.InvalidRow],
+    lines: LineIndex,
+    on_bad_rows: OnBadRows | KeepBadValues | None,
 ) -> None:
     if on_bad_rows is None:
         return

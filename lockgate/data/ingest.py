@@ -4,29 +4,51 @@ Batches stream from the reader to one ``ParquetWriter`` per split; the split has
 row, so splitting batch by batch gives the same split as splitting the whole table. Bad
 rows either stop the ingest with the file, line and column (``bad_rows="error"``), or go
 to ``rejected/rejected.parquet`` and are counted in the report (``bad_rows="skip"``).
+With ``bad_rows="keep"`` a value that does not parse as its column's type is a finding
+about the data, not a reason to stop reading it (TFDV reports a type change as an
+anomaly): the row is kept with that value as null, and ``invalid_values.json`` records per
+column how many there were and the first few with their lines, for the statistics and
+the data gate to report. A malformed row (wrong field count) still stops the ingest.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lockgate.data.readers import CsvOptions, iter_batches
-from lockgate.data.rejects import REJECTED_SCHEMA
+from lockgate.data.rejects import REJECTED_SCHEMA, OnBadRows
 from lockgate.data.split import split_table
 from lockgate.data.sql import read_sql_batches
 from lockgate.errors import ConfigError, DataFileError
 
-__all__ = ["BAD_ROWS", "SPLITS", "IngestReport", "ingest_query", "ingest_to_folder"]
+__all__ = [
+    "BAD_ROWS",
+    "INVALID_VALUES_FILE",
+    "SPLITS",
+    "IngestReport",
+    "InvalidValues",
+    "ingest_query",
+    "ingest_to_folder",
+]
 
 SPLITS = ("train", "eval")
-BAD_ROWS = ("error", "skip")
+BAD_ROWS = ("keep", "skip", "error")
+#: In an Examples folder: {column: {"expected", "count", "examples": [{"line", "value"}]}}.
+INVALID_VALUES_FILE = "invalid_values.json"
 _REASONS_KEPT = 5
+_EXAMPLES_KEPT = 5
+_REASON = re.compile(r"expected (\S+), got '(.*)'$", re.DOTALL)
+#: Arrow's type names in the readers' reasons -> the schema's.
+_TYPE_NAMES = {"int64": "int", "double": "float", "string": "string", "bool": "bool"}
 
 
 @dataclass
@@ -39,6 +61,7 @@ class IngestReport:
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     span: int | None = None
+    invalid_values: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,11 +82,21 @@ def ingest_to_folder(
     """Stream a CSV, JSON-lines or Parquet source into ``out_dir/{train,eval}/part-0.parquet``."""
     _check_bad_rows(bad_rows)
     sink = _RejectedSink(Path(out_dir) / "rejected")
-    on_bad = sink.add if bad_rows == "skip" else None
+    invalid = InvalidValues(str(source))
+    on_bad: OnBadRows | None = None
+    if bad_rows != "error":
+        # keep: the CSV reader keeps the rows it hands over when the callback returns True
+        on_bad = sink.add if bad_rows == "skip" else cast(OnBadRows, invalid)
     batches = iter_batches(
         source, format=format, batch_size=batch_size, csv=csv, on_bad_rows=on_bad
     )
-    return _write(batches, Path(out_dir), str(source), eval_fraction, salt, sink, span)
+    report = _write(batches, Path(out_dir), str(source), eval_fraction, salt, sink, span)
+    if invalid.columns:
+        report.invalid_values = invalid.to_dict()
+        text = json.dumps(report.invalid_values, indent=1)
+        (Path(out_dir) / INVALID_VALUES_FILE).write_text(text, encoding="utf-8")
+        report.warnings.append(invalid.summary())
+    return report
 
 
 def ingest_query(
@@ -84,9 +117,11 @@ def ingest_query(
 def _check_bad_rows(bad_rows: str) -> None:
     if bad_rows not in BAD_ROWS:
         raise ConfigError(
-            f"The 'bad_rows' parameter of ingest must be 'error' or 'skip'. Got {bad_rows!r} "
-            "instead.",
-            hint="'skip' sets bad rows aside in rejected/rejected.parquet and counts them",
+            f"The 'bad_rows' parameter of ingest must be 'keep', 'skip' or 'error'. Got "
+            f"{bad_rows!r} instead.",
+            hint="'keep' keeps a value that does not parse as null and reports it to the "
+            "data gate; 'skip' sets such rows aside in rejected/rejected.parquet and counts "
+            "them; 'error' stops at the first",
         )
 
 
@@ -177,3 +212,58 @@ class _RejectedSink:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+class InvalidValues:
+    """An ``on_bad_rows`` that keeps the rows (their bad values read as nulls) and records,
+    per column, how many values did not parse and the first few with their lines. A
+    malformed row (no column: the wrong number of fields) has nothing to keep: it stops the
+    read as ``bad_rows="error"`` would."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.columns: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, rows: pa.Table) -> bool:
+        malformed = rows.filter(pc.is_null(rows.column("column")))
+        if malformed.num_rows:
+            first = malformed.slice(0, 1).to_pylist()[0]
+            raise DataFileError(
+                f"malformed row in {self.where} at line {first['line']}: {first['reason']}: "
+                f"{(first['text'] or '')[:200]!r}",
+                path=self.where,
+                row=first["line"],
+                hint="fix or quote that line (a comma inside a value needs double quotes), "
+                "or pass bad_rows='skip' to set such rows aside",
+            )
+        for column in pc.unique(rows.column("column")).to_pylist():
+            picked = rows.filter(pc.equal(rows.column("column"), column))
+            entry = self.columns.setdefault(column, {"expected": None, "count": 0, "examples": []})
+            entry["count"] += picked.num_rows
+            room = _EXAMPLES_KEPT - len(entry["examples"])
+            for row in picked.slice(0, max(room, 0)).to_pylist():
+                expected, value = _parse_reason(row["reason"])
+                entry["expected"] = entry["expected"] or expected
+                entry["examples"].append({"line": row["line"], "value": value})
+        return True
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: dict(entry) for name, entry in self.columns.items()}
+
+    def summary(self) -> str:
+        parts = [
+            f"{entry['count']} in column '{name}' (expected {entry['expected']})"
+            for name, entry in self.columns.items()
+        ]
+        return (
+            f"values that do not parse as their column's type, kept as nulls for the data "
+            f"gate: {', '.join(parts)}"
+        )
+
+
+def _parse_reason(reason: str) -> tuple[str | None, str]:
+    """("int", "two") from a reader's reason "expected int64, got 'two'"."""
+    match = _REASON.match(reason or "")
+    if match is None:
+        return None, reason
+    return _TYPE_NAMES.get(match.group(1), match.group(1)), match.group(2)

@@ -25,14 +25,20 @@ a category explosion):
 - value_count: a list feature whose rows all had the same length keeps that length.
 - no key (uniqueness in a sample is no evidence of a key) and no drift or skew threshold
   (the documented defaults apply until a person chooses one).
+
+``update_schema`` is the other half: once people own the schema, new data changes only
+what it contradicts (a domain gains the values seen, a range widens, a new column is
+added, a column gone is removed), and every choice nobody was asked about — severities,
+thresholds, a key, a tightened range the data still fits — stays as written.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
-from lockgate.data.schema import TYPES, FeatureSpec
+from lockgate.data.schema import TYPES, FeatureSpec, Schema
 
 __all__ = [
     "DOMAIN_MAX",
@@ -146,3 +152,51 @@ def _max_distinct(fs: dict[str, Any], kind: str) -> int | None:
     elif kind != "int" or fs["count"] < INT_SATURATED_REPEATS * distinct:
         return None
     return 2 * int(distinct) + 10
+
+
+def update_schema(curated: Schema, stats: dict[str, Any]) -> Schema:
+    """``curated`` changed only where the data of ``stats`` contradicts it.
+
+    Each anomaly of the data against ``curated`` is resolved by the field that raised it,
+    taken from (or widened towards) what the data shows; a value that did not parse is no
+    schema change (the data has to be fixed) and neither is a duplicate key."""
+    from lockgate.data.validate import find_anomalies
+
+    inferred = Schema.from_statistics(stats)
+    features = dict(curated.features)
+    for anomaly in find_anomalies(stats, curated):
+        name, kind = anomaly.feature, anomaly.kind
+        if kind == "new_column" and name in inferred.features:
+            features[name] = inferred.features[name]
+        elif kind == "missing_column":
+            features.pop(name, None)
+        elif name in features and name in inferred.features:
+            features[name] = _resolve(features[name], inferred.features[name], kind, anomaly)
+    key = [c for c in curated.key or [] if c in features] or None
+    return Schema(features, key=key)
+
+
+def _resolve(spec: FeatureSpec, seen: FeatureSpec, kind: str, anomaly: Any) -> FeatureSpec:
+    """``spec`` with the field behind one anomaly of ``kind`` made to fit ``seen``."""
+    if kind == "type_mismatch" and isinstance(anomaly.seen, str):  # the column's type changed
+        keep = {k: getattr(spec, k) for k in ("severity", "drift_threshold", "skew_threshold")}
+        return dataclasses.replace(seen, **keep)
+    if kind == "unexpected_value" and spec.domain is not None:
+        added = [v for v in (seen.domain or anomaly.seen or []) if v not in spec.domain]
+        return dataclasses.replace(spec, domain=[*spec.domain, *added])
+    if kind == "out_of_range" and spec.range is not None and spec.type != "list":
+        wider = seen.range or tuple(anomaly.seen)
+        lo, hi = min(spec.range[0], wider[0]), max(spec.range[1], wider[1])
+        return dataclasses.replace(spec, range=(lo, hi))
+    if kind == "out_of_range" and spec.value_count is not None:
+        counts = [c for c in (spec.value_count, seen.value_count) if c is not None]
+        lo, hi = min(c[0] for c in counts), max(c[1] for c in counts)
+        seen_min, seen_max = anomaly.seen if isinstance(anomaly.seen, list) else (lo, hi)
+        return dataclasses.replace(spec, value_count=(min(lo, seen_min), max(hi, seen_max)))
+    if kind == "presence":
+        return dataclasses.replace(spec, min_presence=min(spec.min_presence, seen.min_presence))
+    if kind == "unexpected_null":
+        return dataclasses.replace(spec, nullable=True, min_presence=seen.min_presence)
+    if kind == "cardinality_jump" and spec.max_distinct is not None:
+        return dataclasses.replace(spec, max_distinct=seen.max_distinct)
+    return spec

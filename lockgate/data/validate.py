@@ -17,7 +17,7 @@ from typing import Any
 from lockgate.data.anomaly import KINDS, Anomaly
 from lockgate.data.schema import FeatureSpec, Schema
 
-__all__ = ["KINDS", "Anomaly", "find_anomalies"]
+__all__ = ["KINDS", "Anomaly", "find_anomalies", "invalid_value_anomalies"]
 
 _SHOWN_VALUES = 10
 #: HyperLogLog's relative standard error at the precision statistics use (p=12) is 1.6%;
@@ -31,19 +31,28 @@ def find_anomalies(
     *,
     previous_stats: dict[str, Any] | None = None,
     duplicate_keys: int | None = None,
+    bad_value_nulls: dict[str, int] | None = None,
 ) -> list[Anomaly]:
     """Every anomaly of ``stats`` against ``schema``: per schema feature in order, then new
-    columns, then duplicate keys, then (with ``previous_stats``, the span before) drift. A
+    columns, then values that did not parse (``stats["invalid_values"]``, when reading kept
+    them as nulls), then duplicate keys, then (with ``previous_stats``, the span before) drift. A
     span with no rows is the one anomaly ``no_rows``.
 
     ``previous_stats`` also bounds the cardinality: distinct values may not more than
     double the previous span's, scaled to this span's rows.
+
+    Nulls that were values that did not parse are not missing values: they are reported
+    once, as ``type_mismatch``, and ``bad_value_nulls`` ({feature: nulls}; by default the
+    counts in ``stats["invalid_values"]``) are left out of the presence checks.
     """
     if stats["num_rows"] == 0:
         return [_no_rows(stats)]
     out: list[Anomaly] = []
     features: dict[str, dict[str, Any]] = stats["features"]
     previous = (previous_stats or {}).get("features", {})
+    if bad_value_nulls is None:
+        invalid = stats.get("invalid_values") or {}
+        bad_value_nulls = {name: found["count"] for name, found in invalid.items()}
     for name, spec in schema.features.items():
         fs = features.get(name)
         if fs is None:
@@ -59,6 +68,8 @@ def find_anomalies(
                 )
             )
             continue
+        if bad_value_nulls.get(name):
+            fs = _without_bad_value_nulls(fs, bad_value_nulls[name])
         out.extend(_feature(name, spec, fs, stats["num_rows"], previous.get(name)))
     for name, fs in features.items():
         if name not in schema.features:
@@ -74,6 +85,7 @@ def find_anomalies(
                     "(add it to the schema or drop it)",
                 )
             )
+    out.extend(invalid_value_anomalies(stats, schema))
     out.extend(_duplicates(stats, schema, duplicate_keys))
     if previous_stats is not None:
         from lockgate.data.drift import compare_statistics
@@ -124,6 +136,12 @@ def _feature(
         out.extend(_value_count(name, spec, fs["value_count"]))
     out.extend(_cardinality(name, spec, values, prev_values))
     return out
+
+
+def _without_bad_value_nulls(fs: dict[str, Any], nulls: int) -> dict[str, Any]:
+    """``fs`` as if the values that did not parse had been present (for presence only)."""
+    kept = min(nulls, fs["missing"])
+    return dict(fs, missing=fs["missing"] - kept, count=fs["count"] + kept)
 
 
 def _presence(name: str, spec: FeatureSpec, fs: dict[str, Any], num_rows: int) -> list[Anomaly]:
@@ -222,6 +240,25 @@ def _cardinality(
         f"feature '{name}': expected at most {limit} distinct values ({why}); saw {about}{distinct}"
     )
     return [_anomaly(name, spec, "cardinality_jump", limit, distinct, None, msg)]
+
+
+def invalid_value_anomalies(stats: dict[str, Any], schema: Schema) -> list[Anomaly]:
+    """A ``type_mismatch`` per column whose values did not all parse as its type (the
+    schema's, else the type most of the column has), from the ``invalid_values`` that
+    reading kept as nulls: the count and the first few values with their lines."""
+    out: list[Anomaly] = []
+    for name, found in (stats.get("invalid_values") or {}).items():
+        spec = schema.features.get(name)
+        expected = spec.type if spec is not None else found.get("expected")
+        examples = list(found.get("examples", []))
+        shown = ", ".join(f"{e['value']!r} at line {e['line']}" for e in examples)
+        more = " and more" if found["count"] > len(examples) else ""
+        msg = (
+            f"feature '{name}': expected {expected} values; {found['count']} did not parse "
+            f"as {found.get('expected') or expected}: {shown}{more}"
+        )
+        out.append(_anomaly(name, spec, "type_mismatch", expected, examples, found["count"], msg))
+    return out
 
 
 def duplicate_key_anomalies(schema: Schema, duplicates: int) -> list[Anomaly]:

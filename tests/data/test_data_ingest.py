@@ -133,6 +133,6 @@ def test_parquet_glob_and_jsonl_sources(tmp_path: Path) -> None:
 
 def test_bad_rows_parameter_checked(tmp_path: Path, penguins_csv: Path) -> None:
     with pytest.raises(
-        ConfigError, match="'bad_rows' parameter of ingest must be 'error' or 'skip'"
+        ConfigError, match="'bad_rows' parameter of ingest must be 'keep', 'skip' or 'error'"
     ):
         ingest_to_folder(penguins_csv, tmp_path / "o", bad_rows="drop")

@@ -75,7 +75,9 @@ def test_bad_rows_skip_reports_the_rejected_count(tmp_path: Path, testdata: Path
         "line 11, column 'fare': expected double, got 'n/a?'"
     ]
     assert (Path(examples.uri) / "rejected" / "rejected.parquet").exists()
-    failed = _run(tmp_path / "strict", ingest(path=str(testdata / "stray_value.csv")))
+    failed = _run(
+        tmp_path / "strict", ingest(path=str(testdata / "stray_value.csv"), bad_rows="error")
+    )
     assert not failed.ok and "line 11, column 'fare'" in str(failed.error)
 
 
