@@ -134,9 +134,8 @@ def columns_from_matrix(
     if matrix.ndim != 2 or matrix.shape[1] != len(specs):
         got = list(matrix.shape)
         raise InferenceRequestError(
-            f"{where}: shape {got} does not hold one row of {len(specs)} features per row;"
-            f" expected [n, {len(specs)}], the features {names} in this order"
-            f" (got {got[-1] if got else 0} per row)"
+            f"{where}: shape {got} has {got[-1] if got else 0} values per row; expected"
+            f" {len(specs)} (shape [n, {len(specs)}]), the features {names} in this order"
         )
     text = [spec.name for spec in specs if spec.datatype not in NUMERIC_DATATYPES]
     if text:
