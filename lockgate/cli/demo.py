@@ -1,4 +1,5 @@
-"""``lockgate init`` and ``lockgate demo``: a new project from the built-in template."""
+"""``lockgate init`` and ``lockgate demo``: a new project from the built-in template, or,
+with ``init NAME --data PATH --label COLUMN``, a project made for the user's own data."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from lockgate.cli.inputs import InputOptions, input_options
 from lockgate.errors import ConfigError
 from lockgate.settings import CONFIG_FILE
 
@@ -18,11 +20,7 @@ def create_project(target: Path, template: str = "penguins") -> Path:
     """Copy a template into ``target``, which must not exist or be empty."""
     if template not in TEMPLATES:
         raise ConfigError(f"unknown template '{template}'; templates are {list(TEMPLATES)}")
-    if target.exists() and any(target.iterdir()):
-        raise ConfigError(
-            f"{target} already exists and is not empty",
-            hint="choose another folder, or run the project in it with: lockgate run",
-        )
+    _check_empty(target)
     source = resources.files("lockgate") / "templates" / template
     with resources.as_file(source) as folder:
         shutil.copytree(
@@ -31,13 +29,43 @@ def create_project(target: Path, template: str = "penguins") -> Path:
     return target
 
 
+def _check_empty(target: Path) -> None:
+    if target.exists() and any(target.iterdir()):
+        raise ConfigError(
+            f"{target} already exists and is not empty",
+            hint="choose another folder, or run the project in it with: lockgate run",
+        )
+
+
 @click.command("init")
 @click.argument("name", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--template", default="penguins", show_default=True, type=click.Choice(TEMPLATES))
-def init_command(name: Path, template: str) -> None:
-    """Create a new project folder NAME from a template."""
-    create_project(name, template)
-    click.echo(f"Created {name}/ from the '{template}' template.")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Your data (a CSV, JSON-lines or Parquet file or folder): the project is made for it.",
+)
+@click.option("--label", default=None, help="With --data: the column the model predicts.")
+@input_options
+def init_command(
+    name: Path, template: str, data: Path | None, label: str | None, read: InputOptions
+) -> None:
+    """Create a new project folder NAME: for your data with --data PATH --label COLUMN
+    (pipeline, settings and model named NAME), else from a template."""
+    if data is None:
+        if label is not None or read != InputOptions():
+            raise click.UsageError("--label and the input options go with --data PATH")
+        create_project(name, template)
+        click.echo(f"Created {name}/ from the '{template}' template.")
+    else:
+        if label is None:
+            raise click.UsageError("--data needs --label COLUMN: the column the model predicts")
+        from lockgate.cli.project_from_data import create_project_from_data
+
+        made = create_project_from_data(name, data, label, read)
+        for line in made.describe():
+            click.echo(line)
     click.echo(f"Next: cd {name} && lockgate run")
 
 

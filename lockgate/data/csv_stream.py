@@ -29,6 +29,7 @@ from lockgate.data.lines import (
     TextScan,
     first_undecodable,
     locate,
+    open_bytes,
     scan_text,
 )
 from lockgate.data.rejects import OnBadRows, rejected_rows
@@ -40,6 +41,7 @@ __all__ = [
     "NULL_VALUES",
     "CsvOptions",
     "KeepBadValues",
+    "csv_schema",
     "iter_csv",
 ]
 
@@ -75,7 +77,8 @@ KeepBadValues = Callable[[pa.Table], bool | None]
 
 @dataclass(frozen=True)
 class CsvOptions:
-    """How to parse a CSV file. Without a header the columns are ``column_0, column_1, ...``;
+    """How to parse a CSV file. Without a header the columns are ``column_0, column_1, ...``
+    or ``column_names`` (which, with a header, replace its names);
     ``column_types`` ({column: "int" | "float" | "string" | "bool" | "timestamp"}) overrides
     the inferred type, e.g. to read zip codes as text."""
 
@@ -85,8 +88,11 @@ class CsvOptions:
     encoding: str = "utf-8"
     null_values: tuple[str, ...] = NULL_VALUES
     column_types: Mapping[str, str] = field(default_factory=dict)
+    column_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.column_names is not None:
+            object.__setattr__(self, "column_names", tuple(self.column_names))
         for name in ("delimiter", "quote_char"):
             value = getattr(self, name)
             if not (value is None and name == "quote_char") and (
@@ -194,7 +200,7 @@ def _plan(path: Path, options: CsvOptions) -> _Plan:
             ),
         )
         schema = reader.schema
-        names = schema.names if options.header else [f"column_{i}" for i in range(len(schema))]
+        names = _names(schema.names, options, path)
         _check_unique(names, path)
         sample = next(iter(reader), None)
         reader.close()
@@ -230,6 +236,25 @@ def _plan(path: Path, options: CsvOptions) -> _Plan:
                     target[name] = pa.float64()
     final = {n: (pa.null() if t is None else t) for n, t in target.items()}
     return _Plan(names, final, block)
+
+
+def csv_schema(path: Path, options: CsvOptions) -> pa.Schema:
+    """The names and types every batch of :func:`iter_csv` will have (its planning pass)."""
+    return pa.schema(list(_plan(path, options).target.items()))
+
+
+def _names(found: list[str], options: CsvOptions, path: Path) -> list[str]:
+    """The header's names, ``column_0, ...`` without one, or ``options.column_names``."""
+    if options.column_names is None:
+        return found if options.header else [f"column_{i}" for i in range(len(found))]
+    if len(options.column_names) != len(found):
+        raise DataFileError(
+            f"{path} has {len(found)} fields per row; {len(options.column_names)} column "
+            f"names were given ({', '.join(options.column_names)})",
+            path=str(path),
+            hint="give one name per field, in order",
+        )
+    return list(options.column_names)
 
 
 def _blocks(
@@ -507,8 +532,11 @@ def _undecodable(path: Path, options: CsvOptions, offset: int | None) -> DataFil
 def _header_names(path: Path, options: CsvOptions) -> list[str]:
     """The column names, read with Python's csv module (error path only)."""
     import csv
+    import io
 
-    with path.open(encoding=options.encoding, errors="replace", newline="") as fh:
+    with io.TextIOWrapper(
+        open_bytes(path), encoding=options.encoding, errors="replace", newline=""
+    ) as fh:
         reader = csv.reader(
             fh,
             delimiter=options.delimiter,
@@ -522,5 +550,5 @@ def _header_names(path: Path, options: CsvOptions) -> list[str]:
 
 
 def _holds_nul(path: Path) -> bool:
-    with path.open("rb") as fh:
+    with open_bytes(path) as fh:
         return b"\x00" in fh.read(1 << 16)

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from lockgate.data.casting import cast_checked, widen
+from lockgate.data.lines import open_bytes
 from lockgate.data.nested import check_flat
 from lockgate.data.rejects import OnBadRows, rejected_rows
 from lockgate.errors import DataFileError
@@ -43,11 +44,16 @@ def jsonl_schema(path: Path) -> pa.Schema:
 
 
 def iter_jsonl(
-    path: Path, *, batch_size: int, on_bad_rows: OnBadRows | None = None
+    path: Path,
+    *,
+    batch_size: int,
+    on_bad_rows: OnBadRows | None = None,
+    schema: pa.Schema | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Batches of at most ``batch_size`` rows, every one with :func:`jsonl_schema`'s schema
-    (one empty batch when every line was set aside)."""
-    schema = jsonl_schema(path)
+    """Batches of at most ``batch_size`` rows, every one with :func:`jsonl_schema`'s schema,
+    or ``schema`` (the files of a folder share one); one empty batch when every line was set
+    aside."""
+    schema = jsonl_schema(path) if schema is None else schema
     given = 0
     for lines, table in _tables(path, on_bad_rows):
         arrays, bad = [], np.zeros(table.num_rows, dtype=bool)
@@ -90,7 +96,7 @@ def iter_jsonl(
 def _chunks(path: Path) -> Iterator[tuple[int, bytes]]:
     """(first line number, bytes of whole lines) of about CHUNK_BYTES each."""
     line, carry = 1, b""
-    with path.open("rb") as fh:
+    with open_bytes(path) as fh:
         while data := fh.read(CHUNK_BYTES):
             data = carry + data
             cut = data.rfind(b"\n") + 1

@@ -10,11 +10,16 @@ longest line (Arrow needs a block that holds it) and the first byte that is not 
 hands a bad row's text to its row handler as ``str``, and a row that does not decode ends in
 a printed traceback, sometimes an abort). ``locate`` turns a byte offset into the line and
 the field it is in, on the error path only.
+
+Every pass reads through ``open_bytes``, which decompresses ``.gz``, ``.bz2`` and ``.zst``
+files as a stream: line numbers are those of the decompressed text, and nothing here seeks
+backwards, so a compressed file costs one forward pass like a plain one.
 """
 
 from __future__ import annotations
 
 import codecs
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -22,7 +27,20 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["LineIndex", "Place", "TextScan", "first_undecodable", "locate", "scan_text"]
+__all__ = [
+    "COMPRESSIONS",
+    "LineIndex",
+    "Place",
+    "TextScan",
+    "compression_of",
+    "first_undecodable",
+    "locate",
+    "open_bytes",
+    "scan_text",
+]
+
+#: File suffix -> the compression Arrow decompresses it with.
+COMPRESSIONS: dict[str, str] = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
 
 _CHUNK = 1 << 20
 _SCAN_CHUNK = 8 << 20
@@ -69,7 +87,41 @@ class _Quotes:
         return ~inside
 
 
-def _read(fh: BinaryIO, size: int, quote: int | None) -> bytes:
+def compression_of(path: str | Path) -> str | None:
+    """ "gzip", "bz2" or "zstd" for a compressed file's suffix; None for a plain file."""
+    return COMPRESSIONS.get(Path(path).suffix.lower())
+
+
+def open_bytes(path: Path) -> BinaryIO:
+    """``path`` opened for reading its bytes, decompressed as a stream when its suffix says
+    it is compressed (``.gz``, ``.bz2``, ``.zst``)."""
+    compression = compression_of(path)
+    if compression is None:
+        return path.open("rb")
+    import pyarrow as pa
+
+    return pa.input_stream(str(path), compression=compression)  # type: ignore[return-value]
+
+
+class _Forward:
+    """A byte stream read forward only, with bytes that can be put back (a compressed
+    stream cannot seek)."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self._back = b""
+
+    def read(self, size: int) -> bytes:
+        if not self._back:
+            return self._fh.read(size)
+        data, self._back = self._back[:size], self._back[size:]
+        return data + self._fh.read(size - len(data)) if len(data) < size else data
+
+    def unread(self, data: bytes) -> None:
+        self._back = data + self._back
+
+
+def _read(fh: _Forward, size: int, quote: int | None) -> bytes:
     """About ``size`` bytes, more where needed so as not to end inside a run of quotes (a
     run's length decides what it means)."""
     data = fh.read(size)
@@ -79,7 +131,7 @@ def _read(fh: BinaryIO, size: int, quote: int | None) -> bytes:
             break
         other = next((i for i, byte in enumerate(more) if byte != quote), None)
         if other is not None:
-            fh.seek(other + 1 - len(more), 1)
+            fh.unread(more[other + 1 :])
             return data + more[: other + 1]
         data += more
     return data
@@ -101,6 +153,7 @@ class LineIndex:
         self._known = np.zeros(0, dtype=np.int64)  # lines of records _first.._records
         self._first = 1
         self._done = False
+        self._fh: _Forward | None = None  # opened on first use, closed at the end or with self
 
     def lines(self, records: np.ndarray) -> np.ndarray:
         """Lines of ``records`` (any order; none below the smallest asked before); -1 if
@@ -131,10 +184,14 @@ class LineIndex:
         self._known, self._first = self._known[drop:], self._first + drop
 
     def _advance(self) -> None:
-        with self._path.open("rb") as fh:
-            fh.seek(self._offset)
-            chunk = _read(fh, _CHUNK, self._quotes.quote)
-            self._done = not fh.read(1)
+        if self._fh is None:
+            raw = open_bytes(self._path)
+            weakref.finalize(self, raw.close)
+            self._fh = _Forward(raw)
+        chunk = _read(self._fh, _CHUNK, self._quotes.quote)
+        after = self._fh.read(1)
+        self._done = not after
+        self._fh.unread(after)
         data = np.frombuffer(chunk, dtype=np.uint8)
         self._offset += len(data)
         newlines = np.flatnonzero(data == _NL)
@@ -179,7 +236,7 @@ def scan_text(path: Path, *, utf8: bool = True) -> TextScan:
     vectorised UTF-8 check."""
     longest, longest_at, partial, lines, offset = 0, 1, 0, 0, 0
     carry = b""  # the bytes of a character cut at a chunk's end
-    with path.open("rb") as fh:
+    with open_bytes(path) as fh:
         while chunk := fh.read(_SCAN_CHUNK):
             if utf8:
                 text = carry + chunk if carry else chunk
@@ -246,7 +303,7 @@ def first_undecodable(path: Path, encoding: str) -> int | None:
     """Offset of the first byte that ``encoding`` cannot decode (error path only)."""
     decoder = codecs.getincrementaldecoder(encoding)()
     offset = 0
-    with path.open("rb") as fh:
+    with open_bytes(path) as fh:
         while True:
             chunk = fh.read(_CHUNK)
             try:
@@ -277,7 +334,8 @@ def locate(path: Path, offset: int, *, delimiter: str = ",", quote_char: str | N
     quotes = _Quotes(None if quote_char is None else ord(quote_char), ord(delimiter))
     sep = ord(delimiter)
     lines, fields, records, partial, position = 0, 0, 0, 0, 0
-    with path.open("rb") as fh:
+    with open_bytes(path) as raw_fh:
+        fh = _Forward(raw_fh)
         while position < offset and (raw := _read(fh, _CHUNK, quotes.quote)):
             data = np.frombuffer(raw, dtype=np.uint8)[: offset - position]
             marks = np.flatnonzero((data == _NL) | (data == sep))
@@ -296,11 +354,18 @@ def locate(path: Path, offset: int, *, delimiter: str = ",", quote_char: str | N
                 partial += int(solid[-1])
                 fields += int(np.count_nonzero(outside & ~newline))
             position += len(data)
-        start = max(offset - 200, 0)
-        fh.seek(start)
-        around = fh.read(offset - start + 200)
+    start = max(offset - 200, 0)
+    with open_bytes(path) as raw_fh:
+        _skip(raw_fh, start)
+        around = raw_fh.read(offset - start + 200)
     cut = offset - start
     head = around.rfind(b"\n", 0, cut) + 1
     tail = around.find(b"\n", cut)
     text = around[head : tail if tail >= 0 else len(around)].rstrip(b"\r")
     return Place(lines + 1, fields, records == 0, text, cut - head)
+
+
+def _skip(fh: BinaryIO, n: int) -> None:
+    """Read past ``n`` bytes (a compressed stream cannot seek)."""
+    while n > 0 and (chunk := fh.read(min(n, _CHUNK))):
+        n -= len(chunk)

@@ -5,10 +5,17 @@ fields, bytes that are not UTF-8, a duplicated column, a value that does not fit
 column) becomes a ``DataFileError`` that names the file and, where it can be known, the
 1-based line and the column, so the fix is one editor jump away. Text files are streamed
 (``csv_stream``, ``jsonl_stream``): memory does not grow with the file.
+
+A path is a file, a folder or a glob. A text file may be compressed (``.csv.gz``,
+``.jsonl.zst``, ``.bz2``): it is decompressed as a stream. A folder of Parquet files is read
+as one dataset (schemas unified); a folder of CSV or JSON-lines files is read file by file
+in sorted order with one schema: CSV files must have the same columns (the first file that
+differs is named), JSON-lines files may lack keys (read as nulls).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 from collections import Counter
 from collections.abc import Iterator
@@ -18,8 +25,10 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from lockgate.data.csv_stream import NULL_VALUES, CsvOptions, iter_csv
-from lockgate.data.jsonl_stream import iter_jsonl
+from lockgate.data.casting import widen
+from lockgate.data.csv_stream import COLUMN_TYPES, NULL_VALUES, CsvOptions, csv_schema, iter_csv
+from lockgate.data.jsonl_stream import iter_jsonl, jsonl_schema
+from lockgate.data.lines import COMPRESSIONS
 from lockgate.data.nested import check_flat
 from lockgate.data.rejects import OnBadRows
 from lockgate.errors import DataFileError
@@ -28,6 +37,7 @@ __all__ = [
     "FORMATS",
     "NULL_VALUES",
     "CsvOptions",
+    "data_files",
     "infer_format",
     "iter_batches",
     "parquet_files",
@@ -48,9 +58,11 @@ _GLOB = set("*?[")
 
 
 def infer_format(path: str | Path, format: str | None = None) -> str:
-    """Return the format of ``path``: ``format`` if given, else from its suffix.
+    """Return the format of ``path``: ``format`` if given, else from its suffix (after a
+    compression suffix: ``a.csv.gz`` is CSV).
 
-    A folder is read as Parquet (a folder of part files is what writers produce).
+    A folder or a glob holding Parquet files is Parquet (a folder of part files is what
+    writers produce); else the format its CSV or JSON-lines files share.
     """
     p = Path(path)
     if format is not None:
@@ -60,17 +72,84 @@ def infer_format(path: str | Path, format: str | None = None) -> str:
                 path=str(p),
             )
         return format
-    if p.is_dir():
-        return "parquet"
-    fmt = FORMATS.get(p.suffix.lower())
+    if p.is_dir() or _GLOB & set(str(p)):
+        return _format_of_files(p)
+    fmt = _format_of(p)
     if fmt is None:
+        suffix = "".join(p.suffixes[-2:]) if p.suffix.lower() in COMPRESSIONS else p.suffix
         raise DataFileError(
-            f"cannot tell the format of {p} from its suffix '{p.suffix}'; "
-            f"suffixes are {sorted(FORMATS)}",
+            f"cannot tell the format of {p} from its suffix '{suffix}'; "
+            f"suffixes are {sorted(FORMATS)}, optionally followed by {sorted(COMPRESSIONS)}",
             path=str(p),
-            hint="rename the file or pass format='csv' | 'parquet' | 'jsonl'",
+            hint="rename the file or pass format='csv' | 'parquet' | 'jsonl' (--format)",
         )
     return fmt
+
+
+def _format_of(p: Path) -> str | None:
+    name = p.name.lower()
+    for suffix in COMPRESSIONS:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return FORMATS.get(Path(name).suffix)
+
+
+def _format_of_files(p: Path) -> str:
+    found: dict[str, Path] = {}
+    for f in _candidates(p):
+        fmt = _format_of(f)
+        if fmt is not None:
+            found.setdefault(fmt, f)
+    if "parquet" in found:
+        return "parquet"
+    if not found:
+        raise DataFileError(
+            f"no CSV, Parquet or JSON-lines files in {p}",
+            path=str(p),
+            hint=f"file suffixes are {sorted(FORMATS)}, optionally followed by "
+            f"{sorted(COMPRESSIONS)}; or pass format='csv' | 'jsonl' (--format)",
+        )
+    if len(found) > 1:
+        shown = ", ".join(f"{f} is {fmt}" for fmt, f in sorted(found.items()))
+        raise DataFileError(
+            f"{p} mixes formats ({shown}); the files of one folder share one format",
+            path=str(p),
+            hint="move the files of the other format out, or pass format=... to read one",
+        )
+    return next(iter(found))
+
+
+def _candidates(p: Path) -> list[Path]:
+    """The files of a folder (recursively, without hidden ``.x`` and ``_SUCCESS``-like
+    files) or of a glob, sorted."""
+    if _GLOB & set(str(p)):
+        files = (Path(f) for f in glob.glob(str(p), recursive=True))
+        return sorted(f for f in files if f.is_file())
+    if p.is_dir():
+        return sorted(
+            f
+            for f in p.rglob("*")
+            if f.is_file()
+            and not any(part.startswith((".", "_")) for part in f.relative_to(p).parts)
+        )
+    return [p]
+
+
+def data_files(path: str | Path, format: str | None = None) -> list[Path]:
+    """The files ``path`` stands for, sorted: itself, or those of a folder or glob in
+    ``format`` (given, or as :func:`infer_format` finds it)."""
+    p = Path(path)
+    fmt = infer_format(p, format)
+    if fmt == "parquet":
+        return parquet_files(p)
+    if not (p.is_dir() or _GLOB & set(str(p))):
+        return [p]
+    files = [f for f in _candidates(p) if _format_of(f) in (fmt, None)]
+    if p.is_dir() and format is None:  # the format came from the suffixes: keep only those
+        files = [f for f in files if _format_of(f) == fmt]
+    if not files:
+        raise DataFileError(f"no {fmt} files in {p}", path=str(p), hint="check the folder")
+    return files
 
 
 def read_table(
@@ -107,13 +186,95 @@ def iter_batches(
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r} instead")
     p = _existing(path)
     fmt = infer_format(p, format)
-    if fmt == "csv":
-        yield from iter_csv(p, csv or CsvOptions(), batch_size=batch_size, on_bad_rows=on_bad_rows)
-    elif fmt == "jsonl":
-        _not_empty(p)
-        yield from iter_jsonl(p, batch_size=batch_size, on_bad_rows=on_bad_rows)
-    else:
+    if fmt == "parquet":
+        if p.is_file() and p.suffix.lower() in COMPRESSIONS:
+            raise DataFileError(
+                f"{p} is a compressed Parquet file; Parquet compresses inside the file",
+                path=str(p),
+                hint=f"decompress it: the file inside {p.name} is the Parquet file",
+            )
         yield from _iter_parquet(p, batch_size)
+        return
+    files = data_files(p, fmt)
+    if files == [p]:
+        yield from _iter_text(p, fmt, batch_size, csv, on_bad_rows, None)
+        return
+    options = csv or CsvOptions()
+    schema = _text_schema(files, fmt, options)
+    if fmt == "csv":  # each file read with the types of all: every batch has one schema
+        forced = {f.name: name for f in schema if (name := _type_name(f.type))}
+        options = dataclasses.replace(options, column_types={**forced, **options.column_types})
+    given = 0
+    for f in files:
+        for batch in _iter_text(f, fmt, batch_size, options, on_bad_rows, schema):
+            if batch.num_rows:
+                given += batch.num_rows
+                yield _conform_text(batch, schema, f)
+    if not given:
+        yield pa.RecordBatch.from_pylist([], schema=schema)
+
+
+def _iter_text(
+    path: Path,
+    fmt: str,
+    batch_size: int,
+    csv: CsvOptions | None,
+    on_bad_rows: OnBadRows | None,
+    schema: pa.Schema | None,
+) -> Iterator[pa.RecordBatch]:
+    if fmt == "csv":
+        yield from iter_csv(
+            path, csv or CsvOptions(), batch_size=batch_size, on_bad_rows=on_bad_rows
+        )
+    else:
+        _not_empty(path)
+        yield from iter_jsonl(path, batch_size=batch_size, on_bad_rows=on_bad_rows, schema=schema)
+
+
+def _text_schema(files: list[Path], fmt: str, options: CsvOptions) -> pa.Schema:
+    """One schema for the files of a folder: the first's columns (every CSV file must have
+    them, in order; JSON lines: the union), each column's type widened as within a file."""
+    types: dict[str, pa.DataType | None] = {}
+    first: list[str] | None = None
+    for f in files:
+        if fmt == "jsonl":
+            _not_empty(f)
+        schema = csv_schema(f, options) if fmt == "csv" else jsonl_schema(f)
+        if fmt == "csv" and first is not None and schema.names != first:
+            raise _columns_differ(f, schema.names, files[0], first)
+        first = first if first is not None else schema.names
+        for fld in schema:
+            types[fld.name] = widen(types.get(fld.name), fld.type)
+    return pa.schema([(n, pa.null() if t is None else t) for n, t in types.items()])
+
+
+def _columns_differ(f: Path, names: list[str], first_file: Path, first: list[str]) -> DataFileError:
+    missing = [n for n in first if n not in names]
+    extra = [n for n in names if n not in first]
+    parts = [f"it lacks {missing}"] if missing else []
+    parts += [f"it has {extra} too"] if extra else []
+    what = "; ".join(parts) or f"they are in another order: {names}"
+    return DataFileError(
+        f"the columns of {f} differ from those of {first_file} {first}: {what}",
+        path=str(f),
+        hint="every CSV file of a folder has the same columns in the same order; move the "
+        "file out, or fix its header",
+    )
+
+
+def _type_name(dtype: pa.DataType) -> str | None:
+    return next((name for name, t in COLUMN_TYPES.items() if t == dtype), None)
+
+
+def _conform_text(batch: pa.RecordBatch, schema: pa.Schema, path: Path) -> pa.RecordBatch:
+    try:
+        return _conform(batch, schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise DataFileError(
+            f"cannot read {path} with the column types of the other files of its folder: {exc}",
+            path=str(path),
+            hint="give the column's type, e.g. column_types={'name': 'string'}",
+        ) from exc
 
 
 def parquet_files(path: str | Path) -> list[Path]:

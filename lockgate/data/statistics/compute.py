@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from lockgate.data.statistics.table import TableStatisticsAccumulator
+
+if TYPE_CHECKING:
+    from lockgate.data.readers import CsvOptions
 
 __all__ = [
     "BATCH_SIZE",
@@ -54,9 +57,14 @@ def compute_statistics(
     batch_size: int = BATCH_SIZE,
     slice_by: list[str] | None = None,
     weight: str | None = None,
+    format: str | None = None,
+    csv: CsvOptions | None = None,
 ) -> dict[str, Any]:
-    """Stream every file's batches through one accumulator and return the statistics."""
-    return accumulate_files(paths, batch_size=batch_size, slice_by=slice_by, weight=weight).result()
+    """Stream every file's batches through one accumulator and return the statistics
+    (``format`` and ``csv`` as ``readers.iter_batches`` takes them)."""
+    return accumulate_files(
+        paths, batch_size=batch_size, slice_by=slice_by, weight=weight, format=format, csv=csv
+    ).result()
 
 
 def accumulate_files(
@@ -65,6 +73,8 @@ def accumulate_files(
     batch_size: int = BATCH_SIZE,
     slice_by: list[str] | None = None,
     weight: str | None = None,
+    format: str | None = None,
+    csv: CsvOptions | None = None,
 ) -> TableStatisticsAccumulator:
     """The accumulator of some files, not yet read out, so that shards can be merged."""
     from lockgate.data.readers import iter_batches
@@ -73,7 +83,8 @@ def accumulate_files(
         paths = [paths]
     acc = TableStatisticsAccumulator(slice_by=slice_by, weight=weight)
     for path in paths:
-        for batch in coalesce(iter_batches(path, batch_size=batch_size), batch_size):
+        batches = iter_batches(path, batch_size=batch_size, format=format, csv=csv)
+        for batch in coalesce(batches, batch_size):
             acc.update(batch)
     return acc
 
