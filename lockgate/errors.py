@@ -85,7 +85,22 @@ class StepFailedError(LockgateError):
 
 
 class GateClosedError(LockgateError):
-    """A gate refused to let data or a model through. Stops the run loudly."""
+    """A gate refused to let data or a model through. Stops the run loudly.
+
+    ``publish_outputs=True``: the step's outputs (its findings, an anomalies report) are
+    published all the same, as outputs of the blocked execution; the gate's decision is
+    separate from the finding. A blocked execution is never a cache hit.
+    """
+
+    publish_outputs: bool = False
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, publish_outputs: bool = False
+    ) -> None:
+        super().__init__(message, hint=hint)
+        if publish_outputs:
+            self.publish_outputs = True
+        self.output_properties: dict[str, dict] | None = None
 
 
 class DataValidationError(GateClosedError):

@@ -1,4 +1,5 @@
-"""``lockgate runs``: every run with its status and duration; ``--run N`` shows its steps."""
+"""``lockgate runs``: every run with its status and duration; ``--run N`` shows its steps
+and, for each step that ran, why the cache missed."""
 
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ def runs_command(project_dir: Path, limit: int, run_id: int | None) -> None:
                 f"Run {run.id} of '{run.pipeline}': {run.status}, {_duration(run.duration_s)}"
             )
             for execution in store.run_executions(run_id):
+                why = f"  {execution.miss_reason}" if execution.miss_reason else ""
                 click.echo(
                     f"  {execution.step_name:<22}{execution.status:<10}"
-                    f"{_duration(execution.duration_s):>10}"
+                    f"{_duration(execution.duration_s):>10}{why}"
                 )
             if run.error:
                 click.echo(f"error: {run.error}")

@@ -27,10 +27,12 @@ def render_run(result: RunResult, *, model_registry: Any | None = None) -> None:
         bold=True,
     )
     width = max(len(name) for name in result.steps) + 2
-    click.echo(f"  {'step'.ljust(width)}{'status'.ljust(10)}{'time':>9}  cache")
+    click.echo(f"  {'step'.ljust(width)}{'status'.ljust(10)}{'time':>9}  cache why")
     for name, step in result.steps.items():
         status = click.style(step.status.ljust(10), fg=_STATUS_COLOURS.get(step.status))
         cache = "hit" if step.status == "cached" else "-" if step.status == "skipped" else "miss"
+        if step.reason:  # why it ran: the cache missed because ...
+            cache = f"{cache.ljust(4)}  {step.reason}"
         click.echo(f"  {name.ljust(width)}{status}{step.duration_s:>7.2f} s  {cache}")
     outputs = {a.type_name: a for s in result.steps.values() for a in s.outputs.values()}
     _render_data_gate(result)

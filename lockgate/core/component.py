@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 from lockgate.core.artifacts import Artifact
-from lockgate.errors import ComponentError, PipelineDefinitionError, did_you_mean
+from lockgate.errors import ComponentError, GateClosedError, PipelineDefinitionError, did_you_mean
 
 A = TypeVar("A", bound=Artifact)
 T = TypeVar("T")
@@ -183,6 +183,7 @@ class Component:
     path_params: tuple[str, ...] = ()
     on_publish: Callable[..., None] | None = None
     external_inputs: Callable[[dict[str, Any]], dict[str, str] | None] | None = None
+    libraries: tuple[str, ...] = ()
 
     def __call__(self, **kwargs: Any) -> Step:
         """Bind inputs and params; returns the step (nothing runs yet)."""
@@ -245,6 +246,7 @@ def component(
     path_params: tuple[str, ...] = (),
     on_publish: Callable[..., None] | None = None,
     external_inputs: Callable[[dict[str, Any]], dict[str, str] | None] | None = None,
+    libraries: tuple[str, ...] = (),
 ) -> Any:
     """Make a typed function a component. Inputs and outputs are found from annotations.
 
@@ -257,7 +259,9 @@ def component(
     given, replaces the ``path_params`` fingerprints: it returns {name: path} of the outside
     files the step will read (e.g. the span a ``{SPAN}`` pattern resolves to), or None when
     it reads something that cannot be fingerprinted (a database), and then the step is never
-    served from the cache.
+    served from the cache. ``libraries`` names distributions (``"catboost"``) whose
+    version joins the cache key besides lockgate's, NumPy's, scikit-learn's and the others
+    in ``lockgate.core.project_code.LIBRARIES``.
     """
 
     def wrap(f: Callable[..., Any]) -> Component:
@@ -270,6 +274,7 @@ def component(
         built.path_params = path_params
         built.on_publish = on_publish
         built.external_inputs = external_inputs
+        built.libraries = tuple(libraries)
         return built
 
     return wrap(fn) if fn is not None else wrap
@@ -307,20 +312,30 @@ def _build_component(fn: Callable[..., Any], name: str) -> Component:
 
 
 def code_fingerprint(fn: Callable[..., Any]) -> str:
-    """sha256 of the function's source; lockgate's own components add the package version.
+    """sha256 of the function's source (with the functions, classes and constants of its own
+    module that it uses); lockgate's own components add the package version.
 
     The version covers helpers that a built-in component calls but whose source is not in
-    the function body.
+    the function body. The project modules a function reaches are fingerprinted apart
+    (``ProjectCode``), by file, so that a cache miss can name the file that changed.
     """
-    try:
-        source = inspect.getsource(fn)
-    except (OSError, TypeError):
-        source = f"{fn.__module__}.{getattr(fn, '__qualname__', repr(fn))}"
+    from lockgate.core.project_code import source_fingerprint
+
+    fingerprint = source_fingerprint(fn)
     if fn.__module__.startswith("lockgate."):
         from lockgate import __version__
 
-        source += f"\nlockgate=={__version__}"
-    return hashlib.sha256(source.encode()).hexdigest()
+        fingerprint += f"\nlockgate=={__version__}"
+    return hashlib.sha256(fingerprint.encode()).hexdigest()
+
+
+def callables_in(value: Any) -> list[Callable[..., Any]]:
+    """The functions in a parameter value (a custom trainer, a callback in a dict)."""
+    if isinstance(value, dict):
+        return [fn for item in value.values() for fn in callables_in(item)]
+    if isinstance(value, list | tuple | set | frozenset):
+        return [fn for item in value for fn in callables_in(item)]
+    return [value] if callable(value) and not isinstance(value, type) else []
 
 
 def canonical_params(params: dict[str, Any]) -> str:
@@ -343,11 +358,25 @@ def execute_component(
     inputs: dict[str, Artifact | None],
     outputs: dict[str, Artifact],
     params: dict[str, Any],
+    *,
+    project_dir: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Call the function; returns each output's properties.
 
     This is the unit a runner ships elsewhere (a thread, a process, a Ray task): it needs
-    no metadata store, and what it returns is plain data.
+    no metadata store, and what it returns is plain data. ``project_dir`` is made importable
+    first, for a step body that imports a module of the project in another process. A gate
+    that closes but keeps its findings (``GateClosedError(publish_outputs=True)``) carries
+    the outputs' properties back on the error.
     """
-    comp.fn(**inputs, **outputs, **params)
+    if project_dir is not None:
+        from lockgate.core.project_code import make_importable
+
+        make_importable(project_dir)
+    try:
+        comp.fn(**inputs, **outputs, **params)
+    except GateClosedError as exc:
+        if exc.publish_outputs:
+            exc.output_properties = {name: a.properties for name, a in outputs.items()}
+        raise
     return {name: artifact.properties for name, artifact in outputs.items()}

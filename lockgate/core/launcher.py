@@ -2,11 +2,15 @@
 failure. The order matters: files are moved into place before the store row is written, so
 a crash never leaves a registered half artifact; a folder moved into place whose row never
 came is removed here when the store refuses it, or at the next run when the process died
-(``LocalArtifactStore.sweep``)."""
+(``LocalArtifactStore.sweep``).
+
+A gate that closes blocks the run; one that closes with ``publish_outputs=True`` publishes
+its findings first, as outputs of the blocked execution. A step that runs (a cache miss)
+records one short reason why (``lockgate.core.cache``)."""
 
 from __future__ import annotations
 
-import hashlib
+import json
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -15,14 +19,18 @@ from typing import Any
 
 from lockgate.core.artifact_store import LocalArtifactStore
 from lockgate.core.artifacts import Artifact
+from lockgate.core.cache import CacheKey, cache_key, miss_reason
 from lockgate.core.component import (
     OutputRef,
     Resolver,
     Step,
+    callables_in,
     canonical_params,
+    code_fingerprint,
     execute_component,
 )
 from lockgate.core.fingerprint import path_fingerprint
+from lockgate.core.project_code import ProjectCode, library_versions
 from lockgate.core.protocols import MetadataStore, Runner
 from lockgate.core.runners import set_current_runner
 from lockgate.errors import DataFileError, GateClosedError
@@ -49,22 +57,7 @@ class StepResult:
     execution_id: int | None = None
     outputs: dict[str, Artifact] = field(default_factory=dict)
     error: BaseException | None = None
-
-
-def cache_key(
-    step: Step, params_json: str, inputs: dict[str, Artifact | None], paths: dict[str, str]
-) -> str:
-    """Component code + parameters + input fingerprints (+ outside files' fingerprints)."""
-    digest = hashlib.sha256()
-    for part in (step.component.name, step.component.code_fingerprint, params_json):
-        digest.update(part.encode())
-        digest.update(b"\0")
-    for name in sorted(inputs):
-        artifact = inputs[name]
-        digest.update(f"{name}={artifact.fingerprint if artifact else None}\0".encode())
-    for name in sorted(paths):
-        digest.update(f"{name}:{paths[name]}\0".encode())
-    return digest.hexdigest()
+    reason: str | None = None  # why it ran: the cache missed because ...
 
 
 class Launcher:
@@ -88,6 +81,7 @@ class Launcher:
         self.run_id = run_id
         self.project_dir = project_dir
         self.use_cache = use_cache
+        self.project_code = ProjectCode(project_dir)
 
     def launch(self, step: Step, produced: dict[str, dict[str, Artifact]]) -> StepResult:
         started = time.perf_counter()
@@ -97,38 +91,76 @@ class Launcher:
         published: list[Path] = []  # in place, not yet registered: removed if the store fails
         params_json = canonical_params(step.params)
         inputs: dict[str, Artifact | None] = {}
+        key = CacheKey(None)
+        reason: str | None = None
         try:
             context = StepContext(self.store, self.pipeline, self.run_id, step.name, step.params)
             inputs = self._resolve_inputs(step, produced, context)
             params = self._absolute_paths(step)
-            fingerprints = self._path_fingerprints(step, params)
-            key = (
-                None if fingerprints is None else cache_key(step, params_json, inputs, fingerprints)
+            key = cache_key(
+                component=step.component.name,
+                params_json=params_json,
+                code=self._code(step),
+                libraries=library_versions(step.component.libraries),
+                inputs=inputs,
+                files=self._path_fingerprints(step, params),
             )
             if (
                 self.use_cache
-                and key is not None
-                and (cached := self.store.find_cached_outputs(key)) is not None
+                and key.digest is not None
+                and (cached := self.store.find_cached_outputs(key.digest)) is not None
             ):
                 execution_id = self._start(step, key, params_json, inputs, status=CACHED)
                 self.store.record_cached_execution(execution_id, cached)
                 return StepResult(
                     step.name, CACHED, time.perf_counter() - started, execution_id, cached
                 )
-            execution_id = self._start(step, key, params_json, inputs)
+            previous = (
+                self.store.previous_execution(self.pipeline, step.name)
+                if self.use_cache and key.digest is not None
+                else None
+            )
+            reason = miss_reason(key, json.loads(params_json), previous, use_cache=self.use_cache)
+            execution_id = self._start(step, key, params_json, inputs, reason=reason)
             outputs: dict[str, Artifact] = {}
             for name, marker in step.component.outputs.items():
                 staging[name] = self.artifacts.staging_dir(step.name, name)
                 outputs[name] = marker.artifact_type(uri=str(staging[name]))
-            properties = self.runner.execute(
-                execute_component, step.component, inputs, outputs, params
-            )
+            gate: GateClosedError | None = None
+            gate_message = ""
+            try:
+                properties = self.runner.execute(
+                    execute_component,
+                    step.component,
+                    inputs,
+                    outputs,
+                    params,
+                    project_dir=str(self.project_dir),
+                )
+            except GateClosedError as exc:
+                if not exc.publish_outputs:
+                    raise
+                gate, gate_message = exc, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+                properties = exc.output_properties or {n: a.properties for n, a in outputs.items()}
             for name, artifact in outputs.items():
                 artifact.properties = properties[name]
                 artifact.fingerprint = path_fingerprint(staging[name])
                 final = self.artifacts.final_dir(self.pipeline, step.name, name, execution_id)
                 artifact.uri = str(self.artifacts.publish(staging.pop(name), final))
                 published.append(final)
+            if gate is not None:  # the findings are kept; the gate's decision stands
+                self.store.publish_execution(
+                    execution_id, outputs, status=BLOCKED, error=gate_message
+                )
+                return StepResult(
+                    step.name,
+                    BLOCKED,
+                    time.perf_counter() - started,
+                    execution_id,
+                    outputs,
+                    error=gate,
+                    reason=reason,
+                )
             hook = step.component.on_publish
             self.store.publish_execution(
                 execution_id,
@@ -138,7 +170,12 @@ class Launcher:
                 else lambda transaction: hook(context, outputs, params, transaction),
             )
             return StepResult(
-                step.name, COMPLETE, time.perf_counter() - started, execution_id, outputs
+                step.name,
+                COMPLETE,
+                time.perf_counter() - started,
+                execution_id,
+                outputs,
+                reason=reason,
             )
         except Exception as exc:
             for path in [*staging.values(), *published]:
@@ -146,30 +183,51 @@ class Launcher:
             status = BLOCKED if isinstance(exc, GateClosedError) else FAILED
             message = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
             if execution_id is None:
-                execution_id = self._start(step, None, params_json, inputs, status=status)
+                execution_id = self._start(step, key, params_json, inputs, status=status)
             self.store.fail_execution(execution_id, message, status=status)
             return StepResult(
-                step.name, status, time.perf_counter() - started, execution_id, error=exc
+                step.name,
+                status,
+                time.perf_counter() - started,
+                execution_id,
+                error=exc,
+                reason=reason,
             )
 
     def _start(
         self,
         step: Step,
-        key: str | None,
+        key: CacheKey,
         params_json: str,
         inputs: dict[str, Artifact | None],
         status: str = "running",
+        reason: str | None = None,
     ) -> int:
         return self.store.start_execution(
             self.run_id,
             step=step.name,
             component=step.component.name,
-            cache_key=key,
+            cache_key=key.digest,
             code_fingerprint=step.component.code_fingerprint,
             params=params_json,
             inputs=inputs,
             status=status,
+            cache_parts=key.parts or None,
+            miss_reason=reason,
         )
+
+    def _code(self, step: Step) -> dict[str, str]:
+        """The step's function and the project files it (and a function passed as a
+        parameter, such as a custom trainer) reaches: {"function f": sha256, path: sha256}.
+        A user's function is fingerprinted now, when its module's helpers all exist."""
+        fn = step.component.fn
+        own = fn.__module__.startswith("lockgate.")
+        function = step.component.code_fingerprint if own else code_fingerprint(fn)
+        functions = [fn, *(f for value in step.params.values() for f in callables_in(value))]
+        return {
+            f"function {step.component.name}": function,
+            **self.project_code.fingerprint(functions),
+        }
 
     @staticmethod
     def _resolve_inputs(
@@ -194,14 +252,16 @@ class Launcher:
                 params[name] = str((self.project_dir / str(params[name])).resolve())
         return params
 
-    @staticmethod
-    def _path_fingerprints(step: Step, params: dict[str, Any]) -> dict[str, str] | None:
-        """Fingerprints of the outside files the step reads; None: it cannot be cached."""
+    def _path_fingerprints(
+        self, step: Step, params: dict[str, Any]
+    ) -> dict[str, tuple[str, str]] | None:
+        """{parameter: (path, sha256)} of the outside files the step reads (the path as
+        the project folder sees it); None: it cannot be cached."""
         hook = step.component.external_inputs
         paths = hook(params) if hook is not None else dict.fromkeys(step.component.path_params)
         if paths is None:
             return None
-        fingerprints: dict[str, str] = {}
+        fingerprints: dict[str, tuple[str, str]] = {}
         for name, resolved in paths.items():
             value = params.get(name) if resolved is None else resolved
             if value is None:
@@ -214,5 +274,10 @@ class Launcher:
                     path=str(path),
                     hint="check the path in the pipeline file; it is relative to the project folder",
                 )
-            fingerprints[name] = path_fingerprint(path)
+            shown = (
+                path.relative_to(self.project_dir)
+                if path.is_relative_to(self.project_dir)
+                else path
+            )
+            fingerprints[name] = (shown.as_posix(), path_fingerprint(path))
         return fingerprints

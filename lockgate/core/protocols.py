@@ -46,6 +46,8 @@ class MetadataStore(Protocol):
         params: str,
         inputs: dict[str, Any],
         status: str = "running",
+        cache_parts: dict[str, Any] | None = None,
+        miss_reason: str | None = None,
     ) -> int: ...
 
     def publish_execution(
@@ -54,9 +56,12 @@ class MetadataStore(Protocol):
         outputs: dict[str, Any],
         *,
         within: Callable[[Any], None] | None = None,
+        status: str = "complete",
+        error: str | None = None,
     ) -> None:
         """Register the outputs and complete the execution in one transaction; ``within``
-        gets that transaction (opaque here) for a step's own writes to the store."""
+        gets that transaction (opaque here) for a step's own writes to the store.
+        ``status="blocked"`` keeps a closed gate's findings (never a cache hit)."""
         ...
 
     def record_cached_execution(self, execution_id: int, outputs: dict[str, Any]) -> None: ...
@@ -64,6 +69,12 @@ class MetadataStore(Protocol):
     def fail_execution(self, execution_id: int, error: str, status: str = "failed") -> None: ...
 
     def find_cached_outputs(self, cache_key: str) -> dict[str, Any] | None: ...
+
+    def previous_execution(self, pipeline: str, step: str, *, before: int | None = None) -> Any:
+        """The newest earlier execution of the step that ended (its ``status``,
+        ``cache_key``, ``cache_parts`` and ``params``), or None: what a cache miss is
+        explained against."""
+        ...
 
     def mark_abandoned(self) -> list[Any]:
         """Mark what dead processes of this host left running; return those executions."""

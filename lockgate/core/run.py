@@ -12,6 +12,7 @@ from lockgate.core.artifact_store import LocalArtifactStore
 from lockgate.core.artifacts import Artifact
 from lockgate.core.launcher import BLOCKED, CACHED, COMPLETE, FAILED, SKIPPED, Launcher, StepResult
 from lockgate.core.pipeline import Pipeline
+from lockgate.core.project_code import importable
 from lockgate.core.protocols import MetadataStore, Runner
 from lockgate.core.runners import LocalRunner
 
@@ -55,16 +56,20 @@ def run_pipeline(
     """Run every step once its inputs exist; independent steps run at the same time.
 
     After a step fails (or a gate closes) no new step starts; steps already running finish;
-    the rest are reported as skipped.
+    the rest are reported as skipped. The project folder is importable for the whole run (a
+    step body may ``import helpers``) and recorded with the run, for a runner whose workers
+    must set it up themselves.
     """
     runner = runner or LocalRunner()
     started = time.perf_counter()
     store.mark_abandoned()
     artifacts = LocalArtifactStore(artifact_root)
     artifacts.sweep(store)  # what runs killed before this one left behind
-    run_id = store.start_run(pipeline.name)
+    project = Path(project_dir).resolve()
+    run_id = store.start_run(pipeline.name, {"project_dir": str(project)})
     try:
-        return _run(pipeline, store, artifacts, runner, run_id, project_dir, use_cache, started)
+        with importable(project):
+            return _run(pipeline, store, artifacts, runner, run_id, project, use_cache, started)
     finally:
         artifacts.close()
 

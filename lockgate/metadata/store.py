@@ -25,11 +25,12 @@ from lockgate.core.artifacts import Artifact, artifact_class
 from lockgate.errors import MetadataError, NotFoundError
 from lockgate.metadata import tables as t
 
-RUNNING, COMPLETE, CACHED, FAILED, ABANDONED, SKIPPED = (
+RUNNING, COMPLETE, CACHED, FAILED, BLOCKED, ABANDONED, SKIPPED = (
     "running",
     "complete",
     "cached",
     "failed",
+    "blocked",
     "abandoned",
     "skipped",
 )
@@ -68,6 +69,8 @@ class ExecutionRecord:
     started_at: datetime
     finished_at: datetime | None
     error: str | None
+    cache_parts: dict[str, Any] | None = None
+    miss_reason: str | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -309,8 +312,11 @@ class SqlMetadataStore:
         params: str,
         inputs: dict[str, Artifact | None],
         status: str = RUNNING,
+        cache_parts: dict[str, Any] | None = None,
+        miss_reason: str | None = None,
     ) -> int:
-        """Record a step as started (or, with ``status=cached``, as reused) with its inputs."""
+        """Record a step as started (or, with ``status=cached``, as reused) with its inputs,
+        what its cache key was made of and, for a step that runs, why the cache missed."""
         with self._write() as conn:
             execution_id = int(
                 conn.execute(
@@ -322,6 +328,8 @@ class SqlMetadataStore:
                         cache_key=cache_key,
                         code_fingerprint=code_fingerprint,
                         params=json.loads(params),
+                        cache_parts=cache_parts,
+                        miss_reason=miss_reason,
                         pid=os.getpid(),
                         host=socket.gethostname(),
                         started_at=now(),
@@ -338,11 +346,15 @@ class SqlMetadataStore:
         outputs: dict[str, Artifact],
         *,
         within: Callable[[Connection], None] | None = None,
+        status: str = COMPLETE,
+        error: str | None = None,
     ) -> None:
         """Register the outputs and mark the execution complete, in one transaction.
 
         ``within`` runs in that transaction once the outputs have ids (push registers the
-        model version there): either all of it is stored or none of it.
+        model version there): either all of it is stored or none of it. ``status=blocked``
+        (with the gate's ``error``) keeps the findings of a gate that closed: its outputs
+        are registered, but a blocked execution is never a cache hit.
         """
         with self._write() as conn:
             for artifact in outputs.values():
@@ -363,7 +375,7 @@ class SqlMetadataStore:
             conn.execute(
                 t.executions.update()
                 .where(t.executions.c.id == execution_id)
-                .values(status=COMPLETE, finished_at=now())
+                .values(status=status, error=error, finished_at=now())
             )
 
     def record_cached_execution(self, execution_id: int, outputs: dict[str, Artifact]) -> None:
@@ -407,6 +419,30 @@ class SqlMetadataStore:
                 if all(Path(a.uri).exists() for a in outputs.values()):
                     return outputs
         return None
+
+    def previous_execution(
+        self, pipeline: str, step: str, *, before: int | None = None
+    ) -> ExecutionRecord | None:
+        """The newest execution of ``step`` in ``pipeline`` that ended (complete, cached,
+        blocked or failed), before execution id ``before``: what a cache miss is explained
+        against."""
+        query = (
+            sa.select(t.executions)
+            .join(t.runs, t.runs.c.id == t.executions.c.run_id)
+            .join(t.pipelines, t.pipelines.c.id == t.runs.c.pipeline_id)
+            .where(
+                t.pipelines.c.name == pipeline,
+                t.executions.c.step_name == step,
+                t.executions.c.status.in_((COMPLETE, CACHED, BLOCKED, FAILED)),
+            )
+            .order_by(t.executions.c.id.desc())
+            .limit(1)
+        )
+        if before is not None:
+            query = query.where(t.executions.c.id < before)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return self._execution_record(row) if row is not None else None
 
     def execution_artifacts(self, execution_id: int, direction: str) -> dict[str, Artifact]:
         with self.engine.connect() as conn:
@@ -453,6 +489,8 @@ class SqlMetadataStore:
             started_at=row.started_at,
             finished_at=row.finished_at,
             error=row.error,
+            cache_parts=row.cache_parts,
+            miss_reason=row.miss_reason,
         )
 
     def mark_abandoned(self) -> list[ExecutionRecord]:
@@ -519,7 +557,8 @@ class SqlMetadataStore:
             return [self._artifact(row) for row in rows]
 
     def producer(self, artifact_id: int) -> ExecutionRecord | None:
-        """The execution that first wrote the artifact (not the cached reuses)."""
+        """The execution that first wrote the artifact (not the cached reuses); a gate that
+        closed but kept its findings (blocked) wrote them too."""
         with self.engine.connect() as conn:
             row = conn.execute(
                 sa.select(t.executions)
@@ -527,7 +566,7 @@ class SqlMetadataStore:
                 .where(
                     t.events.c.artifact_id == artifact_id,
                     t.events.c.direction == "output",
-                    t.executions.c.status == COMPLETE,
+                    t.executions.c.status.in_((COMPLETE, BLOCKED)),
                 )
                 .order_by(t.executions.c.id)
             ).first()

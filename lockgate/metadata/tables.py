@@ -18,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 metadata = MetaData()
 
@@ -54,6 +54,10 @@ executions = Table(
     Column("cache_key", String(64), nullable=True, index=True),
     Column("code_fingerprint", String(64), nullable=True),
     Column("params", JSON, nullable=False, default=dict),
+    # What the cache key was made of (code files, libraries, inputs, outside files), so that
+    # the next miss can say which part changed; and that reason, for a step that ran.
+    Column("cache_parts", JSON, nullable=True),
+    Column("miss_reason", Text, nullable=True),
     Column("pid", Integer, nullable=True),
     Column("host", String(255), nullable=True),
     Column("error", Text, nullable=True),
