@@ -28,7 +28,7 @@ WINE = Path(__file__).parents[1] / "testdata" / "data" / "wine.csv"
 def _servable(
     table: pa.Table, label: str, name: str, version: str, folder: Path
 ) -> PipelineServable:
-    transform = TransformGraph.fit(table, label=label)
+    transform = TransformGraph.fit(table, label=label, task="classification")
     estimator = LogisticRegression(max_iter=2000).fit(
         transform.apply(table), transform.encode_label(table)
     )
@@ -78,13 +78,14 @@ def url(
     flag_servable: PipelineServable,
     penguin_servable: PipelineServable,
 ) -> str:
-    """wine 1 (production) with 2 as its canary, and 2 aliased 'staging'; flag; penguins."""
-    first, second = wine_servables
-    repository = ModelRepository([flag_servable, penguin_servable])
-    canary = CanaryServable(first, second, 0)
-    repository.replace("wine", [canary, second], default="1")
-    aliases = {"wine": {"production": 1, "staging": 2, "canary": 2, "old": 7}}
-    return serve_app(create_app(repository, labels=lambda name: aliases.get(name, {})))
+    """wine 1 with 2 as its canary; flag; penguins."""
+    return serve_app(create_app(_repository(wine_servables, flag_servable, penguin_servable)))
+
+
+def _repository(wine: Any, *others: PipelineServable) -> ModelRepository:
+    repository = ModelRepository(list(others))
+    repository.replace("wine", [CanaryServable(wine[0], wine[1], 0), wine[1]], default="1")
+    return repository
 
 
 @pytest.fixture
@@ -232,7 +233,12 @@ def test_tf_serving_rows_of_the_wrong_width_are_a_400(
     assert wide.status_code == 400 and "row 0 has 14 values" in wide.json()["error"]
 
 
-def test_the_label_route_resolves_aliases(http: httpx.Client, matrix: np.ndarray) -> None:
+def test_the_label_route_resolves_aliases(
+    serve_app: Callable[[Any], str], wine_servables: Any, matrix: np.ndarray
+) -> None:
+    aliases = {"wine": {"production": 1, "staging": 2, "canary": 2, "old": 7}}
+    app = create_app(_repository(wine_servables), labels=lambda name: aliases.get(name, {}))
+    http = httpx.Client(base_url=serve_app(app))
     body = {"instances": matrix[:3].tolist()}
     for label, version in (("production", "1"), ("staging", "2"), ("canary", "2"), ("2", "2")):
         status = http.get(f"/v1/models/wine/labels/{label}")
@@ -251,15 +257,13 @@ def test_the_label_route_resolves_aliases(http: httpx.Client, matrix: np.ndarray
     assert unserved.status_code == 404
     assert "label 'old' is version 7, which this server does not serve" in unserved.json()["error"]
     assert http.post("/v1/models/nope/labels/production:predict", json=body).status_code == 404
+    http.close()
 
 
 def test_a_canary_without_a_registry_is_labelled_canary(
     serve_app: Callable[[Any], str], wine_servables: Any, matrix: np.ndarray
 ) -> None:
-    first, second = wine_servables
-    repository = ModelRepository()
-    repository.replace("wine", [CanaryServable(first, second, 0), second], default="1")
-    with httpx.Client(base_url=serve_app(create_app(repository))) as http:
+    with httpx.Client(base_url=serve_app(create_app(_repository(wine_servables)))) as http:
         status = http.get("/v1/models/wine/labels/canary").json()
         assert status["model_version_status"][0]["version"] == "2"
         missing = http.get("/v1/models/wine/labels/production")

@@ -13,7 +13,8 @@ import pyarrow.csv as pacsv
 import pytest
 
 from lockgate.errors import ConfigError
-from lockgate.training.transform import MAX_INTEGER_CLASSES, TransformGraph, decide_task
+from lockgate.training import transform
+from lockgate.training.transform import TransformGraph
 
 WINE = Path(__file__).parents[1] / "testdata" / "data" / "wine.csv"
 
@@ -37,7 +38,7 @@ def _table(label: list | pa.Array) -> pa.Table:
             "label 'y' is integer with 2 distinct values, at most 50; task= overrides",
         ),
         (
-            list(range(MAX_INTEGER_CLASSES + 1)),
+            list(range(51)),  # transform.MAX_INTEGER_CLASSES + 1
             "regression",
             "label 'y' is integer with 51 distinct values, over 50; task= overrides",
         ),
@@ -69,7 +70,9 @@ def test_the_wine_csv_target_is_classification_with_integer_classes(tmp_path: Pa
 
 def test_bool_classes_round_trip_as_bools(tmp_path: Path) -> None:
     TransformGraph.fit(_table([True, False, True, False]), label="y").save(tmp_path)
-    assert TransformGraph.load(tmp_path).label_classes == [False, True]
+    loaded = TransformGraph.load(tmp_path)
+    assert loaded.label_classes == [False, True]
+    assert loaded.task_reason == "label 'y' is bool; task= overrides"
     assert (
         '"label_classes": [\n    false,\n    true\n  ]' in (tmp_path / "transform.json").read_text()
     )
@@ -92,7 +95,7 @@ def test_task_overrides_and_the_reason_says_so() -> None:
 
 def test_a_dictionary_encoded_label_is_decided_by_its_values() -> None:
     label = pa.array(["a", "b", "a"]).dictionary_encode()
-    assert decide_task("y", pa.chunked_array([label])) == (
+    assert transform.decide_task("y", pa.chunked_array([label])) == (
         "classification",
         "label 'y' is string; task= overrides",
     )
