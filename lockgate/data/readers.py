@@ -187,12 +187,6 @@ def iter_batches(
     p = _existing(path)
     fmt = infer_format(p, format)
     if fmt == "parquet":
-        if p.is_file() and p.suffix.lower() in COMPRESSIONS:
-            raise DataFileError(
-                f"{p} is a compressed Parquet file; Parquet compresses inside the file",
-                path=str(p),
-                hint=f"decompress it: the file inside {p.name} is the Parquet file",
-            )
         yield from _iter_parquet(p, batch_size)
         return
     files = data_files(p, fmt)
@@ -345,6 +339,12 @@ def _parquet_schema(path: Path) -> tuple[list[Path], pa.Schema]:
 
 def _existing(path: str | Path) -> Path:
     p = Path(path)
+    if p.suffix.lower() in COMPRESSIONS and _format_of(p) == "parquet":
+        raise DataFileError(
+            f"{p} is a compressed Parquet file; Parquet compresses inside the file",
+            path=str(p),
+            hint=f"decompress it: the file inside {p.name} is the Parquet file",
+        )
     if _GLOB & set(str(p)):
         if not parquet_files(p):
             raise DataFileError(
