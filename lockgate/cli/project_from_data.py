@@ -206,7 +206,12 @@ def _size(n: int) -> str:
 
 
 def _literal(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    """A Python literal (strings double-quoted, as the formatter writes them)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return repr(value)
 
 
 def _list(values: list[str], indent: str = "") -> str:
