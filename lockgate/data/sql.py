@@ -53,7 +53,11 @@ def read_sql_batches(url: str, query: str, *, batch_size: int = 65_536) -> Itera
     where = f"query {query!r} on {redact_url(url)}"
     try:
         engine = sa.create_engine(url)
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+    except ImportError as exc:
+        from lockgate.metadata.store import missing_driver_error
+
+        raise missing_driver_error(url, exc) from exc
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
         raise DataError(
             f"cannot use the database URL {redact_url(url)}: {exc}",
             hint="a URL looks like sqlite:///data.db or postgresql+psycopg://user@host/db",

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from lockgate.core.artifacts import Artifact, artifact_class
-from lockgate.errors import MetadataError, NotFoundError
+from lockgate.errors import ConfigError, MetadataError, NotFoundError
 from lockgate.metadata import tables as t
 
 RUNNING, COMPLETE, CACHED, FAILED, BLOCKED, ABANDONED, SKIPPED = (
@@ -112,7 +112,36 @@ def _create_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    try:
+        return sa.create_engine(url, pool_pre_ping=True)
+    except ImportError as exc:  # SQLAlchemy imports the URL's driver here (psycopg, ...)
+        raise missing_driver_error(url, exc) from exc
+
+
+#: A database driver -> the lockgate extra that installs it.
+DRIVER_EXTRAS = {"psycopg": "postgres"}
+
+
+def missing_driver_error(url: str, exc: ImportError) -> ConfigError:
+    """The error for a database URL whose driver is not installed: which extra to install
+    (a metadata store or an ``ingest(query=..., url=...)``)."""
+    module = (exc.name or str(exc)).split(".")[0]
+    try:
+        shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        shown = url.split("@")[-1]
+    if module in DRIVER_EXTRAS:
+        hint = f'pip install "lockgate[{DRIVER_EXTRAS[module]}]"'
+    elif module == "psycopg2":
+        hint = (
+            "lockgate uses psycopg 3: write the URL as postgresql+psycopg://... and pip install "
+            '"lockgate[postgres]"'
+        )
+    else:
+        hint = f"install the database driver: pip install {module}"
+    return ConfigError(
+        f"the database URL {shown} needs the driver '{module}', which is not installed", hint=hint
+    )
 
 
 _WRITES = "lockgate_writes"
