@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from lockgate.cli.inputs import InputOptions, input_options
+
 _PATH = click.Path(path_type=str)
 
 
@@ -21,12 +23,16 @@ def _statistics(
     slice_by: tuple[str, ...] = (),
     weight: str | None = None,
     rows_to: str | None = None,
+    read: InputOptions | None = None,
 ) -> dict[str, Any]:
-    """Statistics of ``path``; with ``rows_to`` ("compare", ...) a file without rows is an
-    error saying what it has no rows for."""
+    """Statistics of ``path`` (read as ``read`` says); with ``rows_to`` ("compare", ...) a
+    file without rows is an error saying what it has no rows for."""
     from lockgate.data.statistics import compute_statistics
 
-    stats = compute_statistics([path], slice_by=list(slice_by) or None, weight=weight)
+    read = read or InputOptions()
+    stats = compute_statistics(
+        [path], slice_by=list(slice_by) or None, weight=weight, format=read.format, csv=read.csv
+    )
     if rows_to is not None and stats["num_rows"] == 0:
         from lockgate.errors import DataFileError
 
@@ -68,11 +74,18 @@ def _write_html(target: Path, html: str) -> None:
     help="Also compute statistics per value of this categorical feature.",
 )
 @click.option("--weight", default=None, help="A numeric column that weighs each row.")
+@input_options
 def stats_command(
-    path: str, as_json: bool, html_file: Path | None, slice_by: tuple[str, ...], weight: str | None
+    path: str,
+    as_json: bool,
+    html_file: Path | None,
+    slice_by: tuple[str, ...],
+    weight: str | None,
+    read: InputOptions,
 ) -> None:
-    """Statistics of a CSV, Parquet or JSON-lines PATH (a file, a folder or a glob)."""
-    stats = _statistics(path, slice_by=slice_by, weight=weight)
+    """Statistics of a CSV, Parquet or JSON-lines PATH (a file, a folder or a glob; text
+    files may be .gz, .bz2 or .zst)."""
+    stats = _statistics(path, slice_by=slice_by, weight=weight, read=read)
     if stats["num_rows"] == 0:
         click.echo(f"note: {path} has no rows, only its {len(stats['features'])} columns", err=True)
     if html_file is not None:
@@ -94,11 +107,12 @@ def schema_group() -> None:
 
 @schema_group.command("infer")
 @click.argument("path", type=_PATH)
-def schema_infer_command(path: str) -> None:
+@input_options
+def schema_infer_command(path: str, read: InputOptions) -> None:
     """Print the schema inferred from PATH as YAML (redirect it into schema.yaml)."""
     from lockgate.data.schema import Schema
 
-    stats = _statistics(path, rows_to="infer a schema from")
+    stats = _statistics(path, rows_to="infer a schema from", read=read)
     click.echo(Schema.from_statistics(stats).to_yaml(), nl=False)
 
 
@@ -252,7 +266,10 @@ def _project_data_and_schema(project_dir: Path) -> tuple[str, str, Any]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the report with anomalies highlighted.",
 )
-def validate_command(path: str, schema_file: str, as_json: bool, html_file: Path | None) -> None:
+@input_options
+def validate_command(
+    path: str, schema_file: str, as_json: bool, html_file: Path | None, read: InputOptions
+) -> None:
     """Check PATH against a schema; exit status 1 on an error-severity anomaly.
 
     A value that does not parse as its column's type (the schema's, for a number column
@@ -261,7 +278,7 @@ def validate_command(path: str, schema_file: str, as_json: bool, html_file: Path
     from lockgate.data.validate import find_anomalies
 
     schema = _load_schema(schema_file)
-    stats = _statistics_keeping_bad_values(path, schema)
+    stats = _statistics_keeping_bad_values(path, schema, csv=read.csv, format=read.format)
     anomalies = [a.to_dict() for a in find_anomalies(stats, schema)]
     if html_file is not None:
         from lockgate.data.report import render_html
@@ -358,13 +375,19 @@ def _seen(seen: Any) -> str:
 
 
 def _compare(
-    kind: str, base: str, new: str, schema_file: str | None, as_json: bool, html_file: Path | None
+    kind: str,
+    base: str,
+    new: str,
+    schema_file: str | None,
+    as_json: bool,
+    html_file: Path | None,
+    read: InputOptions | None = None,
 ) -> None:
     from lockgate.data.drift import compare_statistics
 
     base_stats, new_stats = (
-        _statistics(base, rows_to="compare"),
-        _statistics(new, rows_to="compare"),
+        _statistics(base, rows_to="compare", read=read),
+        _statistics(new, rows_to="compare", read=read),
     )
     schema = _load_schema(schema_file) if schema_file else None
     report = compare_statistics(base_stats, new_stats, schema=schema, kind=kind).to_dict()
@@ -427,11 +450,17 @@ def _with_compare_options(fn: Any) -> Any:
 @click.argument("base_path", type=_PATH)
 @click.argument("new_path", type=_PATH)
 @_with_compare_options
+@input_options
 def drift_command(
-    base_path: str, new_path: str, schema_file: str | None, as_json: bool, html_file: Path | None
+    base_path: str,
+    new_path: str,
+    schema_file: str | None,
+    as_json: bool,
+    html_file: Path | None,
+    read: InputOptions,
 ) -> None:
     """Distance per feature between two spans; exit status 1 over a threshold."""
-    _compare("drift", base_path, new_path, schema_file, as_json, html_file)
+    _compare("drift", base_path, new_path, schema_file, as_json, html_file, read)
 
 
 @click.command("skew")

@@ -45,6 +45,7 @@ def ingest(
     format: str | None = None,
     delimiter: str = ",",
     header: bool = True,
+    column_names: list[str] | None = None,
     quote_char: str | None = '"',
     encoding: str = "utf-8",
     eval_fraction: float = 0.2,
@@ -78,7 +79,11 @@ def ingest(
         assert path is not None
         resolved, span = resolve_span(path, span)
         csv = CsvOptions(
-            delimiter=delimiter, header=header, quote_char=quote_char, encoding=encoding
+            delimiter=delimiter,
+            header=header,
+            quote_char=quote_char,
+            encoding=encoding,
+            column_names=None if column_names is None else tuple(column_names),
         )
         report = ingest_to_folder(
             resolved,
