@@ -14,6 +14,7 @@ the penguins data, before the first command that names them: see ``USER_FILES``.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -127,9 +128,12 @@ def test_few_readme_commands_are_left_unrun() -> None:
 
 
 def _penguins(cwd: Path) -> Path:
-    source = cwd / "data" / "penguins.csv"
-    assert source.exists(), f"the data-check examples run in the demo project, not in {cwd}"
-    return source
+    return Path(__file__).resolve().parents[1] / "lockgate/templates/penguins/data/penguins.csv"
+
+
+def _headerless_tsv(cwd: Path, target: Path) -> None:
+    rows = _penguins(cwd).read_text().splitlines(keepends=True)[1:]
+    target.write_bytes(gzip.compress("".join(r.replace(",", "\t") for r in rows).encode()))
 
 
 def _parquet(rows: slice) -> Callable[[Path, Path], None]:
@@ -172,13 +176,6 @@ def _skops(cwd: Path, target: Path) -> None:
     skops.io.dump(LogisticRegression().fit(X, y), target)
 
 
-def _wine(cwd: Path, target: Path) -> None:
-    from sklearn.datasets import load_wine
-
-    frame = load_wine(as_frame=True).frame
-    frame.to_csv(target, index=False)
-
-
 #: Files the README's examples take from the user, made from the penguins data (or
 #: scikit-learn's) when a command names one that does not exist yet.
 USER_FILES: dict[str, Callable[[Path, Path], None]] = {
@@ -191,7 +188,7 @@ USER_FILES: dict[str, Callable[[Path, Path], None]] = {
     "schema.yaml": _schema,
     "other.yaml": _schema_copy,
     "model.skops": _skops,
-    "wine.csv": _wine,
+    "penguins.tsv.gz": _headerless_tsv,
 }
 
 
