@@ -36,7 +36,10 @@ def write(root: Path, files: dict[str, str]) -> None:
 
 
 def run(project: Path, *args: str, env: dict[str, str] | None = None) -> dict:  # type: ignore[type-arg]
-    result = lockgate("run", *args, cwd=project, env=env)
+    """`lockgate run --project` from the folder above: `python -m` puts the working folder on
+    sys.path, which must not be what makes the project importable (the console script and
+    a run from elsewhere have no such entry)."""
+    result = lockgate("run", "--project", str(project), *args, cwd=project.parent, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     return why(result.stdout)
 
@@ -95,13 +98,14 @@ def test_a_helper_edited_two_imports_away_reruns_train(penguins_with_helpers: Pa
     project = penguins_with_helpers
     first = lockgate("run", cwd=project)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert why(first.stdout)["train"] == ("complete", "no earlier run")
-    assert why(lockgate("run", cwd=project).stdout)["train"] == ("cached", "")
+    assert why(lockgate("run", cwd=project).stdout)["train"][0] == "cached"
     (project / "helpers" / "depth.py").write_text("MAX_DEPTH = 4  # deeper trees\n")
     after = lockgate("run", cwd=project)
     assert after.returncode == 0, after.stdout + after.stderr
     steps = why(after.stdout)
+    assert steps["train"][0] == "complete"  # the old key held train's own source only
     assert steps["train"] == ("complete", "code changed: helpers/depth.py")
+    assert why(first.stdout)["train"] == ("complete", "no earlier run")
     assert steps["fit_transform"] == ("cached", "")
     assert steps["evaluate"][0] == "complete" and steps["evaluate"][1].startswith("input")
     run_id = re.search(r"Run (\d+) of pipeline", after.stdout)[1]  # type: ignore[index]
@@ -118,7 +122,7 @@ SMALL_PIPELINE = """
     from lockgate.components import ingest
 
 
-    @component(libraries=("lockgate-test-dep",))
+    @component
     def summarize(
         examples: Input[Examples], statistics: Output[Statistics], *, column: str = "species"
     ) -> None:
@@ -144,9 +148,9 @@ ROWCOUNT = """
 
 @pytest.fixture
 def small(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """A project (from `lockgate init`) whose step imports `rowcount` in its body and
-    declares a library, `lockgate-test-dep`, installed as a real distribution (a
-    .dist-info folder on PYTHONPATH) whose version the tests change; run once."""
+    """A project (from `lockgate init`) whose step imports `rowcount` in its body, run once;
+    with a real distribution, `lockgate-test-dep` (a .dist-info folder on PYTHONPATH) whose
+    version a test changes."""
     assert lockgate("init", "small", cwd=tmp_path).returncode == 0
     project = tmp_path / "small"
     write(project, {"pipeline.py": SMALL_PIPELINE, "rowcount.py": ROWCOUNT})
@@ -206,6 +210,13 @@ def test_the_step_function_edited_in_pipeline_py(small: tuple[Path, dict[str, st
 def test_a_library_version_that_changed(small: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     """A real distribution's version changes between two runs (its .dist-info renamed)."""
     project, env = small
+    pipeline = project / "pipeline.py"
+    declared = '@component(libraries=("lockgate-test-dep",))'
+    pipeline.write_text(pipeline.read_text().replace("@component\n", declared + "\n"))
+    assert run(project, env=env)["summarize"] == (
+        "complete",
+        "library changed: lockgate-test-dep none → 1.0 (and 1 more)",  # and the decorator line
+    )
     old = tmp_path / "site" / "lockgate_test_dep-1.0.dist-info"
     new = old.rename(tmp_path / "site" / "lockgate_test_dep-1.1.dist-info")
     (new / "METADATA").write_text(METADATA.format(version="1.1"))
