@@ -77,6 +77,14 @@ def _render_data_gate(result: RunResult) -> None:
                     f"Schema: wrote {_shown_path(written)} from this data; review it and keep "
                     "it in version control"
                 )
+            rejected = artifact.properties.get("rejected")
+            if artifact.type_name == "Examples" and rejected and step.status != "cached":
+                reasons = artifact.properties.get("rejected_reasons") or []
+                shown = "; ".join(reasons[:3]) + ("; ..." if rejected > len(reasons[:3]) else "")
+                click.echo(
+                    f"Rows set aside by ingest: {rejected} (bad_rows='skip'; "
+                    f"rejected/rejected.parquet): {shown}"
+                )
     checks = {
         name: a
         for name, s in result.steps.items()
