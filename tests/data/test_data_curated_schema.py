@@ -11,7 +11,6 @@ import yaml
 from lockgate import Pipeline, run_pipeline
 from lockgate.components import compute_statistics, infer_schema, ingest, validate_examples
 from lockgate.data.schema import FeatureSpec, Schema, diff_schemas
-from lockgate.data.schema_inference import update_schema
 from lockgate.data.statistics import statistics_of_table
 from lockgate.metadata.store import SqlMetadataStore
 
@@ -95,6 +94,8 @@ def test_a_deleted_schema_is_written_again(tmp_path: Path) -> None:
 def test_update_changes_only_what_the_data_contradicts() -> None:
     import pyarrow as pa
 
+    from lockgate.data.schema_inference import update_schema
+
     curated = Schema(
         {
             "c": FeatureSpec("string", 1.0, ["a", "b"], severity="warning"),
@@ -127,6 +128,8 @@ def test_update_changes_only_what_the_data_contradicts() -> None:
 
 def test_update_of_a_schema_the_data_fits_is_no_change() -> None:
     import pyarrow as pa
+
+    from lockgate.data.schema_inference import update_schema
 
     table = pa.table({"c": ["a", "b"] * 50, "x": [1.0, 2.0] * 50})
     stats = statistics_of_table(table)

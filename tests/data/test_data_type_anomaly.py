@@ -13,7 +13,7 @@ import pytest
 
 from lockgate import Pipeline, run_pipeline
 from lockgate.components import compute_statistics, infer_schema, ingest, validate_examples
-from lockgate.data.ingest import INVALID_VALUES_FILE, ingest_to_folder
+from lockgate.data.ingest import ingest_to_folder
 from lockgate.data.schema import FeatureSpec, Schema
 from lockgate.data.validate import find_anomalies
 from lockgate.errors import DataFileError
@@ -44,7 +44,7 @@ def test_ingest_keeps_the_rows_and_records_the_values_with_their_lines(tmp_path:
         {"line": 60, "value": "x"},
         {"line": 70, "value": "y"},
     ]  # the first five
-    assert json.loads((tmp_path / "out" / INVALID_VALUES_FILE).read_text()) == {"n": found}
+    assert json.loads((tmp_path / "out" / "invalid_values.json").read_text()) == {"n": found}
     table = pq.ParquetDataset(
         [tmp_path / "out" / s / "part-0.parquet" for s in ("train", "eval")]
     ).read()
