@@ -95,6 +95,7 @@ def demo_command(target: Path) -> None:
     )
     click.echo("  lockgate lineage penguins        # why is this model in production?")
     click.echo("  lockgate runs                    # every run, its status and duration")
+    click.echo("  lockgate schema update           # what new data would change in schema.yaml")
     click.echo(
         "  lockgate run --set train.params.n_estimators=50   # re-runs train and what follows"
     )
