@@ -161,10 +161,10 @@ def schema_update_command(
     from lockgate.errors import ConfigError
 
     if path is None or schema_file is None:
-        found_path, found_schema, csv = _project_data_and_schema(project_dir)
+        found_path, found_schema, csv, format = _project_data_and_schema(project_dir)
         path, schema_file = path or found_path, schema_file or found_schema
     else:
-        csv = None
+        csv, format = None, None
     if not Path(schema_file).exists():
         raise ConfigError(
             f"{schema_file} does not exist: there is no curated schema to update",
@@ -172,7 +172,9 @@ def schema_update_command(
             f"DATA > {schema_file}",
         )
     curated = Schema.load(schema_file)
-    stats = _statistics_keeping_bad_values(path, curated, csv=csv, schema_types=False)
+    stats = _statistics_keeping_bad_values(
+        path, curated, csv=csv, schema_types=False, format=format
+    )
     proposed = update_schema(curated, stats)
     changes = diff_schemas(curated, proposed)
     for name, found in (stats.get("invalid_values") or {}).items():
@@ -204,9 +206,9 @@ def _relative(path: str) -> str:
         return path
 
 
-def _project_data_and_schema(project_dir: Path) -> tuple[str, str, Any]:
-    """The data path (its span resolved), the schema file and the CSV options that the
-    project's pipeline gives its ingest step and its infer_schema(schema_file=...)."""
+def _project_data_and_schema(project_dir: Path) -> tuple[str, str, Any, str | None]:
+    """The data path (its span resolved), the schema file, the CSV options and the format
+    that the project's pipeline gives its ingest step and its infer_schema(schema_file=...)."""
     from lockgate.cli.project import load_pipeline, load_settings
     from lockgate.core.component import OutputRef
     from lockgate.data.readers import CsvOptions
@@ -246,9 +248,10 @@ def _project_data_and_schema(project_dir: Path) -> tuple[str, str, Any]:
         header=params.get("header", True),
         quote_char=params.get("quote_char", '"'),
         encoding=params.get("encoding", "utf-8"),
+        column_names=params.get("column_names"),
     )
     schema_file = settings.project_dir / str(schema_steps[0].params["schema_file"])
-    return str(data), str(schema_file), csv
+    return str(data), str(schema_file), csv, params.get("format")
 
 
 @click.command("validate")

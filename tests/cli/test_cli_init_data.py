@@ -167,4 +167,7 @@ def test_a_headerless_compressed_file_with_the_input_flags_runs(
     assert 'format="csv", delimiter=";", header=False, column_names=[' in pipeline
     run = lockgate("run", cwd=tmp_path / "vino")
     assert run.returncode == 0, run.stdout + run.stderr
+    update = lockgate("schema", "update", cwd=tmp_path / "vino")  # reads the data as ingest does
+    assert update.returncode == 0, update.stdout + update.stderr
+    assert "no changes" in update.stdout
     assert InputOptions(header=False).ingest_params() == {"header": False}
