@@ -124,6 +124,25 @@ def test_few_readme_commands_are_left_unrun() -> None:
     assert len(unrun) <= 3, [c.text for c in unrun]
 
 
+def python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+
+
+def test_every_readme_python_sample_runs(tmp_path: Path) -> None:
+    """Each sample runs as a file of its own (a pipeline function is called: its graph is
+    checked when it is built)."""
+    import runpy
+
+    blocks = python_blocks(README.read_text(encoding="utf-8"))
+    assert blocks
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"readme_sample_{i}.py"
+        path.write_text(block, encoding="utf-8")
+        namespace = runpy.run_path(str(path))
+        if callable(namespace.get("pipeline")):
+            namespace["pipeline"]()
+
+
 # -- the session ---------------------------------------------------------------------------
 
 
