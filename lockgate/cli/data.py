@@ -1,4 +1,4 @@
-"""The data pipeline on its own, scriptable: ``stats``, ``schema infer|diff``, ``validate``,
+"""The data pipeline on its own, scriptable: ``stats``, ``schema infer|diff|update``, ``validate``,
 ``drift`` and ``skew``. Exit status 1 means the check failed (an error-severity anomaly,
 a distance over its threshold, schemas that differ); anything else wrong is an error line."""
 
@@ -102,7 +102,7 @@ def stats_command(
 
 @click.group("schema")
 def schema_group() -> None:
-    """Infer a schema from data, or compare two schemas."""
+    """Infer a schema from data, compare two schemas, or update a curated one."""
 
 
 @schema_group.command("infer")
