@@ -8,6 +8,7 @@ input, a usage error).
 
 from __future__ import annotations
 
+import gc
 import sys
 import traceback
 
@@ -39,7 +40,11 @@ class _Group(click.Group):
             else:
                 click.secho(f"error: unexpected {type(exc).__name__}: {exc}", fg="red", err=True)
                 click.echo("hint: run again with --verbose for the traceback", err=True)
-            ctx.exit(EXIT_ERROR)
+        # Exit outside the except block, so that the exit does not carry the error along:
+        # its traceback holds the frames of what failed, Arrow readers among them, and
+        # those must go (below) while Arrow can still stop their threads.
+        gc.collect()
+        ctx.exit(EXIT_ERROR)
 
 
 @click.group(cls=_Group)
@@ -64,7 +69,13 @@ _register()
 
 
 def main() -> None:
-    cli(prog_name="lockgate")
+    try:
+        cli(prog_name="lockgate")
+    finally:
+        # An Arrow reader left in a reference cycle (an error's traceback) would otherwise
+        # be destroyed during interpreter shutdown, after Arrow's thread pools: the process
+        # then aborts ("terminate called without an active exception", exit 134).
+        gc.collect()
 
 
 if __name__ == "__main__":

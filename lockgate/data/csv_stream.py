@@ -297,6 +297,8 @@ def _block_size(path: Path, options: CsvOptions) -> int:
     scan = scan_text(path, utf8=utf8)
     if scan.not_utf8_at is not None:
         raise _undecodable(path, options, scan.not_utf8_at)
+    if scan.longest == 0:  # Arrow's reader, refusing an empty file, can abort the process
+        raise DataFileError(f"data file {path} is empty (not even a header)", path=str(path))
     need = 2 * scan.longest + 2
     if need > MAX_BLOCK_BYTES:
         raise _line_too_long(path, scan)
