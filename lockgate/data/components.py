@@ -8,6 +8,7 @@ CLI and the server reuse without artifacts.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -194,12 +195,19 @@ def _write_curated_schema(
     if target is None or written is None:
         return
     source = Path(outputs["schema"].uri) / "schema.yaml"
-    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    final = Path(target)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # Whole or not at all: a kill mid-write must not leave a half schema that later runs
+    # would validate against. A hard link publishes the finished file and refuses an
+    # existing one in one step.
+    draft = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    draft.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
     try:
-        with open(target, "x", encoding="utf-8") as fh:
-            fh.write(source.read_text(encoding="utf-8"))
+        os.link(draft, final)
     except FileExistsError:
         pass
+    finally:
+        draft.unlink(missing_ok=True)
 
 
 @component(
