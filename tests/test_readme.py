@@ -174,7 +174,7 @@ def _span(rows: slice) -> Callable[[Path, Path], None]:
 
 
 def _schema_copy(cwd: Path, target: Path) -> None:
-    shutil.copy(cwd / "schema.yaml", target)
+    shutil.copy(cwd / "trips-schema.yaml", target)
 
 
 def _schema(cwd: Path, target: Path) -> None:
@@ -204,7 +204,7 @@ USER_FILES: dict[str, Callable[[Path, Path], None]] = {
     # two spans alike (a sample of 170 penguins per span drifts over the default thresholds)
     "span-1": _span(slice(None)),
     "span-2": _span(slice(None, None, -1)),
-    "schema.yaml": _schema,
+    "trips-schema.yaml": _schema,
     "other.yaml": _schema_copy,
     "model.skops": _skops,
     "penguins.tsv.gz": _headerless_tsv,
@@ -317,9 +317,13 @@ def test_every_readme_command_runs_in_order(session: Session) -> None:
     demo = shlex.split(SET_UP[0])[shlex.split(SET_UP[0]).index("&&") + 1 :]
     assert blocks[0] and demo == ["lockgate", "demo"]
     session.run(Command(shlex.join(demo), blocks[0][0].line, True))
+    curated = session.cwd / "lockgate-demo" / "schema.yaml"
+    written = curated.read_text(encoding="utf-8")  # the curated schema the demo's run wrote
     ran = 0
     for command in commands():
         if command.run:
             session.run(command)
             ran += 1
     assert ran >= 20
+    # following the README never overwrites the project's curated schema behind its back
+    assert curated.read_text(encoding="utf-8") == written
