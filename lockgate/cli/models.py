@@ -322,7 +322,10 @@ def history_command(name: str, project_dir: Path, alias: str) -> None:
 @click.option("--label", default="label", show_default=True, help="The label's name.")
 @click.option("--classes", help="Class names in the model's order (when it only has indices).")
 @click.option(
-    "--framework", type=click.Choice(["sklearn", "lightgbm", "xgboost", "onnx"]), default=None
+    "--framework",
+    default=None,
+    help="The model's framework, when its suffix does not tell (sklearn, lightgbm, xgboost,"
+    " onnx, or one registered through the lockgate.frameworks entry point group).",
 )
 @click.option(
     "--samples",

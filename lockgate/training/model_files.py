@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from lockgate.errors import ConfigError, DataError, ModelError, ModelIntegrityError
+from lockgate.errors import DataError, ModelError, ModelIntegrityError
 from lockgate.training import skops_trust
+from lockgate.training.frameworks import Framework, frameworks, get_framework
 
 FORMAT_VERSION = 1
 META_FILE = "model.json"
@@ -74,17 +75,8 @@ def save_model(
         raise ModelError(
             f"cannot save {type(estimator).__name__}: it is not fitted (no n_features_in_)"
         )
-    needed: list[str] = []
-    if framework == "lightgbm":
-        if trusted:
-            raise ConfigError(
-                f"train(trust=...) applies to skops files; a LightGBM model got {list(trusted)}"
-            )
-        path = directory / "model.txt"
-        estimator.booster_.save_model(str(path))
-    else:
-        path = directory / "model.skops"
-        needed = _dump_skops(estimator, path, trusted)
+    file, needed = get_framework(framework).save(estimator, directory, trusted=trusted)
+    path = directory / file
     classes = getattr(estimator, "classes_", None) if task == "classification" else None
     info = ModelFileInfo(
         framework=framework,
@@ -99,56 +91,14 @@ def save_model(
     return info
 
 
-def _dump_skops(estimator: Any, path: Path, trusted: Collection[str]) -> list[str]:
-    """Dump through skops, then refuse what would not load again: a model is not saved
-    unless lockgate itself (or the caller's explicit trust) can read it back."""
-    import skops.io
-
-    try:
-        data = skops.io.dumps(estimator)
-    except Exception as exc:  # noqa: BLE001 - skops refuses types it cannot persist
-        raise ModelError(f"skops cannot save {type(estimator).__name__}: {exc}") from exc
-    untrusted = skops_trust.untrusted_types(data, path)
-    needed = skops_trust.needed_trust(untrusted)
-    unused = sorted(set(trusted) - set(needed))
-    if unused:
-        raise ConfigError(
-            f"train(trust=...) names {unused}, which the model does not hold; it needs"
-            f" {needed or 'no extra trust'}"
-        )
-    skops_trust.refuse_untrusted(
-        untrusted,
-        trusted,
-        path,
-        hint=lambda types: (
-            "if your trainer's model is meant to hold them, pass"
-            f" train(..., trust={types}); the trust is recorded with the model"
-        ),
-    )
-    path.write_bytes(data)
-    return needed
-
-
 def _identify(estimator: Any) -> tuple[str, str]:
-    """(framework, task) of a fitted estimator that lockgate knows how to save safely."""
-    try:
-        import lightgbm
-
-        if isinstance(estimator, lightgbm.LGBMModel):
-            task = (
-                "classification"
-                if isinstance(estimator, lightgbm.LGBMClassifier)
-                else ("regression")
-            )
-            return "lightgbm", task
-    except ImportError:  # pragma: no cover - lightgbm is a core dependency
-        pass
-    from sklearn.base import BaseEstimator, is_classifier, is_regressor
-
-    if isinstance(estimator, BaseEstimator) and (
-        is_classifier(estimator) or is_regressor(estimator)
-    ):
-        return "sklearn", "classification" if is_classifier(estimator) else "regression"
+    """(framework, task) of a fitted estimator that a registered framework saves safely;
+    the last registered is asked first, so a specific library (LightGBM, a third party's)
+    wins over scikit-learn, whose base class many estimators share."""
+    for framework in reversed(frameworks().values()):
+        task = framework.claims(estimator)
+        if task is not None:
+            return framework.name, task
     raise ModelError(
         f"cannot save a {type(estimator).__module__}.{type(estimator).__qualname__} safely;"
         " supported are LightGBM's scikit-learn models and scikit-learn classifiers/regressors",
@@ -169,6 +119,10 @@ class VerifiedModel:
     def task(self) -> str:
         return self.info.task
 
+    @property
+    def framework(self) -> Framework:
+        return get_framework(self.info.framework)
+
     def _check(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.info.n_features:
@@ -185,28 +139,31 @@ class LoadedModel(VerifiedModel):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = self._check(X)
-        if self.info.framework == "sklearn":
-            return np.asarray(self.model.predict(X))
-        if self.task == "classification":
-            proba = self._lightgbm_proba(X)
-            classes = self.info.classes or list(range(proba.shape[1]))
-            return np.asarray(classes)[np.argmax(proba, axis=1)]
-        return np.asarray(self.model.predict(X), dtype=np.float64)
+        framework = self.framework
+        if self.task == "classification" and not framework.predicts_labels:
+            return self._labels(framework.predict_proba(self.model, X))
+        return framework.predict(self.model, X)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray | None:
         """n x n_classes; column i is class index i (absent training classes get 0)."""
         if self.task != "classification":
             return None
-        return self._aligned(self._raw_proba(self._check(X)))
+        return self._aligned(self.framework.predict_proba(self.model, self._check(X)))
 
     def predict_with_proba(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """``predict`` and ``predict_proba`` from one pass of the model where it allows
-        (LightGBM); the server calls this once per batch."""
-        if self.info.framework == "lightgbm" and self.task == "classification":
-            proba = self._lightgbm_proba(self._check(X))
-            classes = self.info.classes or list(range(proba.shape[1]))
-            return np.asarray(classes)[np.argmax(proba, axis=1)], self._aligned(proba)
+        (a framework that takes labels from the probabilities); the server calls this once
+        per batch."""
+        if self.task == "classification" and not self.framework.predicts_labels:
+            proba = self.framework.predict_proba(self.model, self._check(X))
+            return self._labels(proba), self._aligned(proba)
         return self.predict(X), self.predict_proba(X)
+
+    def _labels(self, proba: np.ndarray | None) -> np.ndarray:
+        if proba is None:
+            raise ModelError(f"model {self.path} answers no probabilities", path=str(self.path))
+        classes = self.info.classes or list(range(proba.shape[1]))
+        return np.asarray(classes)[np.argmax(proba, axis=1)]
 
     def _aligned(self, proba: np.ndarray | None) -> np.ndarray | None:
         classes = self.info.classes
@@ -219,18 +176,6 @@ class LoadedModel(VerifiedModel):
             aligned[:, classes] = proba
             return aligned
         return proba
-
-    def _raw_proba(self, X: np.ndarray) -> np.ndarray | None:
-        if self.info.framework == "lightgbm":
-            return self._lightgbm_proba(X)
-        if not callable(getattr(self.model, "predict_proba", None)):
-            return None
-        return np.asarray(self.model.predict_proba(X), dtype=np.float64)
-
-    def _lightgbm_proba(self, X: np.ndarray) -> np.ndarray:
-        """A binary Booster returns p(class 1) only; make it two columns like sklearn."""
-        raw = np.asarray(self.model.predict(X), dtype=np.float64)
-        return np.column_stack([1.0 - raw, raw]) if raw.ndim == 1 else raw
 
 
 def verify_file(path: Path, expected: str, *, since: str, hint: str) -> None:
@@ -276,25 +221,36 @@ def load_model(
     verified (its fingerprint) or is the caller's own.
     """
     directory = Path(directory)
-    info = _read_info(directory / META_FILE)
-    path = directory / info.file
-    data = read_verified(
-        path,
-        sha256 or info.sha256,
+    info = read_info(directory / META_FILE)
+    path, model = load_checked(
+        directory,
+        info,
+        sha256=sha256,
+        trusted=trusted,
         since="saved",
         hint="re-run the training step, or restore the file from the artifact store",
     )
-    check_format(data, info.framework, path)
-    if info.framework == "lightgbm":
-        model = _load_lightgbm(data, path)
-    else:
-        model = skops_trust.load_skops(
-            data,
-            path,
-            trusted=info.trusted_types if trusted is None else trusted,
-            hint=skops_trust.import_hint,
-        )
     return LoadedModel(info=info, path=path, model=model)
+
+
+def load_checked(
+    directory: Path,
+    info: ModelFileInfo,
+    *,
+    sha256: str | None,
+    trusted: Collection[str] | None,
+    since: str,
+    hint: str,
+) -> tuple[Path, Any]:
+    """(path, model): the file's bytes checked against ``sha256`` (or model.json's) and its
+    format's header, then read by its framework; the one way any model file is loaded."""
+    path = directory / info.file
+    data = read_verified(path, sha256 or info.sha256, since=since, hint=hint)
+    check_format(data, info.framework, path)
+    model = get_framework(info.framework).load(
+        data, path, trusted=info.trusted_types if trusted is None else trusted
+    )
+    return path, model
 
 
 #: The first bytes of the formats lockgate reads; anything else is refused before a reader
@@ -317,13 +273,9 @@ def check_format(data: bytes, framework: str, path: Path) -> None:
         pickled = [n for n in names if n.rsplit("/", 1)[-1] == "data.pkl" or n.endswith(".pkl")]
         if pickled:
             _refuse(path, f"is a PyTorch or pickle archive (it holds {pickled[0]})")
-    expected = {
-        "sklearn": (data.startswith(_ZIP), "a skops zip"),
-        "lightgbm": (data.lstrip()[:5] in (b"tree\n", b"tree\r"), "LightGBM's text model"),
-        "xgboost": (data.lstrip()[:1] == b"{", "XGBoost's JSON or UBJ model"),
-    }.get(framework)
-    if expected is not None and not expected[0]:
-        raise ModelError(f"{path} is not {expected[1]}", path=str(path))
+    own = get_framework(framework)
+    if not own.is_own_format(data):
+        raise ModelError(f"{path} is not {own.format_name}", path=str(path))
 
 
 def _refuse(path: Path, what: str) -> None:
@@ -336,7 +288,8 @@ def _refuse(path: Path, what: str) -> None:
     )
 
 
-def _read_info(meta: Path) -> ModelFileInfo:
+def read_info(meta: Path) -> ModelFileInfo:
+    """model.json, checked: a registered framework, a plain file name, trust as names."""
     try:
         data = json.loads(meta.read_text(encoding="utf-8"))
         info = ModelFileInfo(**data)
@@ -344,7 +297,7 @@ def _read_info(meta: Path) -> ModelFileInfo:
         raise ModelError(f"no {META_FILE} in {meta.parent}", path=str(meta)) from exc
     except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
         raise ModelError(f"{meta} is not a valid model description: {exc}", path=str(meta)) from exc
-    if info.framework not in ("lightgbm", "sklearn"):
+    if info.framework not in frameworks():
         raise ModelError(f"{meta}: unknown framework {info.framework!r}", path=str(meta))
     if Path(info.file).name != info.file:
         raise ModelError(f"{meta}: model file {info.file!r} must be a plain name", path=str(meta))
@@ -353,13 +306,3 @@ def _read_info(meta: Path) -> ModelFileInfo:
     ):
         raise ModelError(f"{meta}: trusted_types must be a list of type names", path=str(meta))
     return info
-
-
-def _load_lightgbm(data: bytes, path: Path) -> Any:
-    """From LightGBM's text model only (``check_format`` saw its header)."""
-    import lightgbm
-
-    try:
-        return lightgbm.Booster(model_str=data.decode("utf-8"))
-    except (lightgbm.basic.LightGBMError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path} is not a readable LightGBM model: {exc}", path=str(path)) from exc

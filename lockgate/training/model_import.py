@@ -37,30 +37,19 @@ from lockgate.errors import (
     ModelError,
 )
 from lockgate.training import skops_trust
+from lockgate.training.frameworks import frameworks, get_framework
 from lockgate.training.model_files import (
     META_FILE,
     ModelFileInfo,
     VerifiedModel,
     check_format,
     file_sha256,
+    load_checked,
     load_model,
-    read_verified,
+    read_info,
 )
 
 IMPORTED_FILE = "imported.json"
-FRAMEWORKS = ("sklearn", "lightgbm", "xgboost", "onnx")
-_SUFFIXES = {
-    ".skops": "sklearn",
-    ".txt": "lightgbm",
-    ".json": "xgboost",
-    ".ubj": "xgboost",
-    ".onnx": "onnx",
-}
-_TARGET_NAMES = {
-    "sklearn": "model.skops",
-    "lightgbm": "model.txt",
-    "onnx": "model.onnx",
-}
 _PICKLES = (".pkl", ".pickle", ".joblib", ".sav", ".pt", ".pth", ".dill", ".cloudpickle")
 
 
@@ -76,15 +65,20 @@ def detect_framework(path: Path, framework: str | None = None) -> str:
             " with booster.save_model('model.txt'), XGBoost with save_model('model.json'),"
             " or convert to ONNX",
         )
+    known = frameworks()
     if framework is not None:
-        if framework not in FRAMEWORKS:
-            raise ConfigError(f"framework must be one of {list(FRAMEWORKS)}; got {framework!r}")
+        if framework not in known:
+            raise ConfigError(f"framework must be one of {list(known)}; got {framework!r}")
         return framework
-    found = _SUFFIXES.get(suffix)
+    suffixes: dict[str, str] = {}
+    for each in known.values():
+        for own in each.suffixes:
+            suffixes.setdefault(own.lower(), each.name)
+    found = suffixes.get(suffix)
     if found is None:
         raise ModelError(
             f"cannot tell the format of {path} from its suffix {suffix!r}; known are"
-            f" {sorted(_SUFFIXES)}",
+            f" {sorted(suffixes)}",
             path=str(path),
             hint="rename the file, or name the framework with --framework",
         )
@@ -112,22 +106,18 @@ def import_model_files(
     if not source.is_file():
         raise ModelError(f"model file {source} not found", path=str(source))
     framework = detect_framework(source, framework)
+    own = get_framework(framework)
     trusted = skops_trust.check_trust(trust)
-    if trusted and framework != "sklearn":
+    if trusted and not own.takes_trust:
         raise ConfigError(f"--trust applies to skops files; {source} is a {framework} model")
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
-    if framework == "xgboost":
-        name = "model.ubj" if source.suffix.lower() == ".ubj" else "model.xgb.json"
-    else:
-        name = _TARGET_NAMES[framework]
+    name = own.file_name(source)
     copied = target / name
     data = source.read_bytes()
     check_format(data, framework, source)  # a pickle is named as such, whatever its suffix
-    if framework == "sklearn":  # refused naming the user's file; the copy is checked again
-        untrusted = skops_trust.untrusted_types(data, source)
-        skops_trust.refuse_untrusted(untrusted, trusted, source, hint=skops_trust.import_hint)
-        _check_trust_is_needed(untrusted, trusted, source)
+    # refused naming the user's file; the copy is checked again when it is loaded
+    own.check_import(data, source, trusted)
     copied.write_bytes(data)
     sha256 = file_sha256(copied)
     # A first model.json so that load_any_model's checks run on the copy, not the source.
@@ -138,7 +128,7 @@ def import_model_files(
         {"source": str(source.resolve()), "source_sha256": sha256, "framework": framework},
     )
     loaded = load_any_model(target, sha256=sha256, trusted=trusted)
-    task, width, found_classes = _describe(loaded, framework)
+    task, width, found_classes = own.describe(loaded.model)
     width = width or n_features
     if width is None:
         raise ModelError(
@@ -166,18 +156,6 @@ def import_model_files(
     )
     _write_json(target / META_FILE, info.to_dict())
     return info
-
-
-def _check_trust_is_needed(untrusted: list[str], trusted: Collection[str], path: Path) -> None:
-    """Trust is recorded only for types the file holds beyond the allowlist: a typo, or a
-    type it does not need, is an error rather than a standing permission."""
-    needed = skops_trust.needed_trust(untrusted)
-    unused = sorted(set(trusted) - set(needed))
-    if unused:
-        raise ConfigError(
-            f"--trust names {unused}, which {path.name} does not hold beyond what lockgate"
-            f" trusts already; it needs {needed or 'no --trust'}"
-        )
 
 
 def identity_transform(features: list[str], info: ModelFileInfo, *, label: str = "label") -> Any:
@@ -233,19 +211,16 @@ def load_any_model(
     directory = Path(directory)
     if not (directory / IMPORTED_FILE).exists():
         return load_model(directory, sha256=sha256, trusted=trusted)
-    info = _read_info(directory)
-    path = directory / info.file
-    expected = sha256 or info.sha256
-    data = read_verified(
-        path, expected, since="imported", hint="import it again with: lockgate models import"
+    info = read_info(directory / META_FILE)
+    path, model = load_checked(
+        directory,
+        info,
+        sha256=sha256,
+        trusted=trusted,
+        since="imported",
+        hint="import it again with: lockgate models import",
     )
-    check_format(data, info.framework, path)
-    if info.framework in ("sklearn", "lightgbm"):
-        loaded = load_model(directory, sha256=expected, trusted=trusted)
-        return ImportedModel(info, path, loaded.model)
-    if info.framework == "xgboost":
-        return ImportedModel(info, path, _load_xgboost(path))
-    return ImportedModel(info, path, _OnnxModel(data, path))
+    return ImportedModel(info, path, model)
 
 
 @dataclass
@@ -256,7 +231,7 @@ class ImportedModel(VerifiedModel):
         """Class indices for classification (positions in ``info.classes``), else values."""
         X = self._check(X)
         if self.task != "classification":
-            return np.asarray(self._values(X), dtype=np.float64).reshape(-1)
+            return self._values(X)
         return np.argmax(self._proba(X), axis=1)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray | None:
@@ -268,7 +243,7 @@ class ImportedModel(VerifiedModel):
         """``predict`` and ``predict_proba`` from one pass of the model (the server's call)."""
         X = self._check(X)
         if self.task != "classification":
-            return np.asarray(self._values(X), dtype=np.float64).reshape(-1), None
+            return self._values(X), None
         proba = self._proba(X)
         return np.argmax(proba, axis=1), proba
 
@@ -277,152 +252,14 @@ class ImportedModel(VerifiedModel):
         self.model = None
 
     def _values(self, X: np.ndarray) -> np.ndarray:
-        framework = self.info.framework
-        if framework == "xgboost":
-            return np.asarray(self.model.inplace_predict(X))
-        if framework == "onnx":
-            return self.model.run(X)[0]
-        return np.asarray(self.model.predict(X))
+        values = self.framework.predict(self.model, X)
+        return np.asarray(values, dtype=np.float64).reshape(-1)
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
-        framework = self.info.framework
-        if framework == "sklearn":
-            proba = np.asarray(self.model.predict_proba(X), dtype=np.float64)
-        elif framework == "lightgbm":
-            raw = np.asarray(self.model.predict(X), dtype=np.float64)
-            proba = np.column_stack([1.0 - raw, raw]) if raw.ndim == 1 else raw
-        elif framework == "xgboost":
-            margin = np.asarray(self.model.inplace_predict(X, predict_type="margin"))
-            proba = _margin_to_proba(margin)
-        else:  # ONNX answers float32: rows miss 1.0 by more than metrics tolerate
-            proba = np.asarray(self.model.run(X)[1], dtype=np.float64)
-            proba = proba / proba.sum(axis=1, keepdims=True)
+        proba = self.framework.predict_proba(self.model, X)
+        if proba is None:
+            raise ModelError(f"model {self.path} answers no probabilities", path=str(self.path))
         return np.asarray(proba, dtype=np.float64)
-
-
-def _margin_to_proba(margin: np.ndarray) -> np.ndarray:
-    if margin.ndim == 1 or margin.shape[1] == 1:
-        p = 1.0 / (1.0 + np.exp(-margin.reshape(-1)))
-        return np.column_stack([1.0 - p, p])
-    shifted = np.exp(margin - margin.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
-class _OnnxModel:
-    """An onnxruntime session: outputs (label, probabilities) or one value column. Built
-    from the checked bytes (``onnx_checks``), never from a path, and with no custom-operator
-    library registered."""
-
-    def __init__(self, data: bytes, path: Path) -> None:
-        try:
-            import onnx  # noqa: F401 - the checks below need it as much as the session does
-            import onnxruntime
-        except ImportError as exc:
-            raise ModelError(
-                "ONNX models need onnxruntime", hint='pip install "lockgate[onnx]"'
-            ) from exc
-        from lockgate.training.onnx_checks import parse_checked
-
-        graph = parse_checked(data, path).graph
-        options = onnxruntime.SessionOptions()
-        options.add_session_config_entry("session.load_model_format", "ONNX")
-        try:
-            self.session = onnxruntime.InferenceSession(
-                data, options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
-            raise ModelError(f"{path} is not a loadable ONNX model: {exc}", path=str(path)) from exc
-        self.classes = _onnx_classes(graph)
-        first = self.session.get_inputs()[0]
-        self.input_name = first.name
-        self.dtype = np.float32 if first.type == "tensor(float)" else np.float64
-        width = first.shape[1] if len(first.shape) == 2 else None
-        self.n_features = width if isinstance(width, int) else None
-        self.n_outputs = len(self.session.get_outputs())
-
-    def run(self, X: np.ndarray) -> list[np.ndarray]:
-        outputs = self.session.run(None, {self.input_name: X.astype(self.dtype)})
-        fixed = []
-        for value in outputs:
-            if isinstance(value, list) and value and isinstance(value[0], dict):  # ZipMap
-                keys = list(value[0])
-                fixed.append(np.array([[row[k] for k in keys] for row in value]))
-            else:
-                fixed.append(np.asarray(value))
-        return fixed
-
-
-def _onnx_classes(graph: Any) -> list[Any] | None:
-    for node in graph.node:
-        for attribute in node.attribute:
-            if attribute.name == "classlabels_int64s" and attribute.ints:
-                return [int(v) for v in attribute.ints]
-            if attribute.name == "classlabels_strings" and attribute.strings:
-                return [v.decode() for v in attribute.strings]
-    return None
-
-
-def _load_xgboost(path: Path) -> Any:
-    try:
-        import xgboost
-    except ImportError as exc:
-        raise ModelError(
-            "XGBoost models need xgboost", hint='pip install "lockgate[xgboost]"'
-        ) from exc
-    booster = xgboost.Booster()
-    try:
-        booster.load_model(str(path))
-    except xgboost.core.XGBoostError as exc:
-        raise ModelError(f"{path} is not a readable XGBoost model: {exc}", path=str(path)) from exc
-    return booster
-
-
-def _describe(model: Any, framework: str) -> tuple[str, int | None, list[Any] | None]:
-    """(task, n_features, classes) read from the loaded model itself."""
-    inner = model.model
-    if framework == "sklearn":
-        from sklearn.base import is_classifier, is_regressor
-
-        if not (is_classifier(inner) or is_regressor(inner)):
-            raise ModelError(f"{type(inner).__name__} is neither a classifier nor a regressor")
-        width = getattr(inner, "n_features_in_", None)
-        if is_classifier(inner):
-            return "classification", width, np.asarray(inner.classes_).tolist()
-        return "regression", width, None
-    if framework == "lightgbm":
-        dump = inner.dump_model(num_iteration=0)
-        objective = str(dump.get("objective", ""))
-        width = inner.num_feature()
-        if objective.startswith(("binary", "multiclass", "multiclassova", "cross_entropy")):
-            k = max(2, int(dump.get("num_class", 1)))
-            return "classification", width, list(range(k))
-        return "regression", width, None
-    if framework == "xgboost":
-        config = json.loads(inner.save_config())["learner"]
-        objective = config["objective"]["name"]
-        width = inner.num_features()
-        if objective.startswith(("binary:", "multi:")):
-            k = max(2, int(config["learner_model_param"].get("num_class", "0")))
-            return "classification", width, list(range(k))
-        if objective.startswith("rank:"):
-            raise ModelError(f"XGBoost ranking objective {objective!r} cannot be served")
-        return "regression", width, None
-    if inner.n_outputs >= 2:
-        return "classification", inner.n_features, inner.classes
-    return "regression", inner.n_features, None
-
-
-def _read_info(directory: Path) -> ModelFileInfo:
-    try:
-        data = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
-        info = ModelFileInfo(**data)
-    except (OSError, json.JSONDecodeError, TypeError) as exc:
-        raise ModelError(
-            f"{directory / META_FILE} is not a valid model description: {exc}"
-        ) from exc
-    if info.framework not in FRAMEWORKS or Path(info.file).name != info.file:
-        raise ModelError(f"{directory / META_FILE}: unusable framework or file name")
-    return info
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -1,0 +1,63 @@
+"""The ``Framework`` protocol: what lockgate needs from a model library to save, check,
+load, describe and run its models. Everything around it (the sha256, the pickle refusal,
+``model.json``, the width check, class alignment) stays in ``model_files`` so that every
+framework gets it unchanged.
+
+A framework's ``load`` only ever sees bytes whose sha256 was checked and whose header
+``is_own_format`` accepted; it must not resolve other files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Framework(Protocol):
+    """One model library. ``name`` is what ``model.json`` records; ``suffixes`` are the
+    file suffixes ``models import`` recognises as this framework's."""
+
+    name: str
+    description: str
+    suffixes: tuple[str, ...]
+    #: whether its files name types that a person may trust beyond the allowlist (skops)
+    takes_trust: bool
+    #: whether ``predict`` answers class labels itself (else they come from the probabilities)
+    predicts_labels: bool
+
+    def claims(self, estimator: Any) -> str | None:
+        """The task ("classification" / "regression") of a fitted estimator this framework
+        saves, or None when it is not one of its own."""
+
+    def save(
+        self, estimator: Any, folder: Path, *, trusted: Collection[str]
+    ) -> tuple[str, list[str]]:
+        """Write the estimator into ``folder`` in a format that loads without running code;
+        return (file name, the trusted types it needed)."""
+
+    def file_name(self, source: Path) -> str:
+        """The name an imported ``source`` file gets inside ``model/``."""
+
+    def check_import(self, data: bytes, source: Path, trusted: Collection[str]) -> None:
+        """Refuse an imported file's bytes before they are copied (naming the user's file)."""
+
+    def is_own_format(self, data: bytes) -> bool:
+        """Whether the bytes start as this framework's format does."""
+
+    format_name: str
+
+    def load(self, data: bytes, path: Path, *, trusted: Collection[str]) -> Any:
+        """The model read from checked ``data`` (``path`` is for messages)."""
+
+    def predict(self, model: Any, X: np.ndarray) -> np.ndarray:
+        """Values for regression; labels when ``predicts_labels``."""
+
+    def predict_proba(self, model: Any, X: np.ndarray) -> np.ndarray | None:
+        """n x n_classes float64 probabilities, or None when the model has none."""
+
+    def describe(self, model: Any) -> tuple[str, int | None, list[Any] | None]:
+        """(task, n_features, classes) read from a loaded model itself."""

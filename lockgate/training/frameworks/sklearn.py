@@ -1,0 +1,116 @@
+"""scikit-learn through skops (no pickle): only types skops, lockgate's allowlist or a
+person's recorded trust allow are loaded (``skops_trust``)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lockgate.errors import ConfigError, ModelError
+from lockgate.training import skops_trust
+
+_ZIP = b"PK\x03\x04"
+
+
+class SklearnFramework:
+    name = "sklearn"
+    description = "scikit-learn estimators saved with skops (model.skops), allowlisted types"
+    suffixes = (".skops",)
+    takes_trust = True
+    predicts_labels = True
+    format_name = "a skops zip"
+
+    def claims(self, estimator: Any) -> str | None:
+        from sklearn.base import BaseEstimator, is_classifier, is_regressor
+
+        if not isinstance(estimator, BaseEstimator):
+            return None
+        if is_classifier(estimator):
+            return "classification"
+        return "regression" if is_regressor(estimator) else None
+
+    def save(
+        self, estimator: Any, folder: Path, *, trusted: Collection[str]
+    ) -> tuple[str, list[str]]:
+        path = folder / "model.skops"
+        return path.name, _dump_skops(estimator, path, trusted)
+
+    def file_name(self, source: Path) -> str:
+        return "model.skops"
+
+    def check_import(self, data: bytes, source: Path, trusted: Collection[str]) -> None:
+        untrusted = skops_trust.untrusted_types(data, source)
+        skops_trust.refuse_untrusted(untrusted, trusted, source, hint=skops_trust.import_hint)
+        _check_trust_is_needed(untrusted, trusted, source)
+
+    def is_own_format(self, data: bytes) -> bool:
+        return data.startswith(_ZIP)
+
+    def load(self, data: bytes, path: Path, *, trusted: Collection[str]) -> Any:
+        return skops_trust.load_skops(data, path, trusted=trusted, hint=skops_trust.import_hint)
+
+    def predict(self, model: Any, X: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(X))
+
+    def predict_proba(self, model: Any, X: np.ndarray) -> np.ndarray | None:
+        if not callable(getattr(model, "predict_proba", None)):
+            return None
+        return np.asarray(model.predict_proba(X), dtype=np.float64)
+
+    def describe(self, model: Any) -> tuple[str, int | None, list[Any] | None]:
+        from sklearn.base import is_classifier, is_regressor
+
+        if not (is_classifier(model) or is_regressor(model)):
+            raise ModelError(f"{type(model).__name__} is neither a classifier nor a regressor")
+        width = getattr(model, "n_features_in_", None)
+        if is_classifier(model):
+            return "classification", width, np.asarray(model.classes_).tolist()
+        return "regression", width, None
+
+
+def _dump_skops(estimator: Any, path: Path, trusted: Collection[str]) -> list[str]:
+    """Dump through skops, then refuse what would not load again: a model is not saved
+    unless lockgate itself (or the caller's explicit trust) can read it back."""
+    import skops.io
+
+    try:
+        data = skops.io.dumps(estimator)
+    except Exception as exc:  # noqa: BLE001 - skops refuses types it cannot persist
+        raise ModelError(f"skops cannot save {type(estimator).__name__}: {exc}") from exc
+    untrusted = skops_trust.untrusted_types(data, path)
+    needed = skops_trust.needed_trust(untrusted)
+    unused = sorted(set(trusted) - set(needed))
+    if unused:
+        raise ConfigError(
+            f"train(trust=...) names {unused}, which the model does not hold; it needs"
+            f" {needed or 'no extra trust'}"
+        )
+    skops_trust.refuse_untrusted(
+        untrusted,
+        trusted,
+        path,
+        hint=lambda types: (
+            "if your trainer's model is meant to hold them, pass"
+            f" train(..., trust={types}); the trust is recorded with the model"
+        ),
+    )
+    path.write_bytes(data)
+    return needed
+
+
+def _check_trust_is_needed(untrusted: list[str], trusted: Collection[str], path: Path) -> None:
+    """Trust is recorded only for types the file holds beyond the allowlist: a typo, or a
+    type it does not need, is an error rather than a standing permission."""
+    needed = skops_trust.needed_trust(untrusted)
+    unused = sorted(set(trusted) - set(needed))
+    if unused:
+        raise ConfigError(
+            f"--trust names {unused}, which {path.name} does not hold beyond what lockgate"
+            f" trusts already; it needs {needed or 'no --trust'}"
+        )
+
+
+FRAMEWORK = SklearnFramework()
