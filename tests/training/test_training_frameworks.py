@@ -230,3 +230,20 @@ def test_a_third_party_framework_from_an_entry_point_trains_imports_and_serves(
     (tmp_path / "imported" / "model.linjson").write_text('{"coef": [0, 0, 0, 0, 1]}')
     with pytest.raises(ModelIntegrityError, match="it changed after it was imported"):
         load_any_model(tmp_path / "imported", sha256=imported.sha256, trusted=[])
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_a_framework_loads_the_bytes_that_were_checked_not_the_file_again(
+    name: str, tmp_path: Path
+) -> None:
+    """Between the sha256 check and the load the file could be swapped: each framework
+    reads the checked bytes it is handed, never the path (here gone before the load)."""
+    path, expected = EXAMPLES[name](tmp_path)
+    data = path.read_bytes()
+    path.unlink()
+    framework = get_framework(name)
+    model = framework.load(data, path, trusted=())
+    X, _ = _data()
+    proba = framework.predict_proba(model, X)
+    assert proba is not None
+    np.testing.assert_allclose(proba, expected, rtol=1e-4, atol=1e-4)

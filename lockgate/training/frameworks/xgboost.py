@@ -45,8 +45,8 @@ class XGBoostFramework:
                 "XGBoost models need xgboost", hint='pip install "lockgate[xgboost]"'
             ) from exc
         booster = xgboost.Booster()
-        try:
-            booster.load_model(str(path))
+        try:  # the bytes whose sha256 was checked, not the file again (it may have changed)
+            booster.load_model(bytearray(data))
         except xgboost.core.XGBoostError as exc:
             raise ModelError(
                 f"{path} is not a readable XGBoost model: {exc}", path=str(path)
