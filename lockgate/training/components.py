@@ -72,7 +72,9 @@ def train(
     seed: int = 0,
     trust: list[str] | None = None,
 ) -> None:
-    """Train on the transformed train split; ``trainer`` is a spec name or your own
+    """Train on the transformed train split; ``trainer`` is a spec name (``"lightgbm"``,
+    ``"xgboost"``, ``"random_forest"``, ...), a scikit-learn estimator by import path
+    (``"sklearn:sklearn.ensemble.ExtraTreesClassifier"``) or your own
     ``fn(X, y, params) -> fitted estimator``. Saved in a safe format with its sha256.
 
     A scikit-learn model that holds types beyond what lockgate's own trainers produce is

@@ -1,11 +1,12 @@
 """Model files in safe formats, with a sha256 checked before anything is deserialised.
 
-LightGBM is saved as its native text format, scikit-learn through skops (no pickle)::
+LightGBM and XGBoost are saved in their native text formats, scikit-learn through skops (no
+pickle)::
 
     model/
-      model.txt | model.skops   the model itself
-      model.json                {"framework", "file", "sha256", "task", "n_features", "classes",
-                                 "trusted_types"}
+      model.txt | model.xgb.json | model.skops   the model itself
+      model.json   {"framework", "file", "sha256", "task", "n_features", "classes",
+                    "trusted_types"}
 
 A skops file loads only when every type it names is trusted (``skops_trust``): skops'
 defaults, lockgate's allowlist, or ``trusted_types``, the names a person trusted on purpose.
@@ -101,7 +102,8 @@ def _identify(estimator: Any) -> tuple[str, str]:
             return framework.name, task
     raise ModelError(
         f"cannot save a {type(estimator).__module__}.{type(estimator).__qualname__} safely;"
-        " supported are LightGBM's scikit-learn models and scikit-learn classifiers/regressors",
+        " supported are LightGBM and XGBoost scikit-learn models and scikit-learn"
+        " classifiers/regressors",
         hint="return a lightgbm.LGBMModel or a scikit-learn estimator from your trainer",
     )
 

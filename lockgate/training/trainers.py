@@ -1,6 +1,9 @@
 """Trainers: a name (or the user's own function) turned into a fitted estimator.
 
-Every built-in spec is seeded and single-threaded enough to be deterministic, so a cached
+A name is resolved through the framework registry: a short name one framework declares in
+its ``trainers`` (``"lightgbm"``, ``"random_forest"``, ``"xgboost"``), or
+``"<framework>:<spec>"`` handed to that framework (``"sklearn:sklearn.svm.SVC"``). Every
+built-in estimator is seeded and single-threaded enough to be deterministic, so a cached
 step and a re-run give the same model.
 """
 
@@ -12,78 +15,51 @@ from typing import Any
 import numpy as np
 
 from lockgate.errors import ConfigError, ModelError, did_you_mean
+from lockgate.training.frameworks import frameworks, get_framework
+from lockgate.training.frameworks.base import Trains
 
 UserTrainer = Callable[[np.ndarray, np.ndarray, dict[str, Any]], Any]
-
-SPECS: dict[str, tuple[str, ...]] = {
-    "lightgbm": ("classification", "regression"),
-    "random_forest": ("classification", "regression"),
-    "gradient_boosting": ("classification", "regression"),
-    "logistic_regression": ("classification",),
-    "linear_regression": ("regression",),
-}
+TASKS = ("classification", "regression")
 
 
-def _estimator_class(spec: str, task: str) -> tuple[type, dict[str, Any]]:
-    """The estimator class and the defaults lockgate sets (seed, quiet, deterministic)."""
-    classification = task == "classification"
-    if spec == "lightgbm":
-        import lightgbm
-
-        cls = lightgbm.LGBMClassifier if classification else lightgbm.LGBMRegressor
-        return cls, {"verbose": -1, "n_jobs": 1, "deterministic": True, "force_row_wise": True}
-    if spec == "random_forest":
-        from sklearn import ensemble
-
-        cls = ensemble.RandomForestClassifier if classification else ensemble.RandomForestRegressor
-        return cls, {"n_jobs": 1}
-    if spec == "gradient_boosting":
-        from sklearn import ensemble
-
-        return (
-            ensemble.HistGradientBoostingClassifier
-            if classification
-            else ensemble.HistGradientBoostingRegressor
-        ), {}
-    if spec == "logistic_regression":
-        from sklearn.linear_model import LogisticRegression
-
-        return LogisticRegression, {"max_iter": 1000}
-    from sklearn.linear_model import LinearRegression
-
-    return LinearRegression, {}
+def specs() -> dict[str, tuple[str, ...]]:
+    """Every short trainer name the registered frameworks declare, with its tasks."""
+    found: dict[str, tuple[str, ...]] = {}
+    for framework in frameworks().values():
+        if isinstance(framework, Trains):
+            found.update(framework.trainers)
+    return found
 
 
-def _check_spec(spec: str, task: str) -> None:
-    if task not in ("classification", "regression"):
+def _trainer_framework(spec: str, task: str) -> tuple[Trains, str]:
+    """(framework, the spec it gets) for a trainer name, or a ConfigError naming it."""
+    if task not in TASKS:
         raise ConfigError(f"task must be 'classification' or 'regression'; got {task!r}")
-    if spec not in SPECS:
-        raise ConfigError(
-            f"unknown trainer spec '{spec}'; known specs are {sorted(SPECS)}"
-            f"{did_you_mean(spec, SPECS)}",
-            hint="or pass your own function fn(X, y, params) -> fitted estimator",
-        )
-    if task not in SPECS[spec]:
-        other = "linear_regression" if spec == "logistic_regression" else "logistic_regression"
-        raise ConfigError(f"trainer spec '{spec}' does not do {task}; use '{other}'")
-
-
-def _build(spec: str, task: str, params: dict[str, Any], seed: int) -> Any:
-    cls, defaults = _estimator_class(spec, task)
-    accepted = cls().get_params()
-    if spec != "lightgbm":  # LightGBM also takes booster parameters through **kwargs
-        for name in params:
-            if name not in accepted:
-                raise ConfigError(
-                    f"unknown parameter '{name}' for trainer '{spec}' ({cls.__name__});"
-                    f" parameters are {sorted(accepted)}{did_you_mean(name, accepted)}"
+    if ":" in spec:
+        name, _, rest = spec.partition(":")
+        framework = get_framework(name)
+        if not isinstance(framework, Trains):
+            trains = sorted(n for n, f in frameworks().items() if isinstance(f, Trains))
+            raise ConfigError(
+                f"trainer '{spec}': framework {name!r} loads models but does not train them;"
+                f" frameworks that train are {trains}"
+            )
+        return framework, rest
+    for framework in frameworks().values():
+        if isinstance(framework, Trains) and spec in framework.trainers:
+            if task not in framework.trainers[spec]:
+                other = (
+                    "linear_regression" if spec == "logistic_regression" else "logistic_regression"
                 )
-    if "random_state" in accepted:
-        defaults["random_state"] = seed
-    try:
-        return cls(**{**defaults, **params})
-    except TypeError as exc:
-        raise ConfigError(f"bad parameter for trainer '{spec}': {exc}") from exc
+                raise ConfigError(f"trainer spec '{spec}' does not do {task}; use '{other}'")
+            return framework, spec
+    known = specs()
+    raise ConfigError(
+        f"unknown trainer spec '{spec}'; known specs are {sorted(known)}"
+        f"{did_you_mean(spec, known)}",
+        hint="or name a scikit-learn estimator, trainer='sklearn:sklearn.svm.SVC', or pass"
+        " your own function fn(X, y, params) -> fitted estimator",
+    )
 
 
 def train_model(
@@ -99,8 +75,8 @@ def train_model(
     params = dict(params or {})
     if callable(spec):
         return _train_user(spec, X, y, params)
-    _check_spec(spec, task)
-    estimator = _build(spec, task, params, seed)
+    framework, rest = _trainer_framework(spec, task)
+    estimator = framework.estimator(rest, task, params, seed)
     try:
         estimator.fit(np.asarray(X, dtype=np.float64), np.asarray(y))
     except (TypeError, ValueError) as exc:

@@ -16,7 +16,7 @@ from lockgate.errors import ConfigError, ModelError, ModelIntegrityError, Untrus
 from lockgate.training import skops_trust
 from lockgate.training.model_files import META_FILE, ModelFileInfo, load_model, save_model
 from lockgate.training.model_import import import_model_files, load_any_model
-from lockgate.training.trainers import SPECS, train_model
+from lockgate.training.trainers import specs, train_model
 
 
 def _model_folder(folder: Path, model_file: Path) -> Path:
@@ -34,7 +34,7 @@ def _model_folder(folder: Path, model_file: Path) -> Path:
 def _trainer_outputs() -> list[tuple[str, str, int | None]]:
     return [
         (spec, task, k)
-        for spec, tasks in SPECS.items()
+        for spec, tasks in specs().items()
         for task in tasks
         for k in ((2, 3) if task == "classification" else (None,))
     ]

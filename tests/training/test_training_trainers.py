@@ -6,11 +6,11 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from lockgate.errors import ConfigError, ModelError
-from lockgate.training.trainers import SPECS, train_model
+from lockgate.training.trainers import specs, train_model
 from lockgate.training.transform import TransformGraph, drop_missing_label
 
-CLASSIFIERS = ["lightgbm", "random_forest", "gradient_boosting", "logistic_regression"]
-REGRESSORS = ["lightgbm", "random_forest", "gradient_boosting", "linear_regression"]
+CLASSIFIERS = ["lightgbm", "xgboost", "random_forest", "gradient_boosting", "logistic_regression"]
+REGRESSORS = ["lightgbm", "xgboost", "random_forest", "gradient_boosting", "linear_regression"]
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_unknown_spec_suggests(classification_data) -> None:
         train_model(X, y, spec="lightgbn", task="classification")
     with pytest.raises(ConfigError, match="does not do regression; use 'linear_regression'"):
         train_model(X, y, spec="logistic_regression", task="regression")
-    assert sorted(SPECS) == sorted(set(CLASSIFIERS) | set(REGRESSORS))
+    assert sorted(specs()) == sorted(set(CLASSIFIERS) | set(REGRESSORS))
 
 
 def test_bad_params_name_the_param(classification_data) -> None:

@@ -61,3 +61,17 @@ class Framework(Protocol):
 
     def describe(self, model: Any) -> tuple[str, int | None, list[Any] | None]:
         """(task, n_features, classes) read from a loaded model itself."""
+
+
+@runtime_checkable
+class Trains(Protocol):
+    """A framework that also builds the estimators ``train`` fits (optional: a framework
+    that only loads files, ONNX say, leaves it out). ``trainers`` maps each short name it
+    answers to (``trainer="lightgbm"``) to the tasks it does; ``estimator`` builds one,
+    unfitted, for a short name or the text after ``"<framework>:"``."""
+
+    trainers: dict[str, tuple[str, ...]]
+
+    def estimator(self, spec: str, task: str, params: dict[str, Any], seed: int) -> Any:
+        """A seeded, deterministic, unfitted estimator; a bad spec or parameter is a
+        ConfigError naming it."""

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from lockgate.errors import ConfigError, ModelError
+from lockgate.training.frameworks.estimators import build_estimator
 
 
 class LightGBMFramework:
@@ -18,6 +19,15 @@ class LightGBMFramework:
     takes_trust = False
     predicts_labels = False
     format_name = "LightGBM's text model"
+    trainers = {"lightgbm": ("classification", "regression")}
+
+    def estimator(self, spec: str, task: str, params: dict[str, Any], seed: int) -> Any:
+        import lightgbm
+
+        cls = lightgbm.LGBMClassifier if task == "classification" else lightgbm.LGBMRegressor
+        defaults = {"verbose": -1, "n_jobs": 1, "deterministic": True, "force_row_wise": True}
+        # LightGBM also takes booster parameters through **kwargs
+        return build_estimator(cls, defaults, params, seed, label=spec, open_params=True)
 
     def claims(self, estimator: Any) -> str | None:
         try:

@@ -3,6 +3,8 @@ person's recorded trust allow are loaded (``skops_trust``)."""
 
 from __future__ import annotations
 
+import importlib
+import re
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ import numpy as np
 
 from lockgate.errors import ConfigError, ModelError
 from lockgate.training import skops_trust
+from lockgate.training.frameworks.estimators import build_estimator
 
 _ZIP = b"PK\x03\x04"
 
@@ -22,6 +25,24 @@ class SklearnFramework:
     takes_trust = True
     predicts_labels = True
     format_name = "a skops zip"
+    trainers = {
+        "random_forest": ("classification", "regression"),
+        "gradient_boosting": ("classification", "regression"),
+        "logistic_regression": ("classification",),
+        "linear_regression": ("regression",),
+    }
+
+    def estimator(self, spec: str, task: str, params: dict[str, Any], seed: int) -> Any:
+        """A short name, or any scikit-learn estimator by import path
+        (``trainer="sklearn:sklearn.ensemble.ExtraTreesClassifier"``)."""
+        if spec in self.trainers:
+            cls, defaults = _short_name_class(spec, task)
+            label = spec
+        else:
+            cls = _estimator_by_path(spec, task)
+            defaults = {"n_jobs": 1} if "n_jobs" in cls().get_params() else {}
+            label = f"sklearn:{spec}"
+        return build_estimator(cls, defaults, params, seed, label=label)
 
     def claims(self, estimator: Any) -> str | None:
         from sklearn.base import BaseEstimator, is_classifier, is_regressor
@@ -69,6 +90,69 @@ class SklearnFramework:
         if is_classifier(model):
             return "classification", width, np.asarray(model.classes_).tolist()
         return "regression", width, None
+
+
+def _short_name_class(spec: str, task: str) -> tuple[type, dict[str, Any]]:
+    from sklearn import ensemble, linear_model
+
+    classification = task == "classification"
+    if spec == "random_forest":
+        cls = ensemble.RandomForestClassifier if classification else ensemble.RandomForestRegressor
+        return cls, {"n_jobs": 1}
+    if spec == "gradient_boosting":
+        return (
+            ensemble.HistGradientBoostingClassifier
+            if classification
+            else ensemble.HistGradientBoostingRegressor
+        ), {}
+    if spec == "logistic_regression":
+        return linear_model.LogisticRegression, {"max_iter": 1000}
+    return linear_model.LinearRegression, {}
+
+
+_DOTTED = re.compile(r"sklearn(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+def _estimator_by_path(path: str, task: str) -> type:
+    """The class at ``path``, imported only when the path lies inside the ``sklearn``
+    package and names a scikit-learn estimator for ``task``: a pipeline never gets an
+    arbitrary module imported through its trainer name."""
+    example = "sklearn:sklearn.ensemble.ExtraTreesClassifier"
+    if not _DOTTED.fullmatch(path):
+        raise ConfigError(
+            f"trainer 'sklearn:{path}' must name a class inside the sklearn package by its"
+            f" import path; got {path!r}",
+            hint=f"e.g. trainer={example!r}, or pass your own function fn(X, y, params)",
+        )
+    module_name, _, class_name = path.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"trainer 'sklearn:{path}': scikit-learn has no {path} ({exc})",
+            hint=f"e.g. trainer={example!r}",
+        ) from exc
+    from sklearn.base import BaseEstimator, is_classifier, is_regressor
+
+    if not (isinstance(found, type) and issubclass(found, BaseEstimator)):
+        raise ConfigError(
+            f"trainer 'sklearn:{path}' is not a scikit-learn estimator"
+            f" (got {type(found).__name__})",
+            hint=f"e.g. trainer={example!r}",
+        )
+    try:
+        instance = found()
+    except TypeError as exc:
+        raise ConfigError(
+            f"trainer 'sklearn:{path}' cannot be built without arguments: {exc}"
+        ) from exc
+    kind = is_classifier if task == "classification" else is_regressor
+    if not kind(instance):
+        wanted = "classifier" if task == "classification" else "regressor"
+        raise ConfigError(
+            f"trainer 'sklearn:{path}' is not a {wanted}, and the label makes this {task}"
+        )
+    return found
 
 
 def _dump_skops(estimator: Any, path: Path, trusted: Collection[str]) -> list[str]:

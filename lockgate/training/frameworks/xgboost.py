@@ -1,4 +1,5 @@
-"""XGBoost's JSON or UBJ model, imported only (lockgate's trainers do not produce it)."""
+"""XGBoost: ``trainer="xgboost"`` saves its booster as XGBoost's JSON model
+(``model.xgb.json``); ``models import`` also takes JSON or UBJ files. Read as a Booster."""
 
 from __future__ import annotations
 
@@ -9,24 +10,47 @@ from typing import Any
 
 import numpy as np
 
-from lockgate.errors import ModelError
+from lockgate.errors import ConfigError, ModelError
+from lockgate.training.frameworks.estimators import build_estimator
 
 
 class XGBoostFramework:
     name = "xgboost"
-    description = "XGBoost boosters imported as XGBoost's JSON or UBJ model"
+    description = "XGBoost models saved as XGBoost's JSON model (model.xgb.json), or UBJ"
     suffixes = (".json", ".ubj")
     takes_trust = False
     predicts_labels = False
     format_name = "XGBoost's JSON or UBJ model"
+    trainers = {"xgboost": ("classification", "regression")}
+
+    def estimator(self, spec: str, task: str, params: dict[str, Any], seed: int) -> Any:
+        xgboost = _import_xgboost()
+        cls = xgboost.XGBClassifier if task == "classification" else xgboost.XGBRegressor
+        defaults = {"n_jobs": 1, "tree_method": "hist", "verbosity": 0}
+        # XGBoost also takes booster parameters through **kwargs
+        return build_estimator(cls, defaults, params, seed, label=spec, open_params=True)
 
     def claims(self, estimator: Any) -> str | None:
-        return None  # not saved by train: its scikit-learn wrappers go through skops
+        try:
+            import xgboost
+        except ImportError:
+            return None  # then nothing fitted can be an XGBoost model
+        if isinstance(estimator, xgboost.XGBClassifier):
+            return "classification"
+        if isinstance(estimator, xgboost.XGBRegressor):
+            return "regression"
+        return None  # a ranker is not served
 
     def save(
         self, estimator: Any, folder: Path, *, trusted: Collection[str]
     ) -> tuple[str, list[str]]:
-        raise ModelError("lockgate imports XGBoost models but does not save them")
+        if trusted:
+            raise ConfigError(
+                f"train(trust=...) applies to skops files; an XGBoost model got {list(trusted)}"
+            )
+        path = folder / "model.xgb.json"
+        estimator.get_booster().save_model(str(path))
+        return path.name, []
 
     def file_name(self, source: Path) -> str:
         return "model.ubj" if source.suffix.lower() == ".ubj" else "model.xgb.json"
@@ -38,12 +62,7 @@ class XGBoostFramework:
         return data.lstrip()[:1] == b"{"
 
     def load(self, data: bytes, path: Path, *, trusted: Collection[str]) -> Any:
-        try:
-            import xgboost
-        except ImportError as exc:
-            raise ModelError(
-                "XGBoost models need xgboost", hint='pip install "lockgate[xgboost]"'
-            ) from exc
+        xgboost = _import_xgboost()
         booster = xgboost.Booster()
         try:  # the bytes whose sha256 was checked, not the file again (it may have changed)
             booster.load_model(bytearray(data))
@@ -70,6 +89,16 @@ class XGBoostFramework:
         if objective.startswith("rank:"):
             raise ModelError(f"XGBoost ranking objective {objective!r} cannot be served")
         return "regression", width, None
+
+
+def _import_xgboost() -> Any:
+    try:
+        import xgboost
+    except ImportError as exc:
+        raise ModelError(
+            "XGBoost models need xgboost", hint='pip install "lockgate[xgboost]"'
+        ) from exc
+    return xgboost
 
 
 def _margin_to_proba(margin: np.ndarray) -> np.ndarray:

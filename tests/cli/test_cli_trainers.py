@@ -1,0 +1,96 @@
+"""Trainers named on the command line, through the real `lockgate run`: XGBoost and a
+scikit-learn estimator by import path are trained, evaluated, pushed and served; a path
+outside scikit-learn stops the run with one line."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pyarrow.csv as pacsv
+import pytest
+from support import LOCKGATE, free_port, lockgate, wait_until_ready
+
+
+def run_with(project: Path, trainer: str, params: str) -> subprocess.CompletedProcess[str]:
+    return lockgate(
+        "run", "--set", f"train.trainer={trainer}", "--set", f"train.params={params}", cwd=project
+    )
+
+
+def served_accuracy(project: Path) -> float:
+    """`lockgate serve` started on the project; the V2 answers for 40 known penguins."""
+    table = pacsv.read_csv(
+        project / "data" / "penguins.csv",
+        convert_options=pacsv.ConvertOptions(null_values=["NA"], strings_can_be_null=True),
+    ).drop_null()
+    rows = table.slice(0, 40).to_pydict()
+    truth = rows.pop("species")
+    inputs = [
+        {
+            "name": name,
+            "shape": [len(truth)],
+            "datatype": "BYTES" if isinstance(values[0], str) else "FP64",
+            "data": values,
+        }
+        for name, values in rows.items()
+    ]
+    port = free_port()
+    process = subprocess.Popen(
+        [*LOCKGATE, "serve", "--port", str(port)],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until_ready(process, f"http://127.0.0.1:{port}")
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/v2/models/penguins/infer", json={"inputs": inputs}, timeout=30
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
+    assert answer.status_code == 200, answer.text
+    outputs = {o["name"]: o for o in answer.json()["outputs"]}
+    probabilities = np.asarray(outputs["probabilities"]["data"]).reshape(len(truth), -1)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
+    predicted = outputs["predicted"]["data"]
+    return float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)]))
+
+
+@pytest.mark.parametrize(
+    ("trainer", "params", "framework", "file"),
+    [
+        ("xgboost", '{"n_estimators": 50, "max_depth": 3}', "xgboost", "model.xgb.json"),
+        (
+            "sklearn:sklearn.ensemble.ExtraTreesClassifier",
+            '{"n_estimators": 50}',
+            "sklearn",
+            "model.skops",
+        ),
+    ],
+)
+def test_trainer_is_trained_evaluated_pushed_and_served(
+    penguins_project: Path, trainer: str, params: str, framework: str, file: str
+) -> None:
+    result = run_with(penguins_project, trainer, params)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Blessed: yes" in result.stdout
+    assert "Pushed: yes, model 'penguins' version 1" in result.stdout
+    listed = lockgate("models", "list", "penguins", cwd=penguins_project)
+    assert listed.returncode == 0, listed.stderr
+    assert framework in listed.stdout
+    assert list(penguins_project.rglob(file)), f"no {file} written"
+    assert served_accuracy(penguins_project) > 0.9
+
+
+def test_a_trainer_path_outside_scikit_learn_stops_the_run(penguins_project: Path) -> None:
+    result = run_with(penguins_project, "sklearn:os.system", "{}")
+    assert result.returncode != 0
+    assert "must name a class inside the sklearn package" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
