@@ -114,6 +114,8 @@ def list_command(name: str | None, project_dir: Path, as_json: bool) -> None:
                 "created_at": v.created_at.isoformat(),
                 "source": v.properties.get("source", "pipeline"),
                 "framework": v.artifact.properties.get("framework"),
+                "framework_version": v.artifact.properties.get("framework_version"),
+                "framework_description": v.artifact.properties.get("framework_description"),
                 "uri": v.artifact.uri,
                 "served_by": [
                     f"{r.server} ({r.row.role})"
@@ -126,14 +128,26 @@ def list_command(name: str | None, project_dir: Path, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(data, indent=1))
             return
-        click.echo(f"{'version':>7}  {'blessed':<8}{'source':<10}{'framework':<11}aliases")
+        click.echo(
+            f"{'version':>7}  {'blessed':<8}{'source':<10}{'framework':<11}{'aliases':<24}"
+            "description"
+        )
         for row in data:
             click.echo(
                 f"{row['version']:>7}  {'yes' if row['blessed'] else 'no':<8}{row['source']:<10}"
-                f"{row['framework'] or '-':<11}{', '.join(row['aliases']) or '-'}"
+                f"{row['framework'] or '-':<11}{', '.join(row['aliases']) or '-':<24}"
+                f"{_description(row)}"
             )
         for report in servers:
             click.echo(_server_text(report, _registry_version(report, aliases)))
+
+
+def _description(row: dict[str, Any]) -> str:
+    """The framework's description, with the library version the model was trained with."""
+    text = row["framework_description"] or "-"
+    if row["framework_version"]:
+        return f"{text} ({row['framework']} {row['framework_version']})"
+    return text
 
 
 def _registry_version(report: Any, aliases: dict[str, int]) -> int | None:

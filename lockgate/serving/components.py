@@ -68,6 +68,8 @@ def push(
         model_sha256=model.properties["sha256"],
         model_fingerprint=model.fingerprint,
         framework=model.properties.get("framework"),
+        framework_description=model.properties.get("framework_description"),
+        framework_version=model.properties.get("framework_version"),
         trusted_types=trusted,
     )
 

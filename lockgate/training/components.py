@@ -81,7 +81,7 @@ def train(
     refused when saved, naming them; ``trust`` lists the ones you vouch for, and is
     recorded with the model (``trusted_types``) for the evaluator and the server."""
     from lockgate.training.model_files import save_model
-    from lockgate.training.trainers import train_model
+    from lockgate.training.trainers import framework_record, train_model
 
     graph = load_transform(transform)
     _, X, y = prepare(examples, graph, "train")
@@ -89,6 +89,7 @@ def train(
     info = save_model(estimator, Path(model.uri), trust=trust)
     model.properties.update(
         framework=info.framework,
+        **framework_record(info.framework),
         file=info.file,
         sha256=info.sha256,
         trainer=trainer if isinstance(trainer, str) else getattr(trainer, "__qualname__", "custom"),

@@ -402,6 +402,7 @@ def _import_into(
                 "model_sha256": info.sha256,
                 "model_fingerprint": path_fingerprint(target / "model"),
                 "framework": info.framework,
+                "framework_description": get_framework(info.framework).description,
                 "imported_from": str(Path(source).resolve()),
                 "trusted_types": info.trusted_types,
             },

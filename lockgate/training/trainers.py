@@ -10,6 +10,7 @@ step and a re-run give the same model.
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,19 @@ def specs() -> dict[str, tuple[str, ...]]:
         if isinstance(framework, Trains):
             found.update(framework.trainers)
     return found
+
+
+def framework_record(name: str) -> dict[str, str | None]:
+    """What lineage and the registry keep about the framework that saved a model: its
+    description, and the version of its library where the framework trains."""
+    framework = get_framework(name)
+    library_version = None
+    if isinstance(framework, Trains):
+        try:
+            library_version = version(framework.library)
+        except PackageNotFoundError:
+            library_version = None
+    return {"framework_description": framework.description, "framework_version": library_version}
 
 
 def _trainer_framework(spec: str, task: str) -> tuple[Trains, str]:

@@ -4,7 +4,9 @@ outside scikit-learn stops the run with one line."""
 
 from __future__ import annotations
 
+import json
 import subprocess
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx
@@ -64,19 +66,20 @@ def served_accuracy(project: Path) -> float:
 
 
 @pytest.mark.parametrize(
-    ("trainer", "params", "framework", "file"),
+    ("trainer", "params", "framework", "library", "file"),
     [
-        ("xgboost", '{"n_estimators": 50, "max_depth": 3}', "xgboost", "model.xgb.json"),
+        ("xgboost", '{"n_estimators": 50, "max_depth": 3}', "xgboost", "xgboost", "model.xgb.json"),
         (
             "sklearn:sklearn.ensemble.ExtraTreesClassifier",
             '{"n_estimators": 50}',
             "sklearn",
+            "scikit-learn",
             "model.skops",
         ),
     ],
 )
 def test_trainer_is_trained_evaluated_pushed_and_served(
-    penguins_project: Path, trainer: str, params: str, framework: str, file: str
+    penguins_project: Path, trainer: str, params: str, framework: str, library: str, file: str
 ) -> None:
     result = run_with(penguins_project, trainer, params)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -84,7 +87,15 @@ def test_trainer_is_trained_evaluated_pushed_and_served(
     assert "Pushed: yes, model 'penguins' version 1" in result.stdout
     listed = lockgate("models", "list", "penguins", cwd=penguins_project)
     assert listed.returncode == 0, listed.stderr
-    assert framework in listed.stdout
+    from lockgate.training.frameworks import get_framework
+
+    description = get_framework(framework).description
+    assert f"{description} ({framework} {version(library)})" in listed.stdout
+    [row] = json.loads(
+        lockgate("models", "list", "penguins", "--json", cwd=penguins_project).stdout
+    )
+    assert (row["framework"], row["framework_version"]) == (framework, version(library))
+    assert row["framework_description"] == description
     assert list(penguins_project.rglob(file)), f"no {file} written"
     assert served_accuracy(penguins_project) > 0.9
 

@@ -14,7 +14,7 @@ from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
 
 from lockgate.errors import ConfigError
 from lockgate.training.model_files import load_model, save_model
-from lockgate.training.trainers import specs, train_model
+from lockgate.training.trainers import framework_record, specs, train_model
 from lockgate.training.transform import TransformGraph, drop_missing_label
 
 
@@ -139,3 +139,17 @@ def test_xgboost_refuses_trust(species, tmp_path: Path) -> None:
     estimator = train_model(X, y, spec="xgboost", params={"n_estimators": 5}, task="classification")
     with pytest.raises(ConfigError, match="applies to skops files; an XGBoost model"):
         save_model(estimator, tmp_path, trust=["numpy.float64"])
+
+
+def test_framework_record_names_the_description_and_library_version() -> None:
+    import sklearn
+    import xgboost
+
+    from lockgate.training.frameworks import get_framework
+
+    assert framework_record("xgboost") == {
+        "framework_description": get_framework("xgboost").description,
+        "framework_version": xgboost.__version__,
+    }
+    assert framework_record("sklearn")["framework_version"] == sklearn.__version__
+    assert framework_record("onnx")["framework_version"] is None  # loads, does not train

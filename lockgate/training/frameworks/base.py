@@ -68,9 +68,11 @@ class Trains(Protocol):
     """A framework that also builds the estimators ``train`` fits (optional: a framework
     that only loads files, ONNX say, leaves it out). ``trainers`` maps each short name it
     answers to (``trainer="lightgbm"``) to the tasks it does; ``estimator`` builds one,
-    unfitted, for a short name or the text after ``"<framework>:"``."""
+    unfitted, for a short name or the text after ``"<framework>:"``; ``library`` is the
+    distribution whose version is recorded with the models it trains."""
 
     trainers: dict[str, tuple[str, ...]]
+    library: str
 
     def estimator(self, spec: str, task: str, params: dict[str, Any], seed: int) -> Any:
         """A seeded, deterministic, unfitted estimator; a bad spec or parameter is a

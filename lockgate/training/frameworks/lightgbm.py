@@ -19,6 +19,7 @@ class LightGBMFramework:
     takes_trust = False
     predicts_labels = False
     format_name = "LightGBM's text model"
+    library = "lightgbm"
     trainers = {"lightgbm": ("classification", "regression")}
 
     def estimator(self, spec: str, task: str, params: dict[str, Any], seed: int) -> Any:

@@ -25,6 +25,7 @@ class SklearnFramework:
     takes_trust = True
     predicts_labels = True
     format_name = "a skops zip"
+    library = "scikit-learn"
     trainers = {
         "random_forest": ("classification", "regression"),
         "gradient_boosting": ("classification", "regression"),

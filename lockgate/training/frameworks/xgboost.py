@@ -21,6 +21,7 @@ class XGBoostFramework:
     takes_trust = False
     predicts_labels = False
     format_name = "XGBoost's JSON or UBJ model"
+    library = "xgboost"
     trainers = {"xgboost": ("classification", "regression")}
 
     def estimator(self, spec: str, task: str, params: dict[str, Any], seed: int) -> Any:
