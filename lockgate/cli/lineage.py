@@ -50,7 +50,10 @@ def _facts(type_name: str, properties: dict[str, Any]) -> str:
     if type_name == "Examples":
         return f"splits {properties.get('splits')}"
     if type_name == "Model":
-        return f"{properties.get('trainer')} {json.dumps(properties.get('params', {}))}"
+        facts = f"{properties.get('trainer')} {json.dumps(properties.get('params', {}))}"
+        if properties.get("best_iteration"):
+            facts += f" stopped early at round {properties['best_iteration']}"
+        return facts
     if type_name == "ModelEvaluation":
         metrics = properties.get("metrics") or {}
         return " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))

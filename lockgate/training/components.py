@@ -85,7 +85,13 @@ def train(
 
     graph = load_transform(transform)
     _, X, y = prepare(examples, graph, "train")
-    estimator = train_model(X, y, spec=trainer, params=params, task=graph.task, seed=seed)
+    eval_set = None
+    if (params or {}).get("early_stopping_rounds") is not None:  # stops on the eval split
+        _, X_eval, y_eval = prepare(examples, graph, "eval")
+        eval_set = (X_eval, y_eval)
+    estimator = train_model(
+        X, y, spec=trainer, params=params, task=graph.task, seed=seed, eval_set=eval_set
+    )
     info = save_model(estimator, Path(model.uri), trust=trust)
     model.properties.update(
         framework=info.framework,
@@ -96,5 +102,18 @@ def train(
         params=params or {},
         task=graph.task,
         train_rows=int(len(y)),
+        best_iteration=_best_iteration(estimator),
         trusted_types=info.trusted_types,
     )
+
+
+def _best_iteration(estimator: Any) -> int | None:
+    """The boosting round early stopping kept (LightGBM, XGBoost), else None."""
+    for name in ("best_iteration_", "best_iteration"):
+        try:
+            value = getattr(estimator, name, None)
+        except AttributeError:  # XGBoost raises when it did not stop early
+            value = None
+        if isinstance(value, int) and value > 0:
+            return value
+    return None

@@ -84,15 +84,31 @@ def train_model(
     params: dict[str, Any] | None = None,
     task: str,
     seed: int = 0,
+    eval_set: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Any:
-    """Fit a model on the transformed matrix ``X`` and encoded label ``y``."""
+    """Fit a model on the transformed matrix ``X`` and encoded label ``y``; with
+    ``params["early_stopping_rounds"]`` (LightGBM, XGBoost), boosting stops on
+    ``eval_set`` (the eval split's matrix and label)."""
     params = dict(params or {})
     if callable(spec):
         return _train_user(spec, X, y, params)
     framework, rest = _trainer_framework(spec, task)
     estimator = framework.estimator(rest, task, params, seed)
+    stopping = params.get("early_stopping_rounds") is not None
+    if stopping and eval_set is None:
+        raise ConfigError(
+            f"trainer '{spec}': early_stopping_rounds needs the eval split, and there is none",
+            hint="ingest(..., eval_fraction=0.2) makes one",
+        )
     try:
-        estimator.fit(np.asarray(X, dtype=np.float64), np.asarray(y))
+        framework.fit(
+            estimator,
+            np.asarray(X, dtype=np.float64),
+            np.asarray(y),
+            eval_set=(np.asarray(eval_set[0], dtype=np.float64), np.asarray(eval_set[1]))
+            if stopping and eval_set is not None
+            else None,
+        )
     except (TypeError, ValueError) as exc:
         # sklearn's InvalidParameterError is a ValueError that names the parameter.
         if type(exc).__name__ == "InvalidParameterError" or isinstance(exc, TypeError):

@@ -69,6 +69,13 @@ def served_accuracy(project: Path) -> float:
     ("trainer", "params", "framework", "library", "file"),
     [
         ("xgboost", '{"n_estimators": 50, "max_depth": 3}', "xgboost", "xgboost", "model.xgb.json"),
+        (  # stops early on the eval split
+            "lightgbm",
+            '{"n_estimators": 400, "learning_rate": 0.3, "early_stopping_rounds": 5}',
+            "lightgbm",
+            "lightgbm",
+            "model.txt",
+        ),
         (
             "sklearn:sklearn.ensemble.ExtraTreesClassifier",
             '{"n_estimators": 50}',
@@ -97,6 +104,8 @@ def test_trainer_is_trained_evaluated_pushed_and_served(
     assert (row["framework"], row["framework_version"]) == (framework, version(library))
     assert row["framework_description"] == description
     assert list(penguins_project.rglob(file)), f"no {file} written"
+    lineage = lockgate("lineage", "penguins", cwd=penguins_project).stdout
+    assert ("stopped early at round" in lineage) == ("early_stopping_rounds" in params)
     assert served_accuracy(penguins_project) > 0.9
 
 

@@ -153,3 +153,42 @@ def test_framework_record_names_the_description_and_library_version() -> None:
     }
     assert framework_record("sklearn")["framework_version"] == sklearn.__version__
     assert framework_record("onnx")["framework_version"] is None  # loads, does not train
+
+
+@pytest.mark.parametrize("spec", ["lightgbm", "xgboost"])
+def test_boosters_stop_early_on_the_eval_split(
+    spec: str, penguins_split: tuple[pa.Table, pa.Table], tmp_path: Path
+) -> None:
+    train, evaluation = (drop_missing_label(t, "species") for t in penguins_split)
+    graph = TransformGraph.fit(train, label="species")
+    X, y = graph.apply(train), graph.encode_label(train)
+    eval_set = (graph.apply(evaluation), graph.encode_label(evaluation))
+    params = {"n_estimators": 500, "learning_rate": 0.3, "early_stopping_rounds": 5}
+    estimator = train_model(
+        X, y, spec=spec, params=params, task="classification", eval_set=eval_set
+    )
+    best = estimator.best_iteration_ if spec == "lightgbm" else estimator.best_iteration
+    assert 0 < best < 400  # it stopped well before 500 rounds
+    save_model(estimator, tmp_path)
+    loaded = load_model(tmp_path)  # the saved model is the one that predicts: the best round
+    np.testing.assert_array_equal(loaded.predict(eval_set[0]), estimator.predict(eval_set[0]))
+    np.testing.assert_allclose(
+        loaded.predict_proba(eval_set[0]), estimator.predict_proba(eval_set[0]), rtol=1e-5
+    )
+
+
+def test_early_stopping_needs_an_eval_split_and_a_booster(species) -> None:
+    X, y = species
+    with pytest.raises(ConfigError, match="early_stopping_rounds needs the eval split"):
+        train_model(
+            X, y, spec="xgboost", params={"early_stopping_rounds": 5}, task="classification"
+        )
+    with pytest.raises(ConfigError, match="unknown parameter 'early_stopping_rounds'"):
+        train_model(
+            X,
+            y,
+            spec="random_forest",
+            params={"early_stopping_rounds": 5},
+            task="classification",
+            eval_set=(X, y),
+        )

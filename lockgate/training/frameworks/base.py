@@ -77,3 +77,14 @@ class Trains(Protocol):
     def estimator(self, spec: str, task: str, params: dict[str, Any], seed: int) -> Any:
         """A seeded, deterministic, unfitted estimator; a bad spec or parameter is a
         ConfigError naming it."""
+
+    def fit(
+        self,
+        estimator: Any,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        eval_set: tuple[np.ndarray, np.ndarray] | None,
+    ) -> Any:
+        """Fit ``estimator``; ``eval_set`` is given only when ``early_stopping_rounds``
+        was asked for, and a framework that cannot stop early refuses it."""

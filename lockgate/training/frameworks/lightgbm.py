@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,22 @@ class LightGBMFramework:
         defaults = {"verbose": -1, "n_jobs": 1, "deterministic": True, "force_row_wise": True}
         # LightGBM also takes booster parameters through **kwargs
         return build_estimator(cls, defaults, params, seed, label=spec, open_params=True)
+
+    def fit(
+        self,
+        estimator: Any,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        eval_set: tuple[np.ndarray, np.ndarray] | None,
+    ) -> Any:
+        """With ``eval_set``, LightGBM stops on it by its ``early_stopping_rounds``
+        parameter; the saved model holds the trees up to the best iteration."""
+        if eval_set is None:
+            return estimator.fit(X, y)
+        if "eval_X" in inspect.signature(estimator.fit).parameters:  # LightGBM >= 4.6
+            return estimator.fit(X, y, eval_X=(eval_set[0],), eval_y=(eval_set[1],))
+        return estimator.fit(X, y, eval_set=[eval_set])
 
     def claims(self, estimator: Any) -> str | None:
         try:

@@ -45,6 +45,16 @@ class SklearnFramework:
             label = f"sklearn:{spec}"
         return build_estimator(cls, defaults, params, seed, label=label)
 
+    def fit(
+        self,
+        estimator: Any,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        eval_set: tuple[np.ndarray, np.ndarray] | None,
+    ) -> Any:
+        return estimator.fit(X, y)  # eval_set: refused with the parameter before this
+
     def claims(self, estimator: Any) -> str | None:
         from sklearn.base import BaseEstimator, is_classifier, is_regressor
 

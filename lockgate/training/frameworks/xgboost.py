@@ -31,6 +31,18 @@ class XGBoostFramework:
         # XGBoost also takes booster parameters through **kwargs
         return build_estimator(cls, defaults, params, seed, label=spec, open_params=True)
 
+    def fit(
+        self,
+        estimator: Any,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        eval_set: tuple[np.ndarray, np.ndarray] | None,
+    ) -> Any:
+        if eval_set is None:
+            return estimator.fit(X, y)
+        return estimator.fit(X, y, eval_set=[eval_set], verbose=False)
+
     def claims(self, estimator: Any) -> str | None:
         try:
             import xgboost
@@ -50,7 +62,11 @@ class XGBoostFramework:
                 f"train(trust=...) applies to skops files; an XGBoost model got {list(trusted)}"
             )
         path = folder / "model.xgb.json"
-        estimator.get_booster().save_model(str(path))
+        booster = estimator.get_booster()
+        best = getattr(estimator, "best_iteration", None) if _stopped_early(estimator) else None
+        if best is not None:  # keep the trees up to the best round, as predict uses them
+            booster = booster[: best + 1]
+        booster.save_model(str(path))
         return path.name, []
 
     def file_name(self, source: Path) -> str:
@@ -90,6 +106,10 @@ class XGBoostFramework:
         if objective.startswith("rank:"):
             raise ModelError(f"XGBoost ranking objective {objective!r} cannot be served")
         return "regression", width, None
+
+
+def _stopped_early(estimator: Any) -> bool:
+    return estimator.get_params().get("early_stopping_rounds") is not None
 
 
 def _import_xgboost() -> Any:
