@@ -71,6 +71,8 @@ def train(
     params: dict[str, Any] | None = None,
     seed: int = 0,
     trust: list[str] | None = None,
+    sample_weight_column: str | None = None,
+    class_weight: str | dict[str, float] | None = None,
 ) -> None:
     """Train on the transformed train split; ``trainer`` is a spec name (``"lightgbm"``,
     ``"xgboost"``, ``"random_forest"``, ...), a scikit-learn estimator by import path
@@ -79,18 +81,39 @@ def train(
 
     A scikit-learn model that holds types beyond what lockgate's own trainers produce is
     refused when saved, naming them; ``trust`` lists the ones you vouch for, and is
-    recorded with the model (``trusted_types``) for the evaluator and the server."""
+    recorded with the model (``trusted_types``) for the evaluator and the server.
+
+    ``sample_weight_column`` (a column of the train split that is not a feature) and
+    ``class_weight`` (``"balanced"`` or ``{class: weight}``) weight the rows; both are
+    multiplied when given together."""
     from lockgate.training.model_files import save_model
     from lockgate.training.trainers import framework_record, train_model
 
     graph = load_transform(transform)
-    _, X, y = prepare(examples, graph, "train")
+    from lockgate.training.weights import row_weights
+
+    table, X, y = prepare(examples, graph, "train")
+    weights = row_weights(
+        table,
+        y,
+        column=sample_weight_column,
+        class_weight=class_weight,
+        classes=graph.label_classes if graph.task == "classification" else None,
+        features=list(graph.features),
+    )
     eval_set = None
     if (params or {}).get("early_stopping_rounds") is not None:  # stops on the eval split
         _, X_eval, y_eval = prepare(examples, graph, "eval")
         eval_set = (X_eval, y_eval)
     estimator = train_model(
-        X, y, spec=trainer, params=params, task=graph.task, seed=seed, eval_set=eval_set
+        X,
+        y,
+        spec=trainer,
+        params=params,
+        task=graph.task,
+        seed=seed,
+        eval_set=eval_set,
+        sample_weight=weights,
     )
     info = save_model(estimator, Path(model.uri), trust=trust)
     model.properties.update(
@@ -103,6 +126,8 @@ def train(
         task=graph.task,
         train_rows=int(len(y)),
         best_iteration=_best_iteration(estimator),
+        sample_weight_column=sample_weight_column,
+        class_weight=class_weight,
         trusted_types=info.trusted_types,
     )
 

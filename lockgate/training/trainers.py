@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lockgate.errors import ConfigError, ModelError, did_you_mean
+from lockgate.errors import ConfigError, LockgateError, ModelError, did_you_mean
 from lockgate.training.frameworks import frameworks, get_framework
 from lockgate.training.frameworks.base import Trains
 
@@ -85,12 +85,20 @@ def train_model(
     task: str,
     seed: int = 0,
     eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> Any:
     """Fit a model on the transformed matrix ``X`` and encoded label ``y``; with
     ``params["early_stopping_rounds"]`` (LightGBM, XGBoost), boosting stops on
-    ``eval_set`` (the eval split's matrix and label)."""
+    ``eval_set`` (the eval split's matrix and label). ``sample_weight``: one weight per
+    row (``weights.row_weights``), for the built-in trainers only."""
     params = dict(params or {})
     if callable(spec):
+        if sample_weight is not None:
+            raise ConfigError(
+                "sample_weight_column and class_weight apply to the built-in trainers; your"
+                " trainer function gets no weights",
+                hint="read the weights in your function, or use a trainer name",
+            )
         return _train_user(spec, X, y, params)
     framework, rest = _trainer_framework(spec, task)
     estimator = framework.estimator(rest, task, params, seed)
@@ -108,7 +116,10 @@ def train_model(
             eval_set=(np.asarray(eval_set[0], dtype=np.float64), np.asarray(eval_set[1]))
             if stopping and eval_set is not None
             else None,
+            sample_weight=sample_weight,
         )
+    except LockgateError:
+        raise  # the framework's own, already naming what is wrong
     except (TypeError, ValueError) as exc:
         # sklearn's InvalidParameterError is a ValueError that names the parameter.
         if type(exc).__name__ == "InvalidParameterError" or isinstance(exc, TypeError):

@@ -114,3 +114,16 @@ def test_a_trainer_path_outside_scikit_learn_stops_the_run(penguins_project: Pat
     assert result.returncode != 0
     assert "must name a class inside the sklearn package" in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_weights_through_the_pipeline(penguins_project: Path) -> None:
+    features = '["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "sex"]'
+    weighted = ["--set", "train.class_weight=balanced", "--set", "train.sample_weight_column=year"]
+    result = lockgate("run", *weighted, cwd=penguins_project)
+    assert result.returncode != 0  # year is a feature unless fit_transform leaves it out
+    assert "'year' is also a feature of the transform" in result.stdout + result.stderr
+    result = lockgate(
+        "run", *weighted, "--set", f"fit_transform.features={features}", cwd=penguins_project
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Pushed: yes, model 'penguins' version 1" in result.stdout

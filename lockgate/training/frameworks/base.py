@@ -85,6 +85,8 @@ class Trains(Protocol):
         y: np.ndarray,
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None,
+        sample_weight: np.ndarray | None = None,
     ) -> Any:
         """Fit ``estimator``; ``eval_set`` is given only when ``early_stopping_rounds``
-        was asked for, and a framework that cannot stop early refuses it."""
+        was asked for, and a framework that cannot stop early refuses it; ``sample_weight``
+        is one weight per row, or None."""

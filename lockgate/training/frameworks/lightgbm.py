@@ -38,14 +38,17 @@ class LightGBMFramework:
         y: np.ndarray,
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None,
+        sample_weight: np.ndarray | None = None,
     ) -> Any:
         """With ``eval_set``, LightGBM stops on it by its ``early_stopping_rounds``
         parameter; the saved model holds the trees up to the best iteration."""
         if eval_set is None:
-            return estimator.fit(X, y)
+            return estimator.fit(X, y, sample_weight=sample_weight)
         if "eval_X" in inspect.signature(estimator.fit).parameters:  # LightGBM >= 4.6
-            return estimator.fit(X, y, eval_X=(eval_set[0],), eval_y=(eval_set[1],))
-        return estimator.fit(X, y, eval_set=[eval_set])
+            return estimator.fit(
+                X, y, sample_weight=sample_weight, eval_X=(eval_set[0],), eval_y=(eval_set[1],)
+            )
+        return estimator.fit(X, y, sample_weight=sample_weight, eval_set=[eval_set])
 
     def claims(self, estimator: Any) -> str | None:
         try:

@@ -52,8 +52,19 @@ class SklearnFramework:
         y: np.ndarray,
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None,
+        sample_weight: np.ndarray | None = None,
     ) -> Any:
-        return estimator.fit(X, y)  # eval_set: refused with the parameter before this
+        # eval_set: refused with the parameter before this
+        if sample_weight is None:
+            return estimator.fit(X, y)
+        from sklearn.utils.validation import has_fit_parameter
+
+        if not has_fit_parameter(estimator, "sample_weight"):
+            raise ConfigError(
+                f"{type(estimator).__name__} does not take sample weights, so"
+                " sample_weight_column and class_weight cannot be used with it"
+            )
+        return estimator.fit(X, y, sample_weight=sample_weight)
 
     def claims(self, estimator: Any) -> str | None:
         from sklearn.base import BaseEstimator, is_classifier, is_regressor

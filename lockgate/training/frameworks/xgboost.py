@@ -38,10 +38,11 @@ class XGBoostFramework:
         y: np.ndarray,
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None,
+        sample_weight: np.ndarray | None = None,
     ) -> Any:
         if eval_set is None:
-            return estimator.fit(X, y)
-        return estimator.fit(X, y, eval_set=[eval_set], verbose=False)
+            return estimator.fit(X, y, sample_weight=sample_weight)
+        return estimator.fit(X, y, sample_weight=sample_weight, eval_set=[eval_set], verbose=False)
 
     def claims(self, estimator: Any) -> str | None:
         try:
