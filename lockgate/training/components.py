@@ -134,11 +134,8 @@ def train(
 
 def _best_iteration(estimator: Any) -> int | None:
     """The boosting round early stopping kept (LightGBM, XGBoost), else None."""
-    for name in ("best_iteration_", "best_iteration"):
-        try:
-            value = getattr(estimator, name, None)
-        except AttributeError:  # XGBoost raises when it did not stop early
-            value = None
+    for name in ("best_iteration_", "best_iteration"):  # XGBoost's raises when it did not stop
+        value = getattr(estimator, name, None)
         if isinstance(value, int) and value > 0:
             return value
     return None

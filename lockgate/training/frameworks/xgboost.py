@@ -64,9 +64,9 @@ class XGBoostFramework:
             )
         path = folder / "model.xgb.json"
         booster = estimator.get_booster()
-        best = getattr(estimator, "best_iteration", None) if _stopped_early(estimator) else None
-        if best is not None:  # keep the trees up to the best round, as predict uses them
-            booster = booster[: best + 1]
+        if estimator.get_params().get("early_stopping_rounds") is not None:
+            # keep the trees up to the best round, the ones the fitted model predicts with
+            booster = booster[: estimator.best_iteration + 1]
         booster.save_model(str(path))
         return path.name, []
 
@@ -107,10 +107,6 @@ class XGBoostFramework:
         if objective.startswith("rank:"):
             raise ModelError(f"XGBoost ranking objective {objective!r} cannot be served")
         return "regression", width, None
-
-
-def _stopped_early(estimator: Any) -> bool:
-    return estimator.get_params().get("early_stopping_rounds") is not None
 
 
 def _import_xgboost() -> Any:
