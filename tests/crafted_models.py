@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from support import publish_pushed_model
 
 RUNSTRING = ("numpy.testing._private.utils", "runstring")  # exec() under a numpy name
 
@@ -240,16 +241,6 @@ def register_pushed(store: Any, folder: Path, name: str, **properties: Any) -> A
     from lockgate.metadata.registry import Registry
     from lockgate.training.model_files import file_sha256
 
-    run_id = store.start_run("crafted", {})
-    execution = store.start_execution(
-        run_id,
-        step="push",
-        component="crafted",
-        cache_key=None,
-        code_fingerprint=None,
-        params="{}",
-        inputs={},
-    )
     pushed = PushedModel(
         uri=str(folder),
         properties={
@@ -261,6 +252,5 @@ def register_pushed(store: Any, folder: Path, name: str, **properties: Any) -> A
         },
         fingerprint=path_fingerprint(folder),
     )
-    store.publish_execution(execution, {"pushed_model": pushed})
-    store.finish_run(run_id, "complete")
+    publish_pushed_model(store, pushed, pipeline="crafted")
     return Registry(store).register(name, pushed, blessed=True, properties=dict(properties))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 LOCKGATE = [sys.executable, "-m", "lockgate.cli.main"]
 
@@ -59,3 +60,21 @@ def wait_until_ready(process: subprocess.Popen[str], url: str, timeout_s: float 
             pass
         assert time.monotonic() < deadline, "server did not become ready"
         time.sleep(0.1)
+
+
+def publish_pushed_model(store: Any, artifact: Any, *, pipeline: str = "p") -> Any:
+    """Register ``artifact`` (a PushedModel) the way the launcher does: a run whose push
+    execution publishes it. Returns the artifact, now with its store id."""
+    run_id = store.start_run(pipeline)
+    execution = store.start_execution(
+        run_id,
+        step="push",
+        component="push",
+        cache_key=None,
+        code_fingerprint=None,
+        params="{}",
+        inputs={},
+    )
+    store.publish_execution(execution, {"pushed_model": artifact})
+    store.finish_run(run_id, "complete")
+    return artifact

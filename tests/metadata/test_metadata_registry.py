@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from support import publish_pushed_model
 
 from lockgate import PushedModel
 from lockgate.errors import NotBlessedError, NotFoundError
@@ -18,21 +19,10 @@ def pushed_artifact(
     store: SqlMetadataStore, tmp_path: Path, name: str, model_fingerprint: str
 ) -> PushedModel:
     """A PushedModel registered the way the launcher does it: an execution publishes it."""
-    run_id = store.start_run("p")
-    execution = store.start_execution(
-        run_id,
-        step="push",
-        component="push",
-        cache_key=None,
-        code_fingerprint=None,
-        params="{}",
-        inputs={},
-    )
     folder = tmp_path / name
     folder.mkdir()
     artifact = PushedModel(uri=str(folder), properties={"model_fingerprint": model_fingerprint})
-    store.publish_execution(execution, {"pushed_model": artifact})
-    return artifact
+    return publish_pushed_model(store, artifact)
 
 
 def test_versions_are_numbered_and_aliases_move_only_to_blessed_versions(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import publish_pushed_model
 
 from lockgate import PushedModel
 from lockgate.errors import ConfigError, NotBlessedError, NotFoundError
@@ -14,20 +15,9 @@ from lockgate.metadata.store import SqlMetadataStore
 
 
 def pushed_artifact(store: SqlMetadataStore, tmp_path: Path, name: str, fp: str) -> PushedModel:
-    run_id = store.start_run("p")
-    execution = store.start_execution(
-        run_id,
-        step="push",
-        component="push",
-        cache_key=None,
-        code_fingerprint=None,
-        params="{}",
-        inputs={},
-    )
     (tmp_path / name).mkdir()
     artifact = PushedModel(uri=str(tmp_path / name), properties={"model_fingerprint": fp})
-    store.publish_execution(execution, {"pushed_model": artifact})
-    return artifact
+    return publish_pushed_model(store, artifact)
 
 
 def three_versions(store: SqlMetadataStore, tmp_path: Path) -> Registry:

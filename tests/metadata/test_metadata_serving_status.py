@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from support import publish_pushed_model
 
 from lockgate import PushedModel
 from lockgate.errors import ModelIntegrityError
@@ -20,21 +21,10 @@ from lockgate.metadata.store import SqlMetadataStore, now
 
 
 def pushed(store: SqlMetadataStore, tmp_path: Path, name: str) -> PushedModel:
-    run_id = store.start_run("p")
-    execution = store.start_execution(
-        run_id,
-        step="push",
-        component="push",
-        cache_key=None,
-        code_fingerprint=None,
-        params="{}",
-        inputs={},
-    )
     folder = tmp_path / name
     folder.mkdir()
     artifact = PushedModel(uri=str(folder), properties={})
-    store.publish_execution(execution, {"pushed_model": artifact})
-    return artifact
+    return publish_pushed_model(store, artifact)
 
 
 def test_a_store_at_revision_0001_upgrades_and_keeps_its_data(store_url: str) -> None:

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 import uvicorn
 from sklearn.linear_model import LinearRegression, LogisticRegression
+from support import publish_pushed_model as publish_artifact
 
 from lockgate.serving.app import create_app
 from lockgate.serving.repository import ModelRepository
@@ -197,27 +198,13 @@ def fuzz_server_url(penguin_servable: PipelineServable) -> Iterator[str]:
 
 def publish_pushed_model(store, folder, properties: dict):  # -> PushedModel
     """Register ``folder`` as a PushedModel the way the launcher does: an execution outputs it."""
-    import json as _json
-
     from lockgate.core.artifacts import PushedModel
     from lockgate.core.fingerprint import path_fingerprint
 
-    run_id = store.start_run("test-push")
-    execution = store.start_execution(
-        run_id,
-        step="push",
-        component="push",
-        cache_key=None,
-        code_fingerprint=None,
-        params=_json.dumps({}),
-        inputs={},
-    )
     artifact = PushedModel(
         uri=str(folder), properties=dict(properties), fingerprint=path_fingerprint(folder)
     )
-    store.publish_execution(execution, {"pushed_model": artifact})
-    store.finish_run(run_id, "complete")
-    return artifact
+    return publish_artifact(store, artifact, pipeline="test-push")
 
 
 @pytest.fixture
