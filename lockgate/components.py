@@ -12,6 +12,7 @@ from lockgate.metadata.resolvers import (
     latest_inference_log,
     previous_span_statistics,
     production_baseline,
+    production_model,
 )
 from lockgate.serving.components import push
 from lockgate.training.components import fit_transform, train
@@ -26,6 +27,7 @@ __all__ = [
     "latest_inference_log",
     "previous_span_statistics",
     "production_baseline",
+    "production_model",
     "push",
     "train",
     "validate_examples",

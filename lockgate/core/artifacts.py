@@ -88,6 +88,19 @@ class Model(Artifact):
     TYPE_NAME = "Model"
 
 
+class HyperParameters(Artifact):
+    """The parameters a tuner chose, for ``train(hyperparameters=...)``::
+
+        hyperparameters.json   {"params": {...}, "metric": ..., "best_value": ..., ...}
+
+    properties: ``params`` (the best trial's), ``metric``, ``best_value``, ``trials``.
+    """
+
+    TYPE_NAME = "HyperParameters"
+
+    FILE_NAME: ClassVar[str] = "hyperparameters.json"
+
+
 class ModelEvaluation(Artifact):
     """Metrics overall and per slice, and the baseline's: ``evaluation.json``."""
 
@@ -128,6 +141,7 @@ ARTIFACT_TYPES: dict[str, type[Artifact]] = {
         Anomalies,
         TransformGraph,
         Model,
+        HyperParameters,
         ModelEvaluation,
         Blessing,
         PushedModel,

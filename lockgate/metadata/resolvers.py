@@ -27,6 +27,58 @@ def production_baseline(model_name: str, *, candidate_input: str = "model") -> R
     return Resolver(PushedModel, f"the production version of model '{model_name}'", resolve)
 
 
+def production_model(model_name: str) -> Resolver:
+    """The model now in production, for ``train(base_model=...)`` to continue from (warm
+    start); None before the first push, and the step trains from scratch.
+
+    When production holds a model this same training would produce again (trained on the
+    same examples and transform), the base is the one that model was trained from, so an
+    unchanged re-run sees the same inputs as the first time and comes from the cache
+    instead of stacking another round on its own output.
+    """
+
+    def resolve(context: Any, inputs: dict[str, Artifact | None]) -> Artifact | None:
+        from lockgate.errors import NotFoundError
+        from lockgate.metadata.registry import Registry
+
+        try:
+            pushed: Artifact | None = Registry(context.store).get(model_name).artifact
+        except NotFoundError:  # no such model, or nothing in production yet
+            return None
+        seen: set[int] = set()
+        while pushed is not None and pushed.id is not None and pushed.id not in seen:
+            seen.add(pushed.id)
+            trained = _training_inputs(context.store, pushed)
+            if trained is None or not _same(trained, inputs, ("examples", "transform")):
+                return pushed
+            pushed = trained.get("base_model")
+        return pushed
+
+    return Resolver(PushedModel, f"the production model of '{model_name}'", resolve)
+
+
+def _training_inputs(store: Any, pushed: Artifact) -> dict[str, Artifact] | None:
+    """The inputs of the train step whose model ``pushed`` holds (None when imported)."""
+    push = store.producer(pushed.id)
+    if push is None:
+        return None
+    model = store.execution_artifacts(push.id, "input").get("model")
+    if model is None or model.id is None:
+        return None
+    train = store.producer(model.id)
+    return store.execution_artifacts(train.id, "input") if train is not None else None
+
+
+def _same(
+    earlier: dict[str, Artifact], now: dict[str, Artifact | None], names: tuple[str, ...]
+) -> bool:
+    for name in names:
+        a, b = earlier.get(name), now.get(name)
+        if a is None or b is None or a.fingerprint != b.fingerprint:
+            return False
+    return True
+
+
 def previous_span_statistics(*, current_input: str = "statistics") -> Resolver:
     """Statistics of the newest span before the current one, for drift (span N against N-1).
 

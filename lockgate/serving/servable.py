@@ -20,7 +20,6 @@ from lockgate.errors import (
     DataError,
     InferenceRequestError,
     ModelError,
-    ModelIntegrityError,
     did_you_mean,
 )
 
@@ -239,28 +238,11 @@ class PipelineServable:
         store recorded them (the registry version's); without them, model.json's, and only
         when the fingerprint vouched for it.
         """
-        from lockgate.core.fingerprint import path_fingerprint
-        from lockgate.training.model_import import load_any_model
-        from lockgate.training.transform import TransformGraph
+        from lockgate.training.pushed_folder import load_pushed_folder
 
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise ModelError(f"pushed model folder {folder} not found", path=str(folder))
-        if fingerprint is not None:
-            got = path_fingerprint(folder)
-            if got != fingerprint:
-                _model_file_changed(folder / "model", model_sha256)  # names the file if so
-                raise ModelIntegrityError(
-                    f"pushed model {folder} has fingerprint {got}, the store recorded"
-                    f" {fingerprint}; its files changed after they were pushed, so it is not"
-                    " loaded",
-                    path=str(folder),
-                    hint="push the model again, or restore the folder from the artifact store",
-                )
-        if trusted_types is None and fingerprint is None:
-            trusted_types = ()  # an unverified model.json grants nothing
-        model = load_any_model(folder / "model", sha256=model_sha256, trusted=trusted_types)
-        transform = TransformGraph.load(folder / "transform")
+        transform, model = load_pushed_folder(
+            folder, model_sha256=model_sha256, fingerprint=fingerprint, trusted_types=trusted_types
+        )
         return cls(name, version, transform, model)
 
     def close(self) -> None:
@@ -310,24 +292,6 @@ def label_tensor(classes: list[Any]) -> tuple[str, np.ndarray]:
     if classes and all(isinstance(c, float) for c in classes):
         return "FP64", np.array(classes, dtype=np.float64)
     return "BYTES", np.array([str(c) for c in classes], dtype=object)
-
-
-def _model_file_changed(folder: Path, expected: str) -> None:
-    """Raise the model file's own sha256 error when it is the file that changed; reads only
-    model.json (JSON) and hashes the file, deserialising nothing."""
-    from lockgate.training.model_files import META_FILE, verify_file
-
-    try:
-        name = json.loads((folder / META_FILE).read_text(encoding="utf-8"))["file"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return
-    if isinstance(name, str) and Path(name).name == name and (folder / name).is_file():
-        verify_file(
-            folder / name,
-            expected,
-            since="pushed",
-            hint="push the model again, or restore the folder from the artifact store",
-        )
 
 
 def typical_rows(transform: Any) -> dict[str, list[Any]]:

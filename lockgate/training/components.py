@@ -6,7 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lockgate.core.artifacts import Examples, Model, Schema, TransformGraph
+from lockgate.core.artifacts import (
+    Examples,
+    HyperParameters,
+    Model,
+    PushedModel,
+    Schema,
+    TransformGraph,
+)
 from lockgate.core.component import Input, Output, component
 from lockgate.data.components import load_schema, read_split
 
@@ -66,6 +73,8 @@ def train(
     examples: Input[Examples],
     transform: Input[TransformGraph],
     model: Output[Model],
+    base_model: Input[PushedModel] | None = None,
+    hyperparameters: Input[HyperParameters] | None = None,
     *,
     trainer: str | Callable[..., Any] = "lightgbm",
     params: dict[str, Any] | None = None,
@@ -73,6 +82,7 @@ def train(
     trust: list[str] | None = None,
     sample_weight_column: str | None = None,
     class_weight: str | dict[str, float] | None = None,
+    device: str = "cpu",
 ) -> None:
     """Train on the transformed train split; ``trainer`` is a spec name (``"lightgbm"``,
     ``"xgboost"``, ``"random_forest"``, ...), a scikit-learn estimator by import path
@@ -85,13 +95,21 @@ def train(
 
     ``sample_weight_column`` (a column of the train split that is not a feature) and
     ``class_weight`` (``"balanced"`` or ``{class: weight}``) weight the rows; both are
-    multiplied when given together."""
-    from lockgate.training.model_files import save_model
-    from lockgate.training.trainers import framework_record, train_model
+    multiplied when given together.
 
-    graph = load_transform(transform)
+    ``base_model`` (``production_model("name")``) continues from that model (warm start);
+    it must be of the trainer's framework and take the same transformed features.
+    ``hyperparameters`` (a ``tune`` step's output) are laid over ``params``. ``device``:
+    "cpu", "cuda" or "auto" (CUDA where the trainer can use it and a GPU is present)."""
+    from lockgate.training.model_files import save_model
+    from lockgate.training.trainers import framework_record, train_model, trainer_device
+    from lockgate.training.warm_start import load_base_model
     from lockgate.training.weights import row_weights
 
+    graph = load_transform(transform)
+    params = {**(params or {}), **tuned_params(hyperparameters)}
+    chosen = trainer_device(trainer, graph.task, device)
+    base = load_base_model(base_model, graph) if base_model is not None else None
     table, X, y = prepare(examples, graph, "train")
     weights = row_weights(
         table,
@@ -102,7 +120,7 @@ def train(
         features=list(graph.features),
     )
     eval_set = None
-    if (params or {}).get("early_stopping_rounds") is not None:  # stops on the eval split
+    if params.get("early_stopping_rounds") is not None:  # stops on the eval split
         _, X_eval, y_eval = prepare(examples, graph, "eval")
         eval_set = (X_eval, y_eval)
     estimator = train_model(
@@ -114,6 +132,9 @@ def train(
         seed=seed,
         eval_set=eval_set,
         sample_weight=weights,
+        device=chosen.name,
+        base_model=base.model if base is not None else None,
+        base_framework=base.framework if base is not None else None,
     )
     info = save_model(estimator, Path(model.uri), trust=trust)
     model.properties.update(
@@ -122,14 +143,38 @@ def train(
         file=info.file,
         sha256=info.sha256,
         trainer=trainer if isinstance(trainer, str) else getattr(trainer, "__qualname__", "custom"),
-        params=params or {},
+        params=params,
         task=graph.task,
         train_rows=int(len(y)),
         best_iteration=_best_iteration(estimator),
         sample_weight_column=sample_weight_column,
         class_weight=class_weight,
         trusted_types=info.trusted_types,
+        device=chosen.name,
+        device_note=chosen.note,
+        base_model=base.record if base is not None else None,
+        hyperparameters=hyperparameters.id if hyperparameters is not None else None,
+        feature_names_out=list(graph.feature_names_out),
     )
+
+
+def tuned_params(hyperparameters: HyperParameters | None) -> dict[str, Any]:
+    """The best parameters a ``tune`` step chose (empty without one)."""
+    if hyperparameters is None:
+        return {}
+    import json
+
+    from lockgate.errors import ModelError
+
+    path = Path(hyperparameters.uri) / HyperParameters.FILE_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        params = data["params"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"cannot read the tuned parameters in {path}: {exc}") from exc
+    if not isinstance(params, dict):
+        raise ModelError(f"{path}: 'params' is not a JSON object")
+    return params
 
 
 def _best_iteration(estimator: Any) -> int | None:

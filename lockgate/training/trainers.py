@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from lockgate.errors import ConfigError, LockgateError, ModelError, did_you_mean
+from lockgate.training.devices import Device, resolve_device
 from lockgate.training.frameworks import frameworks, get_framework
-from lockgate.training.frameworks.base import Trains
+from lockgate.training.frameworks.base import Report, Trains
 
 UserTrainer = Callable[[np.ndarray, np.ndarray, dict[str, Any]], Any]
 TASKS = ("classification", "regression")
@@ -76,6 +77,17 @@ def _trainer_framework(spec: str, task: str) -> tuple[Trains, str]:
     )
 
 
+def trainer_device(spec: str | UserTrainer, task: str, requested: str) -> Device:
+    """The device trainer ``spec`` fits on when ``requested`` ("cpu", "cuda", "auto"),
+    with the note that says why when "auto" fell back to the CPU."""
+    if callable(spec):
+        if requested != "cpu":
+            raise ConfigError("device= applies to the built-in trainers; yours decides itself")
+        return Device("cpu")
+    framework, _ = _trainer_framework(spec, task)
+    return resolve_device(requested, trainer=spec, supported=framework.devices)
+
+
 def train_model(
     X: np.ndarray,
     y: np.ndarray,
@@ -86,37 +98,62 @@ def train_model(
     seed: int = 0,
     eval_set: tuple[np.ndarray, np.ndarray] | None = None,
     sample_weight: np.ndarray | None = None,
+    device: str = "cpu",
+    base_model: Any = None,
+    base_framework: str | None = None,
+    report: Report | None = None,
 ) -> Any:
-    """Fit a model on the transformed matrix ``X`` and encoded label ``y``; with
-    ``params["early_stopping_rounds"]`` (LightGBM, XGBoost), boosting stops on
-    ``eval_set`` (the eval split's matrix and label). ``sample_weight``: one weight per
-    row (``weights.row_weights``), for the built-in trainers only."""
+    """Fit a model on the transformed matrix ``X`` and encoded label ``y``.
+
+    With ``params["early_stopping_rounds"]`` (boosters, PyTorch) or ``report`` (the tuner),
+    ``eval_set`` (the eval split's matrix and label) is watched. ``sample_weight``: one
+    weight per row (``weights.row_weights``), for the built-in trainers only.
+    ``base_model``: a loaded model of framework ``base_framework`` to continue from.
+    ``device``: "cpu", "cuda" or "auto" (see ``devices.resolve_device``)."""
     params = dict(params or {})
     if callable(spec):
-        if sample_weight is not None:
+        given = {
+            "weights (sample_weight_column, class_weight)": sample_weight is not None,
+            "a base model": base_model is not None,
+            "tuning reports": report is not None,
+        }
+        if any(given.values()):
+            asked = ", ".join(name for name, present in given.items() if present)
             raise ConfigError(
-                "sample_weight_column and class_weight apply to the built-in trainers; your"
-                " trainer function gets no weights",
+                f"{asked}: these apply to the built-in trainers; your trainer function gets"
+                " no weights, base model or reports",
                 hint="read the weights in your function, or use a trainer name",
             )
+        trainer_device(spec, task, device)  # refuses a device for the user's function
         return _train_user(spec, X, y, params)
     framework, rest = _trainer_framework(spec, task)
-    estimator = framework.estimator(rest, task, params, seed)
-    stopping = params.get("early_stopping_rounds") is not None
-    if stopping and eval_set is None:
+    if base_model is not None and base_framework != framework.name:
         raise ConfigError(
-            f"trainer '{spec}': early_stopping_rounds needs the eval split, and there is none",
+            f"the base model is a {base_framework} model and trainer '{spec}' is {framework.name};"
+            " warm start continues a model of the same framework",
+            hint=f"train with a {base_framework} trainer, or leave base_model out",
+        )
+    chosen = resolve_device(device, trainer=spec, supported=framework.devices)
+    estimator = framework.estimator(rest, task, params, seed, device=chosen.name)
+    stopping = params.get("early_stopping_rounds") is not None
+    if (stopping or report is not None) and eval_set is None:
+        needs = "early_stopping_rounds" if stopping else "tuning"
+        raise ConfigError(
+            f"trainer '{spec}': {needs} needs the eval split, and there is none",
             hint="ingest(..., eval_fraction=0.2) makes one",
         )
+    watched = None
+    if (stopping or report is not None) and eval_set is not None:
+        watched = (np.asarray(eval_set[0], dtype=np.float64), np.asarray(eval_set[1]))
     try:
-        framework.fit(
+        fitted = framework.fit(
             estimator,
             np.asarray(X, dtype=np.float64),
             np.asarray(y),
-            eval_set=(np.asarray(eval_set[0], dtype=np.float64), np.asarray(eval_set[1]))
-            if stopping and eval_set is not None
-            else None,
+            eval_set=watched,
             sample_weight=sample_weight,
+            base_model=base_model,
+            report=report,
         )
     except LockgateError:
         raise  # the framework's own, already naming what is wrong
@@ -125,7 +162,7 @@ def train_model(
         if type(exc).__name__ == "InvalidParameterError" or isinstance(exc, TypeError):
             raise ConfigError(f"bad parameter for trainer '{spec}': {exc}") from exc
         raise ModelError(f"trainer '{spec}' failed to fit: {exc}") from exc
-    return estimator
+    return fitted
 
 
 def _train_user(fn: UserTrainer, X: np.ndarray, y: np.ndarray, params: dict[str, Any]) -> Any:

@@ -9,7 +9,7 @@ A framework's ``load`` only ever sees bytes whose sha256 was checked and whose h
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -63,20 +63,30 @@ class Framework(Protocol):
         """(task, n_features, classes) read from a loaded model itself."""
 
 
+#: Called by a framework's ``fit`` after each boosting round or epoch with the round
+#: (0-based) and the loss on the eval split (lower is better: the framework's default eval
+#: metric). It may raise to stop the fit (the tuner prunes a trial that way).
+Report = Callable[[int, float], None]
+
+
 @runtime_checkable
 class Trains(Protocol):
     """A framework that also builds the estimators ``train`` fits (optional: a framework
     that only loads files, ONNX say, leaves it out). ``trainers`` maps each short name it
     answers to (``trainer="lightgbm"``) to the tasks it does; ``estimator`` builds one,
     unfitted, for a short name or the text after ``"<framework>:"``; ``library`` is the
-    distribution whose version is recorded with the models it trains."""
+    distribution whose version is recorded with the models it trains; ``devices`` the
+    devices it can fit on (``("cpu",)`` or ``("cpu", "cuda")``)."""
 
     trainers: dict[str, tuple[str, ...]]
     library: str
+    devices: tuple[str, ...]
 
-    def estimator(self, spec: str, task: str, params: dict[str, Any], seed: int) -> Any:
-        """A seeded, deterministic, unfitted estimator; a bad spec or parameter is a
-        ConfigError naming it."""
+    def estimator(
+        self, spec: str, task: str, params: dict[str, Any], seed: int, *, device: str = "cpu"
+    ) -> Any:
+        """A seeded, deterministic, unfitted estimator for ``device`` (one of ``devices``);
+        a bad spec or parameter is a ConfigError naming it."""
 
     def fit(
         self,
@@ -86,7 +96,13 @@ class Trains(Protocol):
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None,
         sample_weight: np.ndarray | None = None,
+        base_model: Any = None,
+        report: Report | None = None,
     ) -> Any:
-        """Fit ``estimator``; ``eval_set`` is given only when ``early_stopping_rounds``
-        was asked for, and a framework that cannot stop early refuses it; ``sample_weight``
-        is one weight per row, or None."""
+        """Fit ``estimator`` and return the fitted model that ``save`` writes.
+
+        ``eval_set`` is given when ``early_stopping_rounds`` was asked for or ``report``
+        is set (a framework stops early only on ``early_stopping_rounds``, and one that
+        cannot stop early refuses it); ``sample_weight`` is one weight per row, or None;
+        ``base_model`` is a model this framework's ``load`` returned, to continue from
+        (warm start), or None; ``report`` is called per round/epoch with the eval loss."""

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from lockgate.errors import ConfigError, ModelError
+from lockgate.training.frameworks.base import Report
 from lockgate.training.frameworks.estimators import build_estimator
 
 
@@ -22,8 +23,12 @@ class LightGBMFramework:
     format_name = "LightGBM's text model"
     library = "lightgbm"
     trainers = {"lightgbm": ("classification", "regression")}
+    #: LightGBM's pip wheels train on the CPU only (its CUDA build is compiled by hand)
+    devices = ("cpu",)
 
-    def estimator(self, spec: str, task: str, params: dict[str, Any], seed: int) -> Any:
+    def estimator(
+        self, spec: str, task: str, params: dict[str, Any], seed: int, *, device: str = "cpu"
+    ) -> Any:
         import lightgbm
 
         cls = lightgbm.LGBMClassifier if task == "classification" else lightgbm.LGBMRegressor
@@ -39,16 +44,23 @@ class LightGBMFramework:
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None,
         sample_weight: np.ndarray | None = None,
+        base_model: Any = None,
+        report: Report | None = None,
     ) -> Any:
         """With ``eval_set``, LightGBM stops on it by its ``early_stopping_rounds``
-        parameter; the saved model holds the trees up to the best iteration."""
-        if eval_set is None:
-            return estimator.fit(X, y, sample_weight=sample_weight)
-        if "eval_X" in inspect.signature(estimator.fit).parameters:  # LightGBM >= 4.6
-            return estimator.fit(
-                X, y, sample_weight=sample_weight, eval_X=(eval_set[0],), eval_y=(eval_set[1],)
-            )
-        return estimator.fit(X, y, sample_weight=sample_weight, eval_set=[eval_set])
+        parameter (the saved model holds the trees up to the best iteration); a
+        ``base_model`` Booster is continued from (``init_model``)."""
+        kwargs: dict[str, Any] = {"sample_weight": sample_weight}
+        if base_model is not None:
+            kwargs["init_model"] = base_model
+        if report is not None:
+            kwargs["callbacks"] = [_reporting(report)]
+        if eval_set is not None:
+            if "eval_X" in inspect.signature(estimator.fit).parameters:  # LightGBM >= 4.6
+                kwargs.update(eval_X=(eval_set[0],), eval_y=(eval_set[1],))
+            else:
+                kwargs["eval_set"] = [eval_set]
+        return estimator.fit(X, y, **kwargs)
 
     def claims(self, estimator: Any) -> str | None:
         try:
@@ -106,6 +118,18 @@ class LightGBMFramework:
             k = max(2, int(dump.get("num_class", 1)))
             return "classification", width, list(range(k))
         return "regression", width, None
+
+
+def _reporting(report: Report) -> Any:
+    """A LightGBM callback that reports the first eval metric of each round, as a loss."""
+
+    def callback(env: Any) -> None:
+        if env.evaluation_result_list:
+            _, _, value, higher_is_better = env.evaluation_result_list[0][:4]
+            report(env.iteration - env.begin_iteration, -value if higher_is_better else value)
+
+    callback.order = 30  # type: ignore[attr-defined]  # after early stopping's bookkeeping
+    return callback
 
 
 FRAMEWORK = LightGBMFramework()

@@ -13,6 +13,7 @@ import numpy as np
 
 from lockgate.errors import ConfigError, ModelError
 from lockgate.training import skops_trust
+from lockgate.training.frameworks.base import Report
 from lockgate.training.frameworks.estimators import build_estimator
 
 _ZIP = b"PK\x03\x04"
@@ -33,7 +34,11 @@ class SklearnFramework:
         "linear_regression": ("regression",),
     }
 
-    def estimator(self, spec: str, task: str, params: dict[str, Any], seed: int) -> Any:
+    devices = ("cpu",)
+
+    def estimator(
+        self, spec: str, task: str, params: dict[str, Any], seed: int, *, device: str = "cpu"
+    ) -> Any:
         """A short name, or any scikit-learn estimator by import path
         (``trainer="sklearn:sklearn.ensemble.ExtraTreesClassifier"``)."""
         if spec in self.trainers:
@@ -53,8 +58,14 @@ class SklearnFramework:
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None,
         sample_weight: np.ndarray | None = None,
+        base_model: Any = None,
+        report: Report | None = None,
     ) -> Any:
-        # eval_set: refused with the parameter before this
+        """A ``base_model`` (the loaded estimator) is continued from through scikit-learn's
+        ``warm_start``: it takes this fit's parameters (raise ``n_estimators`` to add trees)
+        and keeps what it learned. ``eval_set`` and ``report`` are refused before this."""
+        if base_model is not None:
+            estimator = _warm_started(estimator, base_model)
         if sample_weight is None:
             return estimator.fit(X, y)
         from sklearn.utils.validation import has_fit_parameter
@@ -220,3 +231,21 @@ def _check_trust_is_needed(untrusted: list[str], trusted: Collection[str], path:
 
 
 FRAMEWORK = SklearnFramework()
+
+
+def _warm_started(estimator: Any, base_model: Any) -> Any:
+    """The base model, set to this fit's parameters with ``warm_start=True``."""
+    if type(base_model) is not type(estimator):
+        raise ConfigError(
+            f"the base model is a {type(base_model).__name__}, this trainer fits a"
+            f" {type(estimator).__name__}; warm start continues the same estimator",
+            hint="train with the base model's trainer, or leave base_model out",
+        )
+    params = estimator.get_params(deep=False)
+    if "warm_start" not in params:
+        raise ConfigError(
+            f"{type(estimator).__name__} cannot warm start (it has no warm_start parameter)",
+            hint="warm start works for estimators with warm_start (random_forest,"
+            " gradient_boosting, logistic_regression, ...) and for LightGBM and XGBoost",
+        )
+    return base_model.set_params(**{**params, "warm_start": True})

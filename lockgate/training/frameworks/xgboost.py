@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from lockgate.errors import ConfigError, ModelError
+from lockgate.training.frameworks.base import Report
 from lockgate.training.frameworks.estimators import build_estimator
 
 
@@ -23,11 +24,14 @@ class XGBoostFramework:
     format_name = "XGBoost's JSON or UBJ model"
     library = "xgboost"
     trainers = {"xgboost": ("classification", "regression")}
+    devices = ("cpu", "cuda")
 
-    def estimator(self, spec: str, task: str, params: dict[str, Any], seed: int) -> Any:
+    def estimator(
+        self, spec: str, task: str, params: dict[str, Any], seed: int, *, device: str = "cpu"
+    ) -> Any:
         xgboost = _import_xgboost()
         cls = xgboost.XGBClassifier if task == "classification" else xgboost.XGBRegressor
-        defaults = {"n_jobs": 1, "tree_method": "hist", "verbosity": 0}
+        defaults = {"n_jobs": 1, "tree_method": "hist", "verbosity": 0, "device": device}
         # XGBoost also takes booster parameters through **kwargs
         return build_estimator(cls, defaults, params, seed, label=spec, open_params=True)
 
@@ -39,10 +43,23 @@ class XGBoostFramework:
         *,
         eval_set: tuple[np.ndarray, np.ndarray] | None,
         sample_weight: np.ndarray | None = None,
+        base_model: Any = None,
+        report: Report | None = None,
     ) -> Any:
-        if eval_set is None:
-            return estimator.fit(X, y, sample_weight=sample_weight)
-        return estimator.fit(X, y, sample_weight=sample_weight, eval_set=[eval_set], verbose=False)
+        """A ``base_model`` Booster is continued from (``xgb_model``); ``report`` rides
+        on an XGBoost training callback, removed again after the fit."""
+        kwargs: dict[str, Any] = {"sample_weight": sample_weight}
+        if base_model is not None:
+            kwargs["xgb_model"] = base_model
+        if eval_set is not None:
+            kwargs.update(eval_set=[eval_set], verbose=False)
+        if report is None:
+            return estimator.fit(X, y, **kwargs)
+        estimator.set_params(callbacks=[_reporting(report)])
+        try:
+            return estimator.fit(X, y, **kwargs)
+        finally:
+            estimator.set_params(callbacks=None)
 
     def claims(self, estimator: Any) -> str | None:
         try:
@@ -117,6 +134,26 @@ def _import_xgboost() -> Any:
             "XGBoost models need xgboost", hint='pip install "lockgate[xgboost]"'
         ) from exc
     return xgboost
+
+
+def _reporting(report: Report) -> Any:
+    """An XGBoost callback that reports the last eval metric of each round as a loss."""
+    import xgboost
+
+    class Reporting(xgboost.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            for metrics in evals_log.values():
+                name, values = next(iter(metrics.items()))
+                value = float(values[-1][0] if isinstance(values[-1], tuple) else values[-1])
+                report(epoch, -value if name in _HIGHER_IS_BETTER else value)
+                break
+            return False
+
+    return Reporting()
+
+
+#: XGBoost eval metrics where higher is better (the rest are losses)
+_HIGHER_IS_BETTER = {"auc", "aucpr", "map", "ndcg", "pre"}
 
 
 def _margin_to_proba(margin: np.ndarray) -> np.ndarray:
