@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from lockgate.core.artifacts import Artifact, InferenceLog, PushedModel, Statistics
@@ -31,13 +32,14 @@ def production_model(model_name: str) -> Resolver:
     """The model now in production, for ``train(base_model=...)`` to continue from (warm
     start); None before the first push, and the step trains from scratch.
 
-    When production holds a model this same training would produce again (trained on the
-    same examples and transform), the base is the one that model was trained from, so an
-    unchanged re-run sees the same inputs as the first time and comes from the cache
-    instead of stacking another round on its own output.
+    When production holds a model this same training would produce again (the same
+    examples, transform, tuned hyperparameters and parameters), the base is the one that
+    model was trained from, so an unchanged re-run sees the same inputs as the first time
+    and comes from the cache instead of stacking another round on its own output.
     """
 
     def resolve(context: Any, inputs: dict[str, Artifact | None]) -> Artifact | None:
+        from lockgate.core.component import canonical_params
         from lockgate.errors import NotFoundError
         from lockgate.metadata.registry import Registry
 
@@ -48,17 +50,23 @@ def production_model(model_name: str) -> Resolver:
         seen: set[int] = set()
         while pushed is not None and pushed.id is not None and pushed.id not in seen:
             seen.add(pushed.id)
-            trained = _training_inputs(context.store, pushed)
-            if trained is None or not _same(trained, inputs, ("examples", "transform")):
+            trained = _training(context.store, pushed)
+            if trained is None:
                 return pushed
-            pushed = trained.get("base_model")
+            params, trained_inputs = trained
+            same = params == json.loads(canonical_params(context.params)) and _same(
+                trained_inputs, inputs, ("examples", "transform", "hyperparameters")
+            )
+            if not same:
+                return pushed
+            pushed = trained_inputs.get("base_model")
         return pushed
 
     return Resolver(PushedModel, f"the production model of '{model_name}'", resolve)
 
 
-def _training_inputs(store: Any, pushed: Artifact) -> dict[str, Artifact] | None:
-    """The inputs of the train step whose model ``pushed`` holds (None when imported)."""
+def _training(store: Any, pushed: Artifact) -> tuple[dict[str, Any], dict[str, Artifact]] | None:
+    """(params, inputs) of the train step whose model ``pushed`` holds (None: imported)."""
     push = store.producer(pushed.id)
     if push is None:
         return None
@@ -66,7 +74,9 @@ def _training_inputs(store: Any, pushed: Artifact) -> dict[str, Artifact] | None
     if model is None or model.id is None:
         return None
     train = store.producer(model.id)
-    return store.execution_artifacts(train.id, "input") if train is not None else None
+    if train is None:
+        return None
+    return train.params, store.execution_artifacts(train.id, "input")
 
 
 def _same(
@@ -74,7 +84,7 @@ def _same(
 ) -> bool:
     for name in names:
         a, b = earlier.get(name), now.get(name)
-        if a is None or b is None or a.fingerprint != b.fingerprint:
+        if (a is None) != (b is None) or (a is not None and a.fingerprint != b.fingerprint):  # type: ignore[union-attr]
             return False
     return True
 

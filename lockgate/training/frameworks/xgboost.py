@@ -111,7 +111,8 @@ class XGBoostFramework:
         return np.asarray(model.inplace_predict(X))
 
     def predict_proba(self, model: Any, X: np.ndarray) -> np.ndarray | None:
-        margin = np.asarray(model.inplace_predict(X, predict_type="margin"))
+        # float64 before the softmax: float32 rows sum to 1 only within ~1e-7
+        margin = np.asarray(model.inplace_predict(X, predict_type="margin"), dtype=np.float64)
         return _margin_to_proba(margin)
 
     def describe(self, model: Any) -> tuple[str, int | None, list[Any] | None]:
