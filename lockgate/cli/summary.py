@@ -40,6 +40,9 @@ def render_run(result: RunResult, *, model_registry: Any | None = None) -> None:
     if transform is not None and transform.properties.get("task"):
         why = transform.properties.get("task_reason")
         click.echo(f"Task: {transform.properties['task']}" + (f" — {why}" if why else ""))
+    model = outputs.get("Model")
+    if model is not None:
+        _render_training(model.properties)
     evaluation = outputs.get("ModelEvaluation")
     if evaluation is not None:
         click.echo("Model metrics (eval split): " + _metrics(evaluation.properties.get("metrics")))
@@ -63,6 +66,23 @@ def render_run(result: RunResult, *, model_registry: Any | None = None) -> None:
             click.echo("Pushed: " + _pushed_note(model_registry, pushed, cached=cached))
     if not result.ok and result.error is not None:
         render_step_error(result)
+
+
+def _render_training(properties: dict[str, Any]) -> None:
+    """What the train step did beyond the usual: where it fitted, what it continued from."""
+    device = properties.get("device")
+    note = properties.get("device_note")
+    if note:
+        click.echo(f"Training: {note}")
+    elif device and device != "cpu":
+        click.echo(f"Training: on {device}")
+    base = properties.get("base_model")
+    if base:
+        version = f" version {base['version']}" if base.get("version") else ""
+        click.echo(
+            f"Warm start: continued from model '{base['model_name']}'{version}"
+            f" (artifact {base['artifact_id']})"
+        )
 
 
 def _render_data_gate(result: RunResult) -> None:
