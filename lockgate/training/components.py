@@ -34,6 +34,7 @@ def fit_transform(
     (a string, bool or few-valued integer label is classification, a float one regression);
     the decision and its reason are the artifact's ``task`` and ``task_reason``."""
     from lockgate.errors import ColumnNotFoundError
+    from lockgate.training.label_checks import check_label_present, check_label_varies
     from lockgate.training.transform import TransformGraph as Graph
     from lockgate.training.transform import drop_missing_label
 
@@ -41,8 +42,11 @@ def fit_transform(
     if label not in schema_features:
         raise ColumnNotFoundError(label, schema_features, where="the schema (label)")
     chosen = features if features is not None else [f for f in schema_features if f != label]
-    train = drop_missing_label(read_split(examples, "train"), label)
+    raw = read_split(examples, "train")
+    train = drop_missing_label(raw, label)
+    check_label_present(train, label, rows_before=raw.num_rows)
     graph = Graph.fit(train, label=label, features=chosen, task=task)
+    check_label_varies(train, label, task=graph.task)
     graph.save(transform.uri)
     transform.properties.update(
         label=label,
