@@ -13,7 +13,12 @@ from lockgate.cli.inputs import InputOptions, input_options
 from lockgate.errors import ConfigError
 from lockgate.settings import CONFIG_FILE
 
-TEMPLATES = ("penguins",)
+TEMPLATES = ("penguins", "diabetes")
+#: what each template shows off, and a parameter change worth trying on it
+ABOUT = {
+    "penguins": ("classification with LightGBM", "train.params.n_estimators=50"),
+    "diabetes": ("regression with a tuned XGBoost", "tune.n_trials=30"),
+}
 
 
 def create_project(target: Path, template: str = "penguins") -> Path:
@@ -74,18 +79,23 @@ def init_command(
     "--dir",
     "target",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("lockgate-demo"),
-    show_default=True,
+    default=None,
+    help="Project folder  [default: lockgate-demo, or lockgate-demo-TEMPLATE]",
 )
-def demo_command(target: Path) -> None:
-    """Create ./lockgate-demo from the penguins template and run it end to end."""
+@click.option("--template", default="penguins", show_default=True, type=click.Choice(TEMPLATES))
+def demo_command(target: Path | None, template: str) -> None:
+    """Create a project from a template (penguins: classification; diabetes: regression
+    with a tuned XGBoost) and run it end to end."""
     from lockgate.cli.run import run_project
 
+    if target is None:
+        target = Path("lockgate-demo" if template == "penguins" else f"lockgate-demo-{template}")
+    what, change = ABOUT[template]
     if (target / CONFIG_FILE).exists():
         click.echo(f"{target}/ exists already: running it again.")
     else:
-        create_project(target)
-        click.echo(f"Created {target}/ from the 'penguins' template.")
+        create_project(target, template)
+        click.echo(f"Created {target}/ from the '{template}' template ({what}).")
     result = run_project(target)
     click.echo("")
     click.echo("Next, try:")
@@ -93,12 +103,10 @@ def demo_command(target: Path) -> None:
     click.echo(
         "  lockgate serve                   # the model on http://127.0.0.1:8080 (V2 protocol)"
     )
-    click.echo("  lockgate lineage penguins        # why is this model in production?")
+    click.echo(f"  lockgate lineage {template:<15} # why is this model in production?")
     click.echo("  lockgate runs                    # every run, its status and duration")
     click.echo("  lockgate schema update           # what new data would change in schema.yaml")
-    click.echo(
-        "  lockgate run --set train.params.n_estimators=50   # re-runs train and what follows"
-    )
+    click.echo(f"  lockgate run --set {change}   # re-runs that step and what follows")
     if not result.ok:
         raise click.exceptions.Exit(1)
 
