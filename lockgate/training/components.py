@@ -52,6 +52,7 @@ def fit_transform(
         label=label,
         task=graph.task,
         task_reason=graph.task_reason,
+        classes=list(graph.label_classes) if graph.label_classes is not None else None,
         features=list(graph.features),
         outputs=len(graph.feature_names_out),
         train_rows=train.num_rows,
