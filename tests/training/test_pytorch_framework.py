@@ -127,7 +127,7 @@ def test_report_gets_each_epochs_eval_loss_and_may_stop_the_fit(species) -> None
     assert [epoch for epoch, _ in seen] == [0, 1, 2, 3, 4]
     assert [loss for _, loss in seen] == model.eval_losses_
 
-    class Pruned(Exception):
+    class Pruned(RuntimeError):  # passed on as it is, not taken for a failed fit
         pass
 
     def prune(epoch: int, loss: float) -> None:
@@ -300,6 +300,10 @@ USER_MODULE = '''
 
     def not_a_module(n_features, n_outputs, params):
         return "a string"
+
+
+    def wrong_width(n_features, n_outputs, params):
+        return torch.nn.Linear(n_features + 1, n_outputs)
 '''
 
 
@@ -365,6 +369,8 @@ def test_a_users_function_must_build_a_module(user_package: Path, species) -> No
         train_model(X, y, spec="pytorch:mynets.models:not_a_module", task="classification")
     with pytest.raises(ModelError, match="cannot import the function 'mynets.nope:build'"):
         train_model(X, y, spec="pytorch:mynets.nope:build", task="classification")
+    with pytest.raises(ModelError, match="'pytorch:mynets.models:wrong_width' failed to fit"):
+        train_model(X, y, spec="pytorch:mynets.models:wrong_width", task="classification")
     with pytest.raises(ConfigError, match="as 'package.module:function'"):
         train_model(X, y, spec="pytorch:mynets.models", task="classification")
 

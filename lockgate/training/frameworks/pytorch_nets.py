@@ -51,7 +51,13 @@ def build_module(architecture: dict[str, Any], *, for_what: str) -> Any:
         layers.append(torch.nn.Linear(width, n_out))
         return torch.nn.Sequential(*layers)
     build = import_builder(spec["function"], for_what=for_what)
-    module = build(n_in, n_out, dict(spec["params"]))
+    try:
+        module = build(n_in, n_out, dict(spec["params"]))
+    except Exception as exc:  # noqa: BLE001 - the user's function may fail any way
+        raise ModelError(
+            f"{for_what}: {spec['function']}({n_in}, {n_out}, {spec['params']!r}) failed:"
+            f" {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(module, torch.nn.Module):
         raise ModelError(
             f"{for_what}: {spec['function']} returned {type(module).__name__}, not a"
