@@ -63,6 +63,7 @@ def detect_framework(path: Path, framework: str | None = None) -> str:
             path=str(path),
             hint="save scikit-learn models with skops.io.dump(model, 'model.skops'), LightGBM"
             " with booster.save_model('model.txt'), XGBoost with save_model('model.json'),"
+            " PyTorch through trainer='torch_mlp' or 'pytorch:pkg.module:build' (safetensors),"
             " or convert to ONNX",
         )
     known = frameworks()
