@@ -20,12 +20,17 @@ def fit_transform(
     label: str,
     features: list[str] | None = None,
     task: str | None = None,
+    transforms: list[dict[str, Any]] | None = None,
 ) -> None:
     """Fit the preprocessing on the train split only; features default to the schema's.
 
     ``task`` ("classification" or "regression") overrides the task decided from the label
     (a string, bool or few-valued integer label is classification, a float one regression);
-    the decision and its reason are the artifact's ``task`` and ``task_reason``."""
+    the decision and its reason are the artifact's ``task`` and ``task_reason``.
+
+    ``transforms`` are steps of ``lockgate.transforms`` (``zscore("x")``, ``one_hot("c")``,
+    ...), fitted by streaming the train split's batches once (format 2); features no step
+    names keep the default (numbers z-scored, text one-hot)."""
     from lockgate.errors import ColumnNotFoundError
     from lockgate.training.transform import TransformGraph as Graph
     from lockgate.training.transform import drop_missing_label
@@ -34,8 +39,11 @@ def fit_transform(
     if label not in schema_features:
         raise ColumnNotFoundError(label, schema_features, where="the schema (label)")
     chosen = features if features is not None else [f for f in schema_features if f != label]
-    train = drop_missing_label(read_split(examples, "train"), label)
-    graph = Graph.fit(train, label=label, features=chosen, task=task)
+    if transforms:
+        graph, rows = _fit_library(examples, label, chosen, transforms, task)
+    else:
+        train = drop_missing_label(read_split(examples, "train"), label)
+        graph, rows = Graph.fit(train, label=label, features=chosen, task=task), train.num_rows
     graph.save(transform.uri)
     transform.properties.update(
         label=label,
@@ -43,7 +51,33 @@ def fit_transform(
         task_reason=graph.task_reason,
         features=list(graph.features),
         outputs=len(graph.feature_names_out),
-        train_rows=train.num_rows,
+        train_rows=rows,
+        **({"steps": [step["op"] for step in graph.steps]} if graph.steps else {}),
+    )
+
+
+def _fit_library(
+    examples: Examples,
+    label: str,
+    features: list[str],
+    transforms: list[dict[str, Any]],
+    task: str | None,
+) -> tuple[Any, int]:
+    """The library graph of the train split, read batch by batch (statistics' batch size)."""
+    import pyarrow.dataset as ds
+
+    from lockgate.data.components import split_files
+    from lockgate.data.statistics.compute import BATCH_SIZE, coalesce
+    from lockgate.training.transform_fit import fit_library
+
+    dataset = ds.dataset(split_files(examples, "train"), format="parquet")
+    return fit_library(
+        lambda: coalesce(dataset.to_batches(batch_size=BATCH_SIZE), BATCH_SIZE),
+        dataset.schema,
+        label=label,
+        features=features,
+        transforms=transforms,
+        task=task,
     )
 
 
