@@ -482,6 +482,13 @@ def _apply_feature(spec: FeatureTransform, column: pa.ChunkedArray) -> np.ndarra
     if spec.kind == "numeric":
         return _standardise(spec, _to_float(spec.name, column))
     column = _plain(column)
+    if spec.kind == "bool" and _kind_of(column.type) == "string":  # a request's "true"/"false"
+        try:
+            column = pc.cast(column, pa.bool_())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise DataError(
+                f"column '{spec.name}' expected bool values (true/false), got {_sample(column)!r}"
+            ) from exc
     if not (pa.types.is_null(column.type) or _kind_of(column.type) == spec.kind):
         raise DataError(
             f"column '{spec.name}' expected {spec.kind} values, got {column.type}"

@@ -240,7 +240,7 @@ class _Defaults:
         for name in names:
             kind = kinds[name]
             if kind not in ("numeric", "string", "bool"):
-                hint = " (or use date_parts)" if kind == "timestamp" else ""
+                hint = ", or give it a step such as date_parts" if kind == "timestamp" else ""
                 raise DataError(
                     f"feature '{name}' has type {types[name]}; expected a number, string or bool"
                     f" column (select features explicitly to leave it out{hint})"
@@ -382,6 +382,7 @@ def fit_library(
         steps=tuple(_fitted(spec, state) for spec, state in zip(plan.steps, fitted, strict=True)),
         inputs=tuple(plan.inputs.items()),
         emitted=tuple(plan.emitted),
+        functions=functions,
     )
     return graph, rows
 
