@@ -3,11 +3,8 @@ Python), train-split-only fitting, the JSON round trip, bad input and row functi
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -15,97 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import transform_functions
+from transform_data import column, fit, floats, generated
 
 from lockgate import transforms as T
 from lockgate.core.artifacts import Examples
 from lockgate.errors import ColumnNotFoundError, ConfigError, DataError, ModelError
 from lockgate.training.components import _fit_library
 from lockgate.training.transform import TransformGraph
-from lockgate.training.transform_fit import fit_library
-
-
-def fit(
-    table: pa.Table,
-    transforms: Sequence[Any],
-    *,
-    label: str = "species",
-    features: list[str] | None = None,
-    rows: int = 37,
-) -> TransformGraph:
-    """Fit streaming batches of ``rows`` rows, so that every analyzer merges many; a
-    timestamp column no step reads is left out (it has no default encoding)."""
-    if features is None:
-        read = {name for spec in transforms for name in T.spec_from_dict(spec).inputs}
-        features = [
-            f.name
-            for f in table.schema
-            if f.name != label and (f.name in read or not pa.types.is_timestamp(f.type))
-        ]
-    graph, _ = fit_library(
-        lambda: table.to_batches(max_chunksize=rows),
-        table.schema,
-        label=label,
-        features=features,
-        transforms=transforms,
-        task=None,
-    )
-    return graph
-
-
-def column(graph: TransformGraph, table: pa.Table, name: str) -> np.ndarray:
-    return graph.apply(table)[:, graph.feature_names_out.index(name)]
-
-
-def floats(table: pa.Table, name: str) -> np.ndarray:
-    return np.asarray(table.column(name).to_pandas(), dtype=np.float64)
-
-
-def generated(n: int = 300, seed: int = 3) -> pa.Table:
-    """Dates, numbers, text and bools, each with missing values."""
-    rng = np.random.default_rng(seed)
-    start = dt.datetime(2023, 1, 1)
-    missing = rng.random(n) < 0.1
-    return pa.table(
-        {
-            "x": pa.array(np.where(missing, np.nan, rng.normal(5, 2, n)), from_pandas=True),
-            "amount": pa.array(rng.lognormal(3, 1, n)),
-            "count": pa.array(
-                [
-                    None if m else int(v)
-                    for m, v in zip(rng.random(n) < 0.1, rng.integers(0, 9, n), strict=True)
-                ],
-                pa.int64(),
-            ),
-            "city": pa.array(
-                [
-                    None if m else c
-                    for m, c in zip(
-                        rng.random(n) < 0.1,
-                        rng.choice(
-                            ["paris", "rome", "oslo", "lima", "kyiv"],
-                            n,
-                            p=[0.4, 0.3, 0.15, 0.1, 0.05],
-                        ),
-                        strict=True,
-                    )
-                ]
-            ),
-            "flag": pa.array(
-                [
-                    None if m else bool(b)
-                    for m, b in zip(rng.random(n) < 0.1, rng.integers(0, 2, n), strict=True)
-                ]
-            ),
-            "ts": pa.array(
-                [
-                    None if m else start + dt.timedelta(minutes=int(k))
-                    for m, k in zip(rng.random(n) < 0.1, rng.integers(0, 800_000, n), strict=True)
-                ],
-                pa.timestamp("us"),
-            ),
-            "y": pa.array(rng.choice(["a", "b"], n).tolist()),
-        }
-    )
 
 
 def fnv1a64(text: str) -> int:
@@ -231,9 +144,10 @@ def test_impute_text_with_the_most_frequent_value_then_one_hot() -> None:
     assert graph.steps[0]["fitted"] == {"value": top}
     assert graph.steps[-1]["op"] == "one_hot"  # text left at the end is one-hot encoded
     city = np.array(table.column("city").to_pylist(), dtype=object)
+    missing = np.array([v is None for v in city])
     np.testing.assert_array_equal(
-        column(graph, table, f"city={top}"), ((city == top) | (city == None)).astype(float)
-    )  # noqa: E711
+        column(graph, table, f"city={top}"), ((city == top) | missing).astype(float)
+    )
 
 
 def test_impute_refuses_an_unknown_strategy_and_mean_on_text() -> None:
