@@ -12,10 +12,14 @@ steps chain on one column by naming it again::
         impute("income", strategy="median"),  # income, income__missing
         log("income"),                         # log1p
         zscore("income"),
+        cross(["island", "sex"], buckets=16),  # ids island_x_sex (before island is one-hot)
+        one_hot("island_x_sex"),               # island_x_sex__hash0 .. __hash15
         vocabulary("island", top_k=2),         # ids 0, 1 and 2 (<other>)
         one_hot("island"),                     # island=Biscoe, island=Dream, island=<other>
-        one_hot(cross(["island", "sex"], buckets=16)["output"]),
     ]
+
+A step cannot read a column after ``one_hot`` encoded it: order the steps so that it comes
+first (or give ``one_hot`` another ``output=``).
 
 Kinds of column: numbers (NaN when missing), text (strings, bools as "true"/"false",
 integral numbers as "3"), timestamps, and ids (integers from ``vocabulary``, ``hashing``,
@@ -63,6 +67,7 @@ __all__ = [
     "log",
     "min_max",
     "one_hot",
+    "resolve_function",
     "row_function",
     "spec_from_dict",
     "vocabulary",

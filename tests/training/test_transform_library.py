@@ -353,6 +353,11 @@ def test_a_format_1_file_still_loads_and_defaults_write_format_1(
         TransformGraph.from_dict({**doc, "format_version": 3})
 
 
+def test_the_module_exports_a_sorted_all() -> None:
+    assert T.__all__ == sorted(T.__all__)
+    assert all(hasattr(T, name) for name in T.__all__)
+
+
 def test_specs_are_frozen_and_json_serialisable() -> None:
     spec = T.vocabulary("c", top_k=3)
     assert json.loads(json.dumps(spec)) == {
