@@ -352,6 +352,9 @@ def spec_from_dict(data: Any) -> TransformSpec:
         if op == "date_parts":
             return date_parts(params.pop("input"), **params)
         if op == "row_function":
+            missing = {"function", "fingerprint", "inputs", "outputs"} - set(params)
+            if missing:
+                raise ConfigError(f"transform {data!r} lacks {sorted(missing)}; use row_function()")
             return TransformSpec(op=op, **params)
     except (KeyError, TypeError) as exc:
         raise ConfigError(f"transform {data!r} is malformed: {exc}") from exc

@@ -337,6 +337,8 @@ def typical_rows(transform: Any) -> dict[str, list[Any]]:
     for column in getattr(transform, "columns", ()):
         if column.kind == "numeric":
             rows[column.name] = [column.mean, column.mean + column.std, None]
+        elif column.kind == "bool":  # a request sends bools as text
+            rows[column.name] = ["true", "false", None]
         else:
             vocabulary = [v for v in column.vocabulary if isinstance(v, str)][:2] or [""]
             rows[column.name] = [vocabulary[0], vocabulary[-1], None]

@@ -69,11 +69,14 @@ def _fit_library(
     from lockgate.data.components import split_files
     from lockgate.data.statistics.compute import BATCH_SIZE, coalesce
     from lockgate.training.transform_fit import fit_library
+    from lockgate.transforms import spec_from_dict
 
     dataset = ds.dataset(split_files(examples, "train"), format="parquet")
+    read = {label, *features, *(name for t in transforms for name in spec_from_dict(t).inputs)}
+    columns = [name for name in dataset.schema.names if name in read]  # only what is used
     return fit_library(
-        lambda: coalesce(dataset.to_batches(batch_size=BATCH_SIZE), BATCH_SIZE),
-        dataset.schema,
+        lambda: coalesce(dataset.to_batches(columns=columns, batch_size=BATCH_SIZE), BATCH_SIZE),
+        dataset.schema,  # all columns, to name them when a step asks for a missing one
         label=label,
         features=features,
         transforms=transforms,

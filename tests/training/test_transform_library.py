@@ -3,7 +3,9 @@ Python), train-split-only fitting, the JSON round trip, bad input and row functi
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -370,6 +372,8 @@ def test_specs_are_frozen_and_json_serialisable() -> None:
     with pytest.raises(TypeError, match="frozen"):
         spec["top_k"] = 4
     assert T.spec_from_dict(json.loads(json.dumps(spec))) == spec
+    assert pickle.loads(pickle.dumps(spec)) == spec and copy.deepcopy(spec) == spec
+    assert isinstance(pickle.loads(pickle.dumps(spec)), T.TransformSpec)
     with pytest.raises(ConfigError, match="unknown transform 'square'"):
         T.spec_from_dict({"op": "square", "input": "c"})
 

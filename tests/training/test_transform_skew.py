@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from transform_data import fit, generated
 from lockgate import transforms as T
 from lockgate.serving import oip_v2, tfserving_v1
 from lockgate.serving.app import _columns
-from lockgate.serving.servable import PipelineServable
+from lockgate.serving.servable import PipelineServable, read_samples, typical_rows
 from lockgate.training.transform import TransformGraph
 
 CASES: dict[str, list[Any]] = {
@@ -159,3 +160,16 @@ def test_every_transform_has_a_skew_case() -> None:
         if name.islower() and name not in ("resolve_function", "spec_from_dict")
     ]
     assert {fn.__name__ for fn in builders} == ops
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_warm_up_rows_of_every_graph_are_served(case: str, tmp_path: Path) -> None:
+    """push writes typical rows for the server to warm up with; each graph must take them."""
+    train, _ = raw_rows()
+    graph = graph_for(CASES[case], train)
+    rows = typical_rows(graph)
+    assert set(rows) == set(graph.features)
+    (tmp_path / "samples.json").write_text(json.dumps({"inputs": rows}))
+    servable = PipelineServable("skew", "1", graph, Recorder(2))
+    servable.predict(read_samples(tmp_path, graph))
+    assert servable.model.seen is not None and np.isfinite(servable.model.seen).all()
