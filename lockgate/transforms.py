@@ -31,7 +31,8 @@ value): a number as one column, ids as one column of ids (``one_hot`` them for i
 columns), text as ``one_hot`` would encode it. Features no step reads keep the default
 (numbers: mean-imputed and z-scored; text and bools: one-hot plus ``<other>``) and come
 first. A raw column that a step reads is emitted only if a step writes it. Numbers still
-missing at the end (no ``impute``) are emitted as 0.0.
+missing (or infinite) at the end are emitted as 0.0: put ``impute`` first to choose; a
+missing id is an all-zero row in ``one_hot``.
 
 Fitting is on the train split only, streaming its record batches through the data
 pipeline's accumulators (Moments, KLL/exact quantiles, value counts): one pass, plus one per

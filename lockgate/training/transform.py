@@ -151,17 +151,18 @@ class TransformGraph:
     def feature_names_out(self) -> list[str]:
         names = [name for c in self.columns for name in c.names_out]
         if self.steps:
-            empty = {name: _EMPTY[kind] for name, kind in self.inputs}
-            names += self._run_steps(empty)[1]
+            empty = {name: _empty(kind) for name, kind in self.inputs}
+            names += self._run_steps(empty, where="")[1]
         return names
 
-    def _run_steps(self, columns: Mapping[str, Any]) -> tuple[np.ndarray, list[str]]:
+    def _run_steps(self, columns: Mapping[str, Any], *, where: str) -> tuple[np.ndarray, list[str]]:
+        """The library steps' matrix and column names, from raw columns by name."""
         from lockgate.training.transform_steps import raw_value, run_steps
 
         env = {}
         for name, kind in self.inputs:
             if name not in columns:
-                raise ColumnNotFoundError(name, list(columns), where="the input")
+                raise ColumnNotFoundError(name, list(columns), where=where)
             env[name] = raw_value(name, kind, columns[name])
         return run_steps(self.steps, env, self.emitted, self.functions)
 
@@ -170,10 +171,8 @@ class TransformGraph:
         """Encode ``table`` into a float64 matrix; extra columns are ignored."""
         parts = [_apply_feature(spec, _column(table, spec.name)) for spec in self.columns]
         if self.steps:
-            missing = [name for name, _ in self.inputs if name not in table.column_names]
-            if missing:
-                raise ColumnNotFoundError(missing[0], table.column_names, where="the input table")
-            parts.append(self._run_steps({n: table.column(n) for n, _ in self.inputs})[0])
+            columns = {name: table.column(name) for name in table.column_names}
+            parts.append(self._run_steps(columns, where="the input table")[0])
         if not parts:
             return np.empty((table.num_rows, 0))
         return np.column_stack(parts).astype(np.float64, copy=False)
@@ -196,10 +195,7 @@ class TransformGraph:
             else:
                 parts.append(_apply_feature(spec, pa.chunked_array([values])))
         if self.steps:
-            for name, _ in self.inputs:
-                if name not in columns:
-                    raise ColumnNotFoundError(name, list(columns), where="the request")
-            parts.append(self._run_steps(columns)[0])
+            parts.append(self._run_steps(columns, where="the request")[0])
         if not parts:
             return np.empty((0, 0))
         return np.column_stack(parts).astype(np.float64, copy=False)
@@ -369,13 +365,11 @@ def _import_checked(step: dict[str, Any]) -> Any:
     return fn
 
 
-#: Zero-row raw columns, to name a graph's outputs without data.
-_EMPTY: dict[str, Any] = {
-    "numeric": np.zeros(0),
-    "string": pa.array([], pa.string()),
-    "bool": pa.array([], pa.string()),
-    "timestamp": pa.array([], pa.timestamp("us")),
-}
+def _empty(kind: str) -> Any:
+    """A zero-row raw column, to name a graph's outputs without data."""
+    if kind == "numeric":
+        return np.zeros(0)
+    return pa.array([], pa.timestamp("us") if kind == "timestamp" else pa.string())
 
 
 # ---- column helpers ---------------------------------------------------------------------
