@@ -376,6 +376,10 @@ def test_a_users_function_must_build_a_module(user_package: Path, species) -> No
         train_model(X, y, spec="pytorch:mynets.nope:build", task="classification")
     with pytest.raises(ModelError, match="'pytorch:mynets.models:wrong_width' failed to fit"):
         train_model(X, y, spec="pytorch:mynets.models:wrong_width", task="classification")
+    with pytest.raises(ConfigError, match=r"'epoch' .* go to your function; did you mean 'epochs'"):
+        train_model(
+            X, y, spec="pytorch:mynets.models:build", params={"epoch": 3}, task="classification"
+        )
     with pytest.raises(ConfigError, match="as 'package.module:function'"):
         train_model(X, y, spec="pytorch:mynets.models", task="classification")
 
