@@ -61,6 +61,12 @@ def _facts(type_name: str, properties: dict[str, Any]) -> str:
         return f"blessed={properties.get('blessed')}"
     if type_name == "TransformGraph":
         return f"label={properties.get('label')} features={len(properties.get('features', []))}"
+    if type_name == "HyperParameters":
+        return (
+            f"{properties.get('metric')}={properties.get('best_value')} best of"
+            f" {properties.get('trials')} trials ({properties.get('pruned')} pruned)"
+            f" {json.dumps(properties.get('params', {}))} study {properties.get('study_name')}"
+        )
     if type_name == "PushedModel":
         return f"model_sha256:{str(properties.get('model_sha256'))[:12]}"
     return ""

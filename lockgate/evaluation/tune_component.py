@@ -213,7 +213,11 @@ def _trial(
     predicted = estimator.predict(X_eval)
     proba = None
     if task == "classification" and callable(getattr(estimator, "predict_proba", None)):
-        proba = estimator.predict_proba(X_eval)
+        import numpy as np
+
+        # float64 rows that sum to one (XGBoost answers float32), as evaluate's models do
+        proba = np.asarray(estimator.predict_proba(X_eval), dtype=np.float64)
+        proba /= proba.sum(axis=1, keepdims=True)
     value = compute_metrics(task, y_eval, predicted, proba, n_classes).get(metric)
     if value is None:
         raise ModelError(f"metric '{metric}' is undefined on the eval split ({len(y_eval)} rows)")

@@ -157,6 +157,7 @@ _HIGHER_IS_BETTER = {"auc", "aucpr", "map", "ndcg", "pre"}
 
 
 def _margin_to_proba(margin: np.ndarray) -> np.ndarray:
+    margin = np.asarray(margin, dtype=np.float64)  # float32 rows would not sum to one exactly
     if margin.ndim == 1 or margin.shape[1] == 1:
         p = 1.0 / (1.0 + np.exp(-margin.reshape(-1)))
         return np.column_stack([1.0 - p, p])
