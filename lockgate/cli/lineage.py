@@ -34,6 +34,8 @@ def render_lineage(
     children = list(node.inputs.items())
     for index, (child_name, child) in enumerate(children):
         lines += render_lineage(child, child_prefix, child_name, index == len(children) - 1)
+    if artifact.type_name == "HyperParameters" and not node.seen_before:
+        lines += [f"{child_prefix}   {line}" for line in _trials(artifact.uri)]
     if (
         artifact.type_name == "Examples"
         and "source" in artifact.properties
@@ -44,6 +46,17 @@ def render_lineage(
             f"sha256:{artifact.properties.get('source_fingerprint')}"
         )
     return lines
+
+
+def _trials(uri: str) -> list[str]:
+    """The tune step's trials under its HyperParameters node."""
+    from lockgate.cli.tuning import trial_table
+
+    path = Path(uri) / "hyperparameters.json"
+    try:
+        return trial_table(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        return [f"(trials not readable: {exc})"]
 
 
 def _facts(type_name: str, properties: dict[str, Any]) -> str:

@@ -11,16 +11,22 @@ from typing import Any
 def render_trials(folder: Path) -> list[str]:
     """Lines describing the ``hyperparameters.json`` in ``folder``."""
     data = json.loads((folder / "hyperparameters.json").read_text(encoding="utf-8"))
-    trials: list[dict[str, Any]] = data.get("trials", [])
-    lines = [
+    return [
         f"study {data.get('study_name')} in {data.get('storage')}",
         f"best: trial {data.get('best_trial')}  {data.get('metric')}={_value(data.get('best_value'))}"
         f" ({data.get('direction')})",
         f"params: {json.dumps(data.get('params', {}), sort_keys=True)}",
         "",
-        f"{'trial':>5}  {'state':<8}  {data.get('metric', 'value'):>12}  {'rounds':>6}  params",
+        *trial_table(data),
     ]
-    for trial in trials:
+
+
+def trial_table(data: dict[str, Any]) -> list[str]:
+    """A header and one line per trial of a ``hyperparameters.json``; the best marked *."""
+    lines = [
+        f"{'trial':>5}  {'state':<8}  {data.get('metric', 'value'):>12}  {'rounds':>6}  params"
+    ]
+    for trial in data.get("trials", []):
         mark = " *" if trial.get("number") == data.get("best_trial") else ""
         lines.append(
             f"{trial.get('number'):>5}  {trial.get('state', ''):<8}  {_value(trial.get('value')):>12}"

@@ -234,7 +234,7 @@ def test_bad_input_fails_before_any_trial_and_registers_nothing(
         storage.close()
 
 
-def test_lockgate_show_lists_the_trials(tmp_path: Path) -> None:
+def test_lockgate_show_and_lineage_list_the_trials(tmp_path: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()
     (project / "lockgate.toml").write_text('[project]\nname = "tuned"\n')
@@ -259,6 +259,13 @@ def test_lockgate_show_lists_the_trials(tmp_path: Path) -> None:
     rows = lines[header + 1 :]
     assert [row.split()[0] for row in rows] == ["0", "1", "2", "3"]
     assert sum(row.endswith(" *") for row in rows) == 1 and "learning_rate" in rows[0]
+
+    lineage = lockgate("lineage", "penguins", cwd=project)
+    assert lineage.returncode == 0, lineage.stderr
+    assert f"hyperparameters: HyperParameters #{artifact.id}  <- step 'tune'" in lineage.stdout
+    assert "log_loss=" in lineage.stdout and "best of 4 trials" in lineage.stdout
+    listed = [line for line in lineage.stdout.splitlines() if '{"learning_rate"' in line]
+    assert len(listed) == 4
 
 
 @pytest.mark.parametrize(
