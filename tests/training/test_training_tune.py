@@ -296,3 +296,28 @@ def test_search_space_kinds_and_helpers() -> None:
     kinds = {d.name: d.kind for d in tuning.parse_space(space)}
     assert kinds == {"a": "float", "b": "int", "c": "categorical", "d": "int"}
     assert tuning.parse_space({"x": {"low": 0, "high": 1.0}})[0].kind == "float"
+
+
+@pytest.mark.parametrize(
+    ("trainer", "params", "match"),
+    [
+        ("lightgbm", {"num_leavs": 7}, r"unknown parameter 'num_leavs'.*did you mean 'num_leaves'"),
+        ("xgboost", {"max_dept": 3}, r"unknown parameter 'max_dept'.*did you mean 'max_depth'"),
+    ],
+)
+def test_train_refuses_a_booster_parameter_the_library_does_not_know(
+    trainer: str, params: dict[str, Any], match: str
+) -> None:
+    import numpy as np
+
+    from lockgate.training.trainers import train_model
+
+    X, y = np.arange(20.0).reshape(10, 2), np.array([0, 1] * 5)
+    with pytest.raises(ConfigError, match=match):
+        train_model(X, y, spec=trainer, params=params, task="classification")
+    # the booster's own names and aliases pass
+    known = {
+        "lightgbm": {"min_data_in_leaf": 1, "lambda_l1": 0.1, "n_estimators": 2},
+        "xgboost": {"eta": 0.3, "lambda": 1.0, "rate_drop": 0.0, "n_estimators": 2},
+    }
+    assert train_model(X, y, spec=trainer, params=known[trainer], task="classification")
