@@ -275,12 +275,15 @@ class StudyResult:
 
 
 def make_pruner() -> Any:
-    """Successive halving (rungs at 1, 4, 16, ... rounds, the best quarter promoted): it
-    saved over half of the boosting rounds at a best metric within 1% of the unpruned
-    study's in bench/training.py, where the median rule saved about a third."""
+    """Successive halving with rungs at 10, 30 and 90 rounds, the best third promoted.
+
+    Measured in bench/training.py (30 LightGBM trials of 100 rounds, 80k rows): 2.9x fewer
+    boosting rounds than without pruning at a best log_loss 0.45% above the unpruned
+    study's. Optuna's default (rungs from round 1, the best quarter) saved 7x but lost
+    1.7%; the median rule (5 startup trials, 10 warm-up rounds) saved only 1.5x."""
     import optuna
 
-    return optuna.pruners.SuccessiveHalvingPruner()
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=10, reduction_factor=3)
 
 
 def run_study(
