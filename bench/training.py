@@ -249,7 +249,8 @@ def bench_tune(project: Project, trials: int, repeat: int) -> None:
     ratio = off["rounds"] / max(on["rounds"], 1)
     loss = (on["best"] - off["best"]) / off["best"]
     print(
-        f"\n(c) lockgate tune, {trials} trials, pruning on against off (successive halving from round 10, the best third promoted)"
+        f"\n(c) lockgate tune, {trials} trials, pruning on against off"
+        " (successive halving from round 10, the best third promoted)"
     )
     print(
         f"    rounds: on {on['rounds']} ({on['pruned']} trials pruned), off {off['rounds']}:"
