@@ -218,7 +218,7 @@ def lockgate_tune(project: Project, trials: int, pruning: bool, name: str) -> di
     }
 
 
-def bench_tune(project: Project, trials: int, repeat: int) -> None:
+def bench_tune(project: Project, trials: int, repeat: int, skip_unpruned: bool) -> None:
     matrices = project.matrices()
     print(
         f"\n(b) tune, {trials} trials, pruning on: {len(matrices[1]):,} train rows,"
@@ -244,6 +244,8 @@ def bench_tune(project: Project, trials: int, repeat: int) -> None:
         f"    best log_loss: lockgate {ours[0]['best']:.5f}, plain Optuna {theirs[0]['best']:.5f};"
         f" rounds: {ours[0]['rounds']} / {theirs[0]['rounds']}"
     )
+    if skip_unpruned:
+        return
     off = lockgate_tune(project, trials, False, f"bench-{stamp}-unpruned")
     on = ours[0]
     ratio = off["rounds"] / max(on["rounds"], 1)
@@ -280,7 +282,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="cells per side in (a)")
     parser.add_argument("--tune-repeat", type=int, default=1, help="cells per side in (b)")
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/lockgate-bench"))
-    parser.add_argument("--skip", choices=("train", "tune"), action="append", default=[])
+    parser.add_argument(
+        "--skip", choices=("train", "tune", "unpruned"), action="append", default=[]
+    )
     args = parser.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="lockgate-bench-") as tmp:
@@ -289,7 +293,8 @@ def main() -> None:
             bench_train(Project(data, Path(tmp) / "train"), args.repeat)
         if "tune" not in args.skip:
             data = make_data(args.tune_rows, args.data_dir)
-            bench_tune(Project(data, Path(tmp) / "tune"), args.trials, args.tune_repeat)
+            project = Project(data, Path(tmp) / "tune")
+            bench_tune(project, args.trials, args.tune_repeat, "unpruned" in args.skip)
 
 
 if __name__ == "__main__":

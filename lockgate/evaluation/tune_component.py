@@ -210,7 +210,6 @@ def _trial(
         X, y, spec=trainer, params=params, task=task, seed=seed, eval_set=(X_eval, y_eval),
         report=report,
     )  # fmt: skip
-    predicted = estimator.predict(X_eval)
     proba = None
     if task == "classification" and callable(getattr(estimator, "predict_proba", None)):
         import numpy as np
@@ -218,6 +217,10 @@ def _trial(
         # float64 rows that sum to one (XGBoost answers float32), as evaluate's models do
         proba = np.asarray(estimator.predict_proba(X_eval), dtype=np.float64)
         proba /= proba.sum(axis=1, keepdims=True)
+        # the labels as the estimator's predict gives them, without predicting twice
+        predicted = np.asarray(estimator.classes_)[proba.argmax(axis=1)]
+    else:
+        predicted = estimator.predict(X_eval)
     value = compute_metrics(task, y_eval, predicted, proba, n_classes).get(metric)
     if value is None:
         raise ModelError(f"metric '{metric}' is undefined on the eval split ({len(y_eval)} rows)")
