@@ -126,7 +126,8 @@ class Project:
         return X, y, X_eval, y_eval
 
 
-def direct_fit(library: str, X: np.ndarray, y: np.ndarray, seed: int) -> float:
+def direct_fit(library: str, X: np.ndarray, y: np.ndarray, seed: int) -> tuple[float, float]:
+    """(wall, CPU) seconds of the library's own fit on arrays in memory."""
     import lightgbm
     import xgboost
 
@@ -134,9 +135,21 @@ def direct_fit(library: str, X: np.ndarray, y: np.ndarray, seed: int) -> float:
         model: Any = lightgbm.LGBMClassifier(**LGBM_DEFAULTS, random_state=seed, **LGBM)
     else:
         model = xgboost.XGBClassifier(**XGB_DEFAULTS, random_state=seed, **XGB)
-    started = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     model.fit(X, y)
-    return time.perf_counter() - started
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def lockgate_train(project: Project, library: str, params: dict, seed: int) -> tuple[float, float]:
+    """(wall, CPU) seconds of the train step: its recorded duration, and the process's CPU
+    time over the run less that of the same run served from the cache (the cached steps'
+    fingerprints and lookups are the pipeline's, not the train step's)."""
+    cpu = time.process_time()
+    result = project.run("train", trainer=library, params=params, seed=seed)
+    ran = time.process_time() - cpu
+    cpu = time.process_time()
+    project.run("train", trainer=library, params=params, seed=seed)  # all cached
+    return result.steps["train"].duration_s, ran - (time.process_time() - cpu)
 
 
 def bench_train(project: Project, repeat: int) -> None:
@@ -147,16 +160,18 @@ def bench_train(project: Project, repeat: int) -> None:
     for library, params in (("lightgbm", LGBM), ("xgboost", XGB)):
         ours, theirs = [], []
         for seed in range(repeat):  # a new seed each time: a cache miss, the same work
-            result = project.run("train", trainer=library, params=params, seed=seed + 1)
-            ours.append(result.steps["train"].duration_s)
+            ours.append(lockgate_train(project, library, params, seed + 1))
             theirs.append(direct_fit(library, X, y, seed + 1))
-        a, b = _median(ours), _median(theirs)
-        limit = 1.05 * b + 0.3
-        print(
-            f"    {library:<9} lockgate {a:7.2f} s   direct {b:7.2f} s   overhead {a - b:+.2f} s"
-            f" ({(a - b) / b:+.1%})   target <= 5% + 0.3 s = {limit:.2f} s:"
-            f" {'met' if a <= limit else 'NOT met'}   (runs: {_list(ours)} / {_list(theirs)})"
-        )
+        for index, kind in ((0, "wall"), (1, "CPU")):
+            a = _median(r[index] for r in ours)
+            b = _median(r[index] for r in theirs)
+            limit = 1.05 * b + 0.3
+            print(
+                f"    {library:<9} {kind:<4} lockgate {a:7.2f} s   direct {b:7.2f} s"
+                f"   overhead {a - b:+.2f} s ({(a - b) / b:+.1%})   target <= 5% + 0.3 s ="
+                f" {limit:.2f} s: {'met' if a <= limit else 'NOT met'}"
+                f"   (runs: {_list([r[index] for r in ours])} / {_list([r[index] for r in theirs])})"
+            )
 
 
 def plain_optuna(matrices: tuple[np.ndarray, ...], trials: int, pruning: bool) -> dict[str, Any]:
