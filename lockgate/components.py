@@ -8,6 +8,7 @@ from lockgate.data.components import (
     validate_examples,
 )
 from lockgate.evaluation.components import evaluate
+from lockgate.evaluation.tune_component import tune
 from lockgate.metadata.resolvers import (
     latest_inference_log,
     previous_span_statistics,
@@ -30,5 +31,6 @@ __all__ = [
     "production_model",
     "push",
     "train",
+    "tune",
     "validate_examples",
 ]

@@ -34,6 +34,8 @@ def render_lineage(
     children = list(node.inputs.items())
     for index, (child_name, child) in enumerate(children):
         lines += render_lineage(child, child_prefix, child_name, index == len(children) - 1)
+    if artifact.type_name == "HyperParameters" and not node.seen_before:
+        lines += [f"{child_prefix}   {line}" for line in _trials(artifact.uri)]
     if (
         artifact.type_name == "Examples"
         and "source" in artifact.properties
@@ -44,6 +46,17 @@ def render_lineage(
             f"sha256:{artifact.properties.get('source_fingerprint')}"
         )
     return lines
+
+
+def _trials(uri: str) -> list[str]:
+    """The tune step's trials under its HyperParameters node."""
+    from lockgate.cli.tuning import trial_table
+
+    path = Path(uri) / "hyperparameters.json"
+    try:
+        return trial_table(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        return [f"(trials not readable: {exc})"]
 
 
 def _facts(type_name: str, properties: dict[str, Any]) -> str:
@@ -61,6 +74,12 @@ def _facts(type_name: str, properties: dict[str, Any]) -> str:
         return f"blessed={properties.get('blessed')}"
     if type_name == "TransformGraph":
         return f"label={properties.get('label')} features={len(properties.get('features', []))}"
+    if type_name == "HyperParameters":
+        return (
+            f"{properties.get('metric')}={properties.get('best_value')} best of"
+            f" {properties.get('trials')} trials ({properties.get('pruned')} pruned)"
+            f" {json.dumps(properties.get('params', {}))} study {properties.get('study_name')}"
+        )
     if type_name == "PushedModel":
         return f"model_sha256:{str(properties.get('model_sha256'))[:12]}"
     return ""

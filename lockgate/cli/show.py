@@ -97,6 +97,14 @@ def show_command(
             click.echo(f"[{split_name}]")
             _print_anomalies(items)
         return
+    if artifact.type_name == "HyperParameters" and not as_json:
+        from lockgate.cli.tuning import render_trials
+
+        click.echo(
+            f"HyperParameters #{artifact_id} from step '{record['step']}' of run {record['run_id']}"
+        )
+        click.echo("\n".join(render_trials(folder)))
+        return
     click.echo(json.dumps(record, indent=1, default=str))
 
 

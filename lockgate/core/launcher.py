@@ -10,6 +10,7 @@ records one short reason why (``lockgate.core.cache``)."""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import time
 import traceback
@@ -47,6 +48,19 @@ class StepContext:
     run_id: int
     step: str
     params: dict[str, Any]
+
+
+_current_step: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
+    "step", default=None
+)
+
+
+def current_step() -> StepContext | None:
+    """The step whose component is running in this thread (None outside a pipeline run):
+    for a component that keeps state of its own in the project's store (``tune``'s study).
+    Set around the local runner's call; a runner that ships steps elsewhere must set it
+    there too."""
+    return _current_step.get()
 
 
 @dataclass
@@ -128,6 +142,7 @@ class Launcher:
                 outputs[name] = marker.artifact_type(uri=str(staging[name]))
             gate: GateClosedError | None = None
             gate_message = ""
+            token = _current_step.set(context)
             try:
                 properties = self.runner.execute(
                     execute_component,
@@ -142,6 +157,8 @@ class Launcher:
                     raise
                 gate, gate_message = exc, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
                 properties = exc.output_properties or {n: a.properties for n, a in outputs.items()}
+            finally:
+                _current_step.reset(token)
             for name, artifact in outputs.items():
                 artifact.properties = properties[name]
                 artifact.fingerprint = path_fingerprint(staging[name])

@@ -31,6 +31,9 @@ class Accumulator(Protocol):
 class MetadataStore(Protocol):
     """What the launcher needs from a metadata store (``lockgate.metadata`` implements it)."""
 
+    #: the database URL (a component that keeps its own tables there, ``tune``, opens it)
+    url: str
+
     def start_run(self, pipeline: str, properties: dict[str, Any] | None = None) -> int: ...
 
     def finish_run(self, run_id: int, status: str, error: str | None = None) -> None: ...

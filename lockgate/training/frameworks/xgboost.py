@@ -163,7 +163,9 @@ def _margin_to_proba(margin: np.ndarray) -> np.ndarray:
         p = 1.0 / (1.0 + np.exp(-margin.reshape(-1)))
         return np.column_stack([1.0 - p, p])
     shifted = np.exp(margin - margin.max(axis=1, keepdims=True))
-    return np.asarray(shifted / shifted.sum(axis=1, keepdims=True), dtype=np.float64)
+    proba = np.asarray(shifted / shifted.sum(axis=1, keepdims=True), dtype=np.float64)
+    # float32 rows cast to float64 miss one by ~1e-7, which log_loss warns about
+    return np.asarray(proba / proba.sum(axis=1, keepdims=True), dtype=np.float64)
 
 
 FRAMEWORK = XGBoostFramework()
