@@ -79,6 +79,8 @@ def drop_missing_label(table: pa.Table, label: str) -> pa.Table:
     valid = pc.is_valid(column)
     if pa.types.is_floating(column.type):
         valid = pc.and_(valid, pc.invert(pc.is_nan(column)))
+    if pc.all(valid).as_py() is not False:  # nothing to drop: no copy of the whole table
+        return table
     return table.filter(pc.fill_null(valid, False))
 
 
@@ -173,9 +175,7 @@ class TransformGraph:
         if self.steps:
             columns = {name: table.column(name) for name in table.column_names}
             parts.append(self._run_steps(columns, where="the input table")[0])
-        if not parts:
-            return np.empty((table.num_rows, 0))
-        return np.column_stack(parts).astype(np.float64, copy=False)
+        return _side_by_side(parts, table.num_rows)
 
     def apply_columns(self, columns: Mapping[str, np.ndarray | pa.Array]) -> np.ndarray:
         """``apply`` for columns one by one, as a request brings them: float64 NumPy arrays
@@ -464,6 +464,19 @@ def _to_float(name: str, column: pa.ChunkedArray) -> np.ndarray:
 def _sample(column: pa.ChunkedArray) -> Any:
     present = column.drop_null()
     return present[0].as_py() if len(present) else None
+
+
+def _side_by_side(parts: list[np.ndarray], rows: int) -> np.ndarray:
+    """The parts (1-D columns, 2-D blocks) as one float64 matrix in Fortran order: each
+    output column is one contiguous copy, where a row-major stack strides every value (a
+    third of ``apply``'s time on a wide split). The libraries take either order."""
+    widths = [1 if part.ndim == 1 else part.shape[1] for part in parts]
+    out = np.empty((rows, sum(widths)), dtype=np.float64, order="F")
+    start = 0
+    for part, width in zip(parts, widths, strict=True):
+        out[:, start : start + width] = part.reshape(rows, width) if part.ndim == 1 else part
+        start += width
+    return out
 
 
 def _standardise(spec: FeatureTransform, values: np.ndarray) -> np.ndarray:

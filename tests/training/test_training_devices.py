@@ -51,7 +51,14 @@ def test_a_pipeline_with_device_auto_trains_on_the_cpu_and_says_so(
     penguins_project: Path,
 ) -> None:
     done = lockgate(
-        "run", "--set", "train.trainer=xgboost", "--set", "train.device=auto", cwd=penguins_project
+        "run",
+        "--set",
+        "train.trainer=xgboost",
+        "--set",
+        'train.params={"n_estimators": 20}',
+        "--set",
+        "train.device=auto",
+        cwd=penguins_project,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith("Training:")]
@@ -61,7 +68,14 @@ def test_a_pipeline_with_device_auto_trains_on_the_cpu_and_says_so(
 @no_gpu
 def test_a_pipeline_with_device_cuda_fails_at_train_before_fitting(penguins_project: Path) -> None:
     done = lockgate(
-        "run", "--set", "train.trainer=xgboost", "--set", "train.device=cuda", cwd=penguins_project
+        "run",
+        "--set",
+        "train.trainer=xgboost",
+        "--set",
+        'train.params={"n_estimators": 20}',
+        "--set",
+        "train.device=cuda",
+        cwd=penguins_project,
     )
     assert done.returncode != 0
     output = done.stdout + done.stderr

@@ -99,7 +99,7 @@ def test_a_base_model_of_another_framework_is_refused_and_nothing_is_registered(
     project = warm_project(penguins_project)
     assert run(project, store).ok
     models_before = len(store.artifacts_of_type("Model"))
-    refused = run(project, store, "train.trainer=xgboost")
+    refused = run(project, store, "train.trainer=xgboost", 'train.params={"n_estimators": 20}')
     assert refused.status == "failed" and refused.failed_step == "train"
     assert isinstance(refused.error, ConfigError)
     assert "lightgbm model" in str(refused.error) and "xgboost" in str(refused.error)
