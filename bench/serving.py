@@ -1,22 +1,26 @@
 """Serving throughput and latency: lockgate against MLServer and ``mlflow models serve``.
 
-The same scikit-learn classifier (``serving_model.py``: gradient boosting, 8 features) is
+The same classifier (``serving_model.py``, 8 features; ``--model sklearn``: gradient
+boosting, ``xgboost``: an XGBClassifier, ``torch_mlp``: lockgate's own PyTorch MLP) is
 imported into a fresh lockgate project and served by ``lockgate serve`` (default settings,
-and once more with batching off), by MLServer's sklearn runtime (``mlserver start``) and by
-``mlflow models serve --env-manager local``, each with its default settings. Every server is
+and once more with batching off), by MLServer (``mlserver start``: its sklearn or XGBoost
+runtime, or for torch_mlp the minimal custom runtime ``serving_mlserver_torch.py``) and, for
+sklearn only, by ``mlflow models serve --env-manager local``, each with its default settings. Every server is
 pinned to one core (``taskset -c 0``: its workers too) and driven by wrk pinned to another
 (``taskset -c 1``) at 1, 16 and 64 connections with 1-row and 100-row requests. Before the
 load each server's answer to a 100-row request is checked against the in-process model.
 
 Prints one table (requests/s, p50, p99, errors per server, concurrency and rows), the bare
-in-process ``model.predict`` p50 for the same row counts, and the issue's targets:
+in-process predict p50 for the same row counts (the framework's own: sklearn ``predict``,
+the Booster's ``inplace_predict``, the module's forward pass), and the issue's targets:
 
 * concurrency 16: lockgate >= 2x MLServer's requests/s, with a p99 no higher than its;
 * concurrency 1: lockgate's p50 within 1 ms of the bare ``predict`` call.
 
 Peers run from their own virtual environments (``bench/.venv-mlserver``,
 ``bench/.venv-mlflow``; see bench/README.md) and are skipped, with the reason printed, when
-missing. Run: ``python bench/serving.py [--duration 5] [--servers lockgate,mlserver]``.
+missing. Run: ``python bench/serving.py [--model xgboost] [--duration 5]
+[--servers lockgate,mlserver]``.
 """
 
 from __future__ import annotations
@@ -32,13 +36,14 @@ from pathlib import Path
 import numpy as np
 import serving_servers as servers
 import serving_wrk as wrk
-from serving_model import MODEL_NAME, bare_predict_p50_ms, make_table, save_skops, train
+from serving_model import MODELS, BenchModel, bare_predict_p50_ms, make_table, train
 
 ALL_SERVERS = ("lockgate", "lockgate-nobatch", "mlserver", "mlflow")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=MODELS, default="sklearn", help="what to serve")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per cell")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load per body first")
     parser.add_argument("--concurrency", default="1,16,64", help="wrk connections, a,b,c")
@@ -83,44 +88,37 @@ def _bench(
     row_counts: list[int],
 ) -> int:
     print(f"cpus: {os.cpu_count()}; servers on core {args.server_core}, wrk on core "
-          f"{args.client_core}; {args.duration:g}s per cell")  # fmt: skip
-    model = train()
+          f"{args.client_core}; {args.duration:g}s per cell; load average "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")  # fmt: skip
+    model = train(args.model)
+    print(f"model: {model.description}")
     bodies_X = {rows: make_table(rows, seed=7)[0] for rows in row_counts}
     check_X = make_table(100, seed=11)[0]
     expected = [str(v) for v in model.predict(check_X)]
 
     bare = _bare_predict(model, row_counts, args.server_core)
     for rows, ms in bare.items():
-        print(f"bare model.predict, {rows:>3} row(s), in-process p50: {ms:.3f} ms")
+        print(f"bare predict, {rows:>3} row(s), in-process p50: {ms:.3f} ms")
 
     candidates: list[servers.Server] = []
     skipped: dict[str, str] = {}
+    model_file = model.save_for_lockgate(work)
     if {"lockgate", "lockgate-nobatch"} & set(wanted):
-        project = servers.lockgate_project(save_skops(model, work / "model.skops"), work / "lg")
+        project = servers.lockgate_project(model_file, model.name, work / "lg")
         if "lockgate" in wanted:
-            candidates.append(servers.lockgate_server(project))
+            candidates.append(servers.lockgate_server(project, model.name))
         if "lockgate-nobatch" in wanted:
-            candidates.append(servers.lockgate_server(project, batching=False))
+            candidates.append(servers.lockgate_server(project, model.name, batching=False))
         extra = dict(item.split("=", 1) for item in args.lockgate_env)
         for server in candidates:
             server.env.update(extra)
             if extra:
                 server.note += f"; {' '.join(args.lockgate_env)}"
     if "mlserver" in wanted:
-        found = servers.mlserver_server(model, work / "mlserver")
+        found = servers.mlserver_server(model, model_file, work / "mlserver")
         _add(found, "mlserver", candidates, skipped)
     if "mlflow" in wanted:
-        joblib_file = work / "mlserver" / MODEL_NAME / "model.joblib"
-        if not joblib_file.exists():
-            import joblib
-
-            joblib_file.parent.mkdir(parents=True, exist_ok=True)
-            joblib.dump(model, joblib_file)
-        try:
-            found = servers.mlflow_server(joblib_file, work / "mlflow")
-        except RuntimeError as exc:
-            found = str(exc)
-        _add(found, "mlflow", candidates, skipped)
+        _add(_mlflow(model, work), "mlflow", candidates, skipped)
     for name, reason in skipped.items():
         print(f"{name}: skipped: {reason}")
 
@@ -150,8 +148,21 @@ def _add(
         candidates.append(found)
 
 
-def _bare_predict(model: object, row_counts: list[int], core: int) -> dict[int, float]:
-    """The floor: ``model.predict`` in this process, on the core the servers will use."""
+def _mlflow(model: BenchModel, work: Path) -> servers.Server | str:
+    if model.kind != "sklearn":
+        return f"--model {model.kind}: the MLflow peer is wired for the sklearn model only"
+    import joblib
+
+    joblib_file = work / "model.joblib"
+    joblib.dump(model.fitted, joblib_file)
+    try:
+        return servers.mlflow_server(joblib_file, work / "mlflow")
+    except RuntimeError as exc:
+        return str(exc)
+
+
+def _bare_predict(model: BenchModel, row_counts: list[int], core: int) -> dict[int, float]:
+    """The floor: the bare predict in this process, on the core the servers will use."""
     before = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {core})
     try:
@@ -223,7 +234,7 @@ def _print_table(results: dict[tuple[str, int, int], wrk.Result], bare: dict[int
         print(f"{name:<24}{connections:>5}{rows:>6}{r.rps:>10.0f}{r.p50_ms:>9.2f}"
               f"{r.p99_ms:>9.2f}{r.errors:>8}")  # fmt: skip
     for rows, ms in bare.items():
-        print(f"{'bare model.predict':<24}{'-':>5}{rows:>6}{'-':>10}{ms:>9.2f}"
+        print(f"{'bare predict':<24}{'-':>5}{rows:>6}{'-':>10}{ms:>9.2f}"
               f"{'-':>9}{'-':>8}")  # fmt: skip
 
 
