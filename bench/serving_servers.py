@@ -97,14 +97,18 @@ def mlflow_answer(body: bytes) -> list[str]:
 # --- set-up ---------------------------------------------------------------------------------
 
 
-def lockgate_project(model_file: Path, name: str, folder: Path) -> Path:
-    """A fresh lockgate project (own SQLite store) with the model imported and promoted."""
+def lockgate_project(
+    model_file: Path, name: str, folder: Path, *, framework: str | None = None
+) -> Path:
+    """A fresh lockgate project (own SQLite store) with the model imported and promoted;
+    ``framework`` is passed as ``--framework`` where the suffix does not tell."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "lockgate.toml").write_text('[project]\nname = "serving-bench"\n')
     cli = [sys.executable, "-m", "lockgate.cli.main"]
     steps = [
         ["models", "import", str(model_file), "--name", name, "--features",
-         ",".join(FEATURES), "--bless", "--reason", "serving benchmark"],
+         ",".join(FEATURES), "--bless", "--reason", "serving benchmark",
+         *(["--framework", framework] if framework else [])],
         ["models", "promote", name, "1"],
     ]  # fmt: skip
     for step in steps:
