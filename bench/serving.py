@@ -58,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="extra environment for lockgate serve, e.g. LOCKGATE_SERVE_LOG_SAMPLE_RATE=0",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every server this many times, interleaved (A, B, A, B); medians shown",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args(argv)
     concurrency = [int(c) for c in args.concurrency.split(",")]
@@ -96,10 +102,6 @@ def _bench(
     check_X = make_table(100, seed=11)[0]
     expected = [str(v) for v in model.predict(check_X)]
 
-    bare = _bare_predict(model, row_counts, args.server_core)
-    for rows, ms in bare.items():
-        print(f"bare predict, {rows:>3} row(s), in-process p50: {ms:.3f} ms")
-
     candidates: list[servers.Server] = []
     skipped: dict[str, str] = {}
     model_file = model.save_for_lockgate(work)
@@ -124,14 +126,25 @@ def _bench(
     for name, reason in skipped.items():
         print(f"{name}: skipped: {reason}")
 
-    results: dict[tuple[str, int, int], wrk.Result] = {}
-    failed = [
-        server.name
-        for server in candidates
-        if not _measure(server, args, work, bodies_X, check_X, expected, concurrency, results)
-    ]
+    runs: dict[tuple[str, int, int], list[wrk.Result]] = {}
+    bare_runs: dict[int, list[float]] = {rows: [] for rows in row_counts}
+    failed: list[str] = []
+    for round_no in range(1, args.rounds + 1):
+        if args.rounds > 1:
+            print(f"round {round_no}/{args.rounds}; load average "
+                  f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")  # fmt: skip
+        for rows, ms in _bare_predict(model, row_counts, args.server_core).items():
+            bare_runs[rows].append(ms)
+            print(f"bare predict, {rows:>3} row(s), in-process p50: {ms:.3f} ms")
+        for server in candidates:
+            if server.name in failed:
+                continue
+            if not _measure(server, args, work, bodies_X, check_X, expected, concurrency, runs):
+                failed.append(server.name)
 
-    _print_table(results, bare)
+    results = {key: wrk.median(found) for key, found in runs.items()}
+    bare = {rows: float(np.median(found)) for rows, found in bare_runs.items()}
+    _print_table(results, bare, runs if args.rounds > 1 else None)
     _print_targets(results, bare, skipped, row_counts)
     if failed:
         print(f"failed: {', '.join(failed)} (see above)")
@@ -181,7 +194,7 @@ def _measure(
     check_X: np.ndarray,
     expected: list[str],
     concurrency: list[int],
-    results: dict[tuple[str, int, int], wrk.Result],
+    runs: dict[tuple[str, int, int], list[wrk.Result]],
 ) -> bool:
     """Start, check, load and stop one server; False when it failed or answered wrong."""
     slug = server.name.split()[0] + ("-nobatch" if "no batching" in server.name else "")
@@ -208,13 +221,14 @@ def _measure(
                         seconds=args.warmup, core=args.client_core)  # fmt: skip
         for rows, script in scripts.items():
             for connections in concurrency:
-                results[(server.name, connections, rows)] = wrk.run(
+                found = wrk.run(
                     server.infer_url,
                     script,
                     connections=connections,
                     seconds=args.duration,
                     core=args.client_core,
                 )
+                runs.setdefault((server.name, connections, rows), []).append(found)
     except (RuntimeError, OSError) as exc:
         print(f"{server.name}: failed: {exc}")
         return False
@@ -223,18 +237,26 @@ def _measure(
     return True
 
 
-def _print_table(results: dict[tuple[str, int, int], wrk.Result], bare: dict[int, float]) -> None:
+def _print_table(
+    results: dict[tuple[str, int, int], wrk.Result],
+    bare: dict[int, float],
+    runs: dict[tuple[str, int, int], list[wrk.Result]] | None,
+) -> None:
+    """One row per cell; with several rounds the figures are medians over the rounds (the
+    errors summed) and the last column lists each round's requests/s."""
     print()
     header = (
         f"{'server':<24}{'conc':>5}{'rows':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
     )
+    if runs is not None:
+        header += "  req/s by round"
     print(header)
     print("-" * len(header))
-    for (name, connections, rows), r in sorted(
-        results.items(), key=lambda item: (item[0][2], item[0][1])
-    ):
+    for key, r in sorted(results.items(), key=lambda item: (item[0][2], item[0][1])):
+        name, connections, rows = key
+        by_round = "" if runs is None else "  " + "/".join(f"{x.rps:.0f}" for x in runs[key])
         print(f"{name:<24}{connections:>5}{rows:>6}{r.rps:>10.0f}{r.p50_ms:>9.2f}"
-              f"{r.p99_ms:>9.2f}{r.errors:>8}")  # fmt: skip
+              f"{r.p99_ms:>9.2f}{r.errors:>8}{by_round}")  # fmt: skip
     for rows, ms in bare.items():
         print(f"{'bare predict':<24}{'-':>5}{rows:>6}{'-':>10}{ms:>9.2f}"
               f"{'-':>9}{'-':>8}")  # fmt: skip
