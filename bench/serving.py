@@ -221,6 +221,7 @@ def _measure(
                         seconds=args.warmup, core=args.client_core)  # fmt: skip
         for rows, script in scripts.items():
             for connections in concurrency:
+                cpu_before = running.cpu_seconds()
                 found = wrk.run(
                     server.infer_url,
                     script,
@@ -228,6 +229,9 @@ def _measure(
                     seconds=args.duration,
                     core=args.client_core,
                 )
+                if found.requests:
+                    cpu_s = running.cpu_seconds() - cpu_before
+                    found.cpu_ms = cpu_s * 1000.0 / found.requests
                 runs.setdefault((server.name, connections, rows), []).append(found)
     except (RuntimeError, OSError) as exc:
         print(f"{server.name}: failed: {exc}")
@@ -243,10 +247,12 @@ def _print_table(
     runs: dict[tuple[str, int, int], list[wrk.Result]] | None,
 ) -> None:
     """One row per cell; with several rounds the figures are medians over the rounds (the
-    errors summed) and the last column lists each round's requests/s."""
+    errors summed) and the last column lists each round's requests/s. ``cpu ms/req``: the
+    server's CPU time (all its processes) per request served."""
     print()
     header = (
         f"{'server':<24}{'conc':>5}{'rows':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        f"{'cpu ms/req':>12}"
     )
     if runs is not None:
         header += "  req/s by round"
@@ -255,11 +261,12 @@ def _print_table(
     for key, r in sorted(results.items(), key=lambda item: (item[0][2], item[0][1])):
         name, connections, rows = key
         by_round = "" if runs is None else "  " + "/".join(f"{x.rps:.0f}" for x in runs[key])
+        cpu = "-" if r.cpu_ms is None else f"{r.cpu_ms:.3f}"
         print(f"{name:<24}{connections:>5}{rows:>6}{r.rps:>10.0f}{r.p50_ms:>9.2f}"
-              f"{r.p99_ms:>9.2f}{r.errors:>8}{by_round}")  # fmt: skip
+              f"{r.p99_ms:>9.2f}{r.errors:>8}{cpu:>12}{by_round}")  # fmt: skip
     for rows, ms in bare.items():
         print(f"{'bare predict':<24}{'-':>5}{rows:>6}{'-':>10}{ms:>9.2f}"
-              f"{'-':>9}{'-':>8}")  # fmt: skip
+              f"{'-':>9}{'-':>8}{ms:>12.3f}")  # fmt: skip
 
 
 def _print_targets(
@@ -293,8 +300,9 @@ def _print_targets(
             continue
         gap = ours.p50_ms - bare[rows]
         met = gap <= 1.0
+        cpu = "" if ours.cpu_ms is None else f"; server CPU {ours.cpu_ms:.3f} ms per request"
         print(f"  {what}: {'MET' if met else 'MISSED'} (p50 {ours.p50_ms:.2f} ms vs bare "
-              f"{bare[rows]:.3f} ms: +{gap:.2f} ms)")  # fmt: skip
+              f"{bare[rows]:.3f} ms: +{gap:.2f} ms{cpu})")  # fmt: skip
     pairs = []
     for connections in (16, 64):
         for rows in rows_seen:

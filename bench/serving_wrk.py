@@ -40,6 +40,8 @@ class Result:
     errors: int
     p50_ms: float
     p99_ms: float
+    #: the server's CPU time (all its processes) per request, in ms; None when not read
+    cpu_ms: float | None = None
 
     @property
     def rps(self) -> float:
@@ -50,12 +52,14 @@ def median(results: list[Result]) -> Result:
     """The median of several runs of one cell, figure by figure (requests/s, p50 and p99
     each their own median); errors are summed over the runs."""
     rps = float(np.median([r.rps for r in results]))
+    cpu = [r.cpu_ms for r in results if r.cpu_ms is not None]
     return Result(
         requests=round(rps * 1000),
         seconds=1000.0,
         errors=sum(r.errors for r in results),
         p50_ms=float(np.median([r.p50_ms for r in results])),
         p99_ms=float(np.median([r.p99_ms for r in results])),
+        cpu_ms=float(np.median(cpu)) if cpu else None,
     )
 
 
