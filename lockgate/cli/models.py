@@ -339,7 +339,7 @@ def history_command(name: str, project_dir: Path, alias: str) -> None:
     "--framework",
     default=None,
     help="The model's framework, when its suffix does not tell (sklearn, lightgbm, xgboost,"
-    " onnx, or one registered through the lockgate.frameworks entry point group).",
+    " onnx, pytorch, or one registered through the lockgate.frameworks entry point group).",
 )
 @click.option(
     "--samples",
@@ -353,8 +353,9 @@ def history_command(name: str, project_dir: Path, alias: str) -> None:
     "trust",
     multiple=True,
     metavar="TYPE",
-    help="A type in a .skops file that you vouch for, beyond what lockgate trusts (repeat it"
-    " per type; loading a type runs its code). Recorded with the version.",
+    help="A type in a .skops file (or the function that builds a .safetensors model's module)"
+    " that you vouch for, beyond what lockgate trusts (repeat it per type; loading a type runs"
+    " its code). Recorded with the version.",
 )
 def import_command(
     path: Path,

@@ -147,9 +147,11 @@ def serve_command(
 ) -> None:
     """Serve the project's models (Open Inference Protocol V2), following the registry."""
     from lockgate.cli.project import load_settings
+    from lockgate.core.project_code import make_importable
     from lockgate.serving.app import create_app, serve
     from lockgate.serving.metrics import ServingMetrics
 
+    make_importable(project_dir)  # a transform's row_function may live in a project module
     settings = load_settings(
         project_dir,
         serve_host=host,

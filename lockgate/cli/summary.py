@@ -39,7 +39,12 @@ def render_run(result: RunResult, *, model_registry: Any | None = None) -> None:
     transform = outputs.get("TransformGraph")
     if transform is not None and transform.properties.get("task"):
         why = transform.properties.get("task_reason")
-        click.echo(f"Task: {transform.properties['task']}" + (f" — {why}" if why else ""))
+        task = transform.properties["task"]
+        classes = transform.properties.get("classes")
+        if task == "classification" and classes:
+            kind = "binary" if len(classes) == 2 else f"multiclass, {len(classes)} classes"
+            task = f"{task} ({kind})"
+        click.echo(f"Task: {task}" + (f" — {why}" if why else ""))
     model = outputs.get("Model")
     if model is not None:
         _render_training(model.properties)

@@ -29,7 +29,17 @@ from pathlib import Path
 from typing import Any
 
 #: Libraries whose version is part of every step's cache key: they produce the artifacts.
-LIBRARIES = ("lockgate", "numpy", "pyarrow", "polars", "scikit-learn", "lightgbm", "xgboost")
+LIBRARIES = (
+    "lockgate",
+    "numpy",
+    "pyarrow",
+    "polars",
+    "scikit-learn",
+    "lightgbm",
+    "xgboost",
+    "torch",
+    "safetensors",
+)
 
 _SIMPLE = (str, int, float, bool, type(None), bytes)
 

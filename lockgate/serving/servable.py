@@ -301,12 +301,20 @@ def typical_rows(transform: Any) -> dict[str, list[Any]]:
     for column in getattr(transform, "columns", ()):
         if column.kind == "numeric":
             rows[column.name] = [column.mean, column.mean + column.std, None]
+        elif column.kind == "bool":  # a request sends bools as text
+            rows[column.name] = ["true", "false", None]
         else:
             vocabulary = [v for v in column.vocabulary if isinstance(v, str)][:2] or [""]
             rows[column.name] = [vocabulary[0], vocabulary[-1], None]
     for name, kind in transform.features.items():  # transforms without per-column stats
-        rows.setdefault(name, [0.0, 1.0, None] if kind == "numeric" else ["", "", None])
+        rows.setdefault(name, _typical.get(kind, ["", "", None]))
     return rows
+
+
+_typical: dict[str, list[Any]] = {
+    "numeric": [0.0, 1.0, None],
+    "timestamp": ["2000-01-01T00:00:00", "2024-06-30T12:30:00", None],
+}
 
 
 def write_samples(folder: str | Path, rows: Mapping[str, list[Any]]) -> Path:

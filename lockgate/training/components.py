@@ -27,12 +27,17 @@ def fit_transform(
     label: str,
     features: list[str] | None = None,
     task: str | None = None,
+    transforms: list[dict[str, Any]] | None = None,
 ) -> None:
     """Fit the preprocessing on the train split only; features default to the schema's.
 
     ``task`` ("classification" or "regression") overrides the task decided from the label
     (a string, bool or few-valued integer label is classification, a float one regression);
-    the decision and its reason are the artifact's ``task`` and ``task_reason``."""
+    the decision and its reason are the artifact's ``task`` and ``task_reason``.
+
+    ``transforms`` are steps of ``lockgate.transforms`` (``zscore("x")``, ``one_hot("c")``,
+    ...), fitted by streaming the train split's batches once (format 2); features no step
+    names keep the default (numbers z-scored, text one-hot)."""
     from lockgate.errors import ColumnNotFoundError
     from lockgate.training.label_checks import check_label_present, check_label_varies
     from lockgate.training.transform import TransformGraph as Graph
@@ -42,19 +47,52 @@ def fit_transform(
     if label not in schema_features:
         raise ColumnNotFoundError(label, schema_features, where="the schema (label)")
     chosen = features if features is not None else [f for f in schema_features if f != label]
-    raw = read_split(examples, "train")
-    train = drop_missing_label(raw, label)
-    check_label_present(train, label, rows_before=raw.num_rows)
-    graph = Graph.fit(train, label=label, features=chosen, task=task)
-    check_label_varies(train, label, task=graph.task)
+    if transforms:
+        graph, rows = _fit_library(examples, label, chosen, transforms, task)
+    else:
+        raw = read_split(examples, "train")
+        train = drop_missing_label(raw, label)
+        check_label_present(train, label, rows_before=raw.num_rows)
+        graph, rows = Graph.fit(train, label=label, features=chosen, task=task), train.num_rows
+        check_label_varies(train, label, task=graph.task)
     graph.save(transform.uri)
     transform.properties.update(
         label=label,
         task=graph.task,
         task_reason=graph.task_reason,
+        classes=list(graph.label_classes) if graph.label_classes is not None else None,
         features=list(graph.features),
         outputs=len(graph.feature_names_out),
-        train_rows=train.num_rows,
+        train_rows=rows,
+        **({"steps": [step["op"] for step in graph.steps]} if graph.steps else {}),
+    )
+
+
+def _fit_library(
+    examples: Examples,
+    label: str,
+    features: list[str],
+    transforms: list[dict[str, Any]],
+    task: str | None,
+) -> tuple[Any, int]:
+    """The library graph of the train split, read batch by batch (statistics' batch size)."""
+    import pyarrow.dataset as ds
+
+    from lockgate.data.components import split_files
+    from lockgate.data.statistics.compute import BATCH_SIZE, coalesce
+    from lockgate.training.transform_fit import fit_library
+    from lockgate.transforms import spec_from_dict
+
+    dataset = ds.dataset(split_files(examples, "train"), format="parquet")
+    read = {label, *features, *(name for t in transforms for name in spec_from_dict(t).inputs)}
+    columns = [name for name in dataset.schema.names if name in read]  # only what is used
+    return fit_library(
+        lambda: coalesce(dataset.to_batches(columns=columns, batch_size=BATCH_SIZE), BATCH_SIZE),
+        dataset.schema,  # all columns, to name them when a step asks for a missing one
+        label=label,
+        features=features,
+        transforms=transforms,
+        task=task,
     )
 
 

@@ -1,10 +1,10 @@
 """Model files in safe formats, with a sha256 checked before anything is deserialised.
 
 LightGBM and XGBoost are saved in their native text formats, scikit-learn through skops (no
-pickle)::
+pickle), PyTorch as safetensors weights with the architecture in their header::
 
     model/
-      model.txt | model.xgb.json | model.skops   the model itself
+      model.txt | model.xgb.json | model.skops | model.safetensors   the model itself
       model.json   {"framework", "file", "sha256", "task", "n_features", "classes",
                     "trusted_types"}
 
@@ -102,8 +102,8 @@ def _identify(estimator: Any) -> tuple[str, str]:
             return framework.name, task
     raise ModelError(
         f"cannot save a {type(estimator).__module__}.{type(estimator).__qualname__} safely;"
-        " supported are LightGBM and XGBoost scikit-learn models and scikit-learn"
-        " classifiers/regressors",
+        " supported are LightGBM and XGBoost scikit-learn models, scikit-learn"
+        " classifiers/regressors and lockgate's PyTorch models",
         hint="return a lightgbm.LGBMModel or a scikit-learn estimator from your trainer",
     )
 
@@ -286,6 +286,7 @@ def _refuse(path: Path, what: str) -> None:
         path=str(path),
         hint="save scikit-learn models with skops.io.dump(model, 'model.skops'), LightGBM"
         " with booster.save_model('model.txt'), XGBoost with save_model('model.json'),"
+        " PyTorch through trainer='torch_mlp' or 'pytorch:pkg.module:build' (safetensors),"
         " or convert to ONNX",
     )
 

@@ -63,6 +63,7 @@ def detect_framework(path: Path, framework: str | None = None) -> str:
             path=str(path),
             hint="save scikit-learn models with skops.io.dump(model, 'model.skops'), LightGBM"
             " with booster.save_model('model.txt'), XGBoost with save_model('model.json'),"
+            " PyTorch through trainer='torch_mlp' or 'pytorch:pkg.module:build' (safetensors),"
             " or convert to ONNX",
         )
     known = frameworks()
@@ -127,7 +128,12 @@ def import_model_files(
         target / IMPORTED_FILE,
         {"source": str(source.resolve()), "source_sha256": sha256, "framework": framework},
     )
-    loaded = load_any_model(target, sha256=sha256, trusted=trusted)
+    try:
+        loaded = load_any_model(target, sha256=sha256, trusted=trusted)
+    except ModelError as exc:  # name the user's file, not the staged copy
+        raise type(exc)(
+            exc.message.replace(str(copied), str(source)), path=str(source), hint=exc.hint
+        ) from exc
     task, width, found_classes = own.describe(loaded.model)
     width = width or n_features
     if width is None:

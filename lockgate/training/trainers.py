@@ -127,9 +127,10 @@ def train_model(
         trainer_device(spec, task, device)  # refuses a device for the user's function
         return _train_user(spec, X, y, params)
     framework, rest = _trainer_framework(spec, task)
-    if base_model is not None and base_framework != framework.name:
+    name = framework.name  # type: ignore[attr-defined]  # a Trains is also a Framework
+    if base_model is not None and base_framework != name:
         raise ConfigError(
-            f"the base model is a {base_framework} model and trainer '{spec}' is {framework.name};"
+            f"the base model is a {base_framework} model and trainer '{spec}' is {name};"
             " warm start continues a model of the same framework",
             hint=f"train with a {base_framework} trainer, or leave base_model out",
         )

@@ -6,6 +6,21 @@ is ``transform.json``: readable, diffable and safe to load (no pickle)::
 
     transform/
       transform.json    {"format_version": 1, "label": ..., "task": ..., "features": [...]}
+
+Format 1 is the default preprocessing (numbers mean-imputed and z-scored, text and bools
+one-hot plus ``<other>``), written whenever no ``transforms=`` are given. Format 2 adds the
+transform library's fitted steps (``lockgate.transforms``)::
+
+    {"format_version": 2, "label": ..., "task": ..., "label_classes": [...],
+     "features": [...],                       # the defaults, as in format 1
+     "inputs": {"income": "numeric", ...},    # raw columns the steps read (served as such)
+     "steps": [{"op": "zscore", "input": "income", "output": "income",
+                "fitted": {"mean": 41.2, "std": 9.3}}, ...],
+     "outputs": ["income", ...],              # step outputs in the matrix, after the defaults
+     "feature_names_out": [...]}
+
+Both are read; a format 2 file names each ``row_function`` by ``module:qualname`` with its
+source fingerprint, checked when the file is loaded.
 """
 
 from __future__ import annotations
@@ -23,6 +38,8 @@ import pyarrow.compute as pc
 from lockgate.errors import ColumnNotFoundError, ConfigError, DataError, ModelError
 
 FORMAT_VERSION = 1
+#: The format of a graph with transform library steps.
+FORMAT_VERSION_LIBRARY = 2
 FILE_NAME = "transform.json"
 OOV = "<other>"
 TASKS = ("classification", "regression")
@@ -75,6 +92,12 @@ class TransformGraph:
     label_classes: list[Any] | None = None
     task_reason: str = ""
     format_version: int = field(default=FORMAT_VERSION)
+    #: Format 2: the fitted library steps, the raw columns they read and what they emit.
+    steps: tuple[dict[str, Any], ...] = ()
+    inputs: tuple[tuple[str, str], ...] = ()
+    emitted: tuple[str, ...] = ()
+    #: row_function name -> the function, resolved when the graph is fitted or loaded.
+    functions: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     # ---- fitting -------------------------------------------------------------------
     @classmethod
@@ -121,17 +144,35 @@ class TransformGraph:
     # ---- properties ----------------------------------------------------------------
     @property
     def features(self) -> dict[str, str]:
-        """Input feature name -> kind ("numeric", "string", "bool")."""
-        return {c.name: c.kind for c in self.columns}
+        """Input feature name -> kind ("numeric", "string", "bool", "timestamp")."""
+        return {c.name: c.kind for c in self.columns} | dict(self.inputs)
 
     @property
     def feature_names_out(self) -> list[str]:
-        return [name for c in self.columns for name in c.names_out]
+        names = [name for c in self.columns for name in c.names_out]
+        if self.steps:
+            empty = {name: _empty(kind) for name, kind in self.inputs}
+            names += self._run_steps(empty, where="")[1]
+        return names
+
+    def _run_steps(self, columns: Mapping[str, Any], *, where: str) -> tuple[np.ndarray, list[str]]:
+        """The library steps' matrix and column names, from raw columns by name."""
+        from lockgate.training.transform_steps import raw_value, run_steps
+
+        env = {}
+        for name, kind in self.inputs:
+            if name not in columns:
+                raise ColumnNotFoundError(name, list(columns), where=where)
+            env[name] = raw_value(name, kind, columns[name])
+        return run_steps(self.steps, env, self.emitted, self.functions)
 
     # ---- applying ------------------------------------------------------------------
     def apply(self, table: pa.Table) -> np.ndarray:
         """Encode ``table`` into a float64 matrix; extra columns are ignored."""
         parts = [_apply_feature(spec, _column(table, spec.name)) for spec in self.columns]
+        if self.steps:
+            columns = {name: table.column(name) for name in table.column_names}
+            parts.append(self._run_steps(columns, where="the input table")[0])
         if not parts:
             return np.empty((table.num_rows, 0))
         return np.column_stack(parts).astype(np.float64, copy=False)
@@ -153,6 +194,8 @@ class TransformGraph:
                 parts.append(_standardise(spec, values))
             else:
                 parts.append(_apply_feature(spec, pa.chunked_array([values])))
+        if self.steps:
+            parts.append(self._run_steps(columns, where="the request")[0])
         if not parts:
             return np.empty((0, 0))
         return np.column_stack(parts).astype(np.float64, copy=False)
@@ -200,23 +243,28 @@ class TransformGraph:
 
     # ---- persistence ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "format_version": self.format_version,
             "label": self.label,
             "task": self.task,
             "label_classes": self.label_classes,
             "task_reason": self.task_reason,
             "features": [c.to_dict() for c in self.columns],
-            "feature_names_out": self.feature_names_out,
         }
+        if self.format_version >= FORMAT_VERSION_LIBRARY:
+            out["inputs"] = dict(self.inputs)
+            out["steps"] = [dict(step) for step in self.steps]
+            out["outputs"] = list(self.emitted)
+        out["feature_names_out"] = self.feature_names_out
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TransformGraph:
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in (FORMAT_VERSION, FORMAT_VERSION_LIBRARY):
             raise ModelError(
                 f"transform format_version {version!r} is not supported"
-                f" (this lockgate reads {FORMAT_VERSION})"
+                f" (this lockgate reads {FORMAT_VERSION} and {FORMAT_VERSION_LIBRARY})"
             )
         try:
             columns = tuple(
@@ -229,14 +277,19 @@ class TransformGraph:
                 )
                 for f in data["features"]
             )
+            library: dict[str, Any] = {}
+            if version == FORMAT_VERSION_LIBRARY:
+                library = _library_fields(data)
             return cls(
                 label=data["label"],
                 task=data["task"],
                 columns=columns,
                 label_classes=data.get("label_classes"),
                 task_reason=str(data.get("task_reason", "")),
+                format_version=version,
+                **library,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelError(f"transform description is incomplete or malformed: {exc}") from exc
 
     def save(self, directory: str | Path) -> Path:
@@ -259,7 +312,64 @@ class TransformGraph:
         try:
             return cls.from_dict(data)
         except ModelError as exc:
-            raise ModelError(f"{path}: {exc.message}", path=str(path)) from exc
+            raise ModelError(f"{path}: {exc.message}", path=str(path), hint=exc.hint) from exc
+
+
+def _library_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """The steps of a format 2 file, checked; each row_function imported and fingerprinted."""
+    from lockgate.errors import LockgateError
+    from lockgate.training.transform_steps import RAW_KINDS
+    from lockgate.transforms import spec_from_dict
+
+    inputs = tuple((str(k), str(v)) for k, v in dict(data["inputs"]).items())
+    for name, kind in inputs:
+        if kind not in RAW_KINDS:
+            raise ModelError(f"input '{name}' has unknown kind {kind!r}")
+    steps = []
+    for step in data["steps"]:
+        try:
+            spec_from_dict({k: v for k, v in step.items() if k != "fitted"})
+        except LockgateError as exc:
+            raise ModelError(f"step {step!r} is malformed: {exc}") from exc
+        steps.append(dict(step))
+    functions = {s["function"]: _import_checked(s) for s in steps if s["op"] == "row_function"}
+    return {
+        "steps": tuple(steps),
+        "inputs": inputs,
+        "emitted": tuple(str(n) for n in data["outputs"]),
+        "functions": functions,
+    }
+
+
+def _import_checked(step: dict[str, Any]) -> Any:
+    """The row_function the step names, refused when absent or not the code it was fitted with."""
+    from lockgate.core.project_code import source_fingerprint
+    from lockgate.transforms import resolve_function
+
+    name = step["function"]
+    fn = resolve_function(name)
+    if fn is None:
+        raise ModelError(
+            f"row_function '{name}' cannot be imported, so the transform cannot be applied",
+            hint=f"install or put on PYTHONPATH the module {name.partition(':')[0]!r} (the"
+            " project folder, for a function of the project), then load again",
+        )
+    got = source_fingerprint(fn)
+    if got != step["fingerprint"]:
+        raise ModelError(
+            f"row_function '{name}' is not the code the transform was fitted with"
+            f" (fingerprint {got[:12]}, fitted with {str(step['fingerprint'])[:12]})",
+            hint="run the pipeline again to fit and push a transform with this code, or"
+            " restore the function as it was",
+        )
+    return fn
+
+
+def _empty(kind: str) -> Any:
+    """A zero-row raw column, to name a graph's outputs without data."""
+    if kind == "numeric":
+        return np.zeros(0)
+    return pa.array([], pa.timestamp("us") if kind == "timestamp" else pa.string())
 
 
 # ---- column helpers ---------------------------------------------------------------------
@@ -366,6 +476,13 @@ def _apply_feature(spec: FeatureTransform, column: pa.ChunkedArray) -> np.ndarra
     if spec.kind == "numeric":
         return _standardise(spec, _to_float(spec.name, column))
     column = _plain(column)
+    if spec.kind == "bool" and _kind_of(column.type) == "string":  # a request's "true"/"false"
+        try:
+            column = pc.cast(column, pa.bool_())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise DataError(
+                f"column '{spec.name}' expected bool values (true/false), got {_sample(column)!r}"
+            ) from exc
     if not (pa.types.is_null(column.type) or _kind_of(column.type) == spec.kind):
         raise DataError(
             f"column '{spec.name}' expected {spec.kind} values, got {column.type}"

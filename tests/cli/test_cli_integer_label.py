@@ -108,7 +108,8 @@ def test_an_integer_label_is_classification_and_the_summary_says_why(
 ) -> None:
     _, output = wine
     assert (
-        "Task: classification — label 'target' is integer with 3 distinct values, at most 50;"
+        "Task: classification (multiclass, 3 classes) — label 'target' is integer with 3"
+        " distinct values, at most 50;"
         " task= overrides"
     ) in output
     metrics = next(line for line in output.splitlines() if line.startswith("Model metrics"))

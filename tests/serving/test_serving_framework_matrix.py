@@ -39,6 +39,7 @@ TRAINERS = {
         "gradient_boosting",
         "logistic_regression",
         "sklearn:sklearn.ensemble.ExtraTreesClassifier",
+        "torch_mlp",
     ],
     "multiclass": [
         "lightgbm",
@@ -47,6 +48,7 @@ TRAINERS = {
         "gradient_boosting",
         "logistic_regression",
         "sklearn:sklearn.ensemble.ExtraTreesClassifier",
+        "torch_mlp",
     ],
     "regression": [
         "lightgbm",
@@ -55,6 +57,7 @@ TRAINERS = {
         "gradient_boosting",
         "linear_regression",
         "sklearn:sklearn.ensemble.ExtraTreesRegressor",
+        "torch_mlp",
     ],
 }
 PARAMS = {
@@ -63,6 +66,7 @@ PARAMS = {
     "random_forest": {"n_estimators": 30},
     "gradient_boosting": {"max_iter": 30},
     "logistic_regression": {"max_iter": 2000},
+    "torch_mlp": {"epochs": 60},
 }
 THRESHOLDS = {
     "binary": {"accuracy": {"lower_bound": 0.85}},

@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
+from support import lockgate
 
 from lockgate.errors import ConfigError
 from lockgate.training.devices import cuda_gpus, resolve_device
-from support import lockgate
 
 no_gpu = pytest.mark.skipif(bool(cuda_gpus()), reason="this machine has a CUDA GPU")
 

@@ -66,12 +66,43 @@ def _onnx(folder: Path) -> tuple[Path, Any]:
     return path, model.predict_proba(X)
 
 
+def _pytorch(folder: Path) -> tuple[Path, Any]:
+    """An MLP trained by plain PyTorch, saved as safetensors with lockgate's architecture."""
+    import torch
+    from safetensors.torch import save_file
+
+    X, y = _data()
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    optimizer = torch.optim.Adam(module.parameters(), lr=0.05)
+    features, target = torch.tensor(X, dtype=torch.float32), torch.tensor(y)
+    for _ in range(50):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(module(features), target).backward()
+        optimizer.step()
+    architecture = {
+        "format": "lockgate.pytorch/1",
+        "task": "classification",
+        "n_features": 4,
+        "n_outputs": 2,
+        "classes": [0, 1],
+        "target": None,
+        "dtype": "float32",
+        "module": {"kind": "mlp", "hidden_layers": [8], "activation": "relu", "dropout": 0.0},
+    }
+    path = folder / "clf.safetensors"
+    save_file(module.state_dict(), path, metadata={"lockgate": json.dumps(architecture)})
+    with torch.inference_mode():
+        return path, torch.softmax(module(features).double(), dim=1).numpy()
+
+
 #: one model file per built-in framework; a new framework adds its own here
 EXAMPLES: dict[str, Callable[[Path], tuple[Path, Any]]] = {
     "sklearn": _sklearn,
     "lightgbm": _lightgbm,
     "xgboost": _xgboost,
     "onnx": _onnx,
+    "pytorch": _pytorch,
 }
 
 

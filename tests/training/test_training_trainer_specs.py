@@ -129,7 +129,8 @@ def test_xgboost_trains_saves_json_and_loads_the_same_predictions(
     loaded = load_model(tmp_path)
     np.testing.assert_array_equal(loaded.predict(X), estimator.predict(X))
     if kind == "classification":
-        np.testing.assert_allclose(loaded.predict_proba(X), estimator.predict_proba(X), rtol=1e-5)
+        # lockgate's softmax runs in float64 on XGBoost's float32 margins
+        np.testing.assert_allclose(loaded.predict_proba(X), estimator.predict_proba(X), rtol=1e-4)
         assert info.classes == sorted(set(y.tolist()))
         assert np.mean(loaded.predict(X) == y) > 0.9
 

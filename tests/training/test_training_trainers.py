@@ -103,7 +103,7 @@ def test_unknown_spec_suggests(classification_data) -> None:
         train_model(X, y, spec="lightgbn", task="classification")
     with pytest.raises(ConfigError, match="does not do regression; use 'linear_regression'"):
         train_model(X, y, spec="logistic_regression", task="regression")
-    assert sorted(specs()) == sorted(set(CLASSIFIERS) | set(REGRESSORS))
+    assert sorted(specs()) == sorted(set(CLASSIFIERS) | set(REGRESSORS) | {"torch_mlp"})
 
 
 def test_bad_params_name_the_param(classification_data) -> None:

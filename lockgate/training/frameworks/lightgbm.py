@@ -95,8 +95,11 @@ class LightGBMFramework:
         """From LightGBM's text model only (``check_format`` saw its header)."""
         import lightgbm
 
+        from lockgate.training.lightgbm_checks import readable_lightgbm_text
+
+        text = readable_lightgbm_text(data, str(path))  # LightGBM's parser crashes on bad text
         try:
-            return lightgbm.Booster(model_str=data.decode("utf-8"))
+            return lightgbm.Booster(model_str=text)
         except (lightgbm.basic.LightGBMError, UnicodeDecodeError) as exc:
             raise ModelError(
                 f"{path} is not a readable LightGBM model: {exc}", path=str(path)

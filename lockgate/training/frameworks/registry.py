@@ -11,7 +11,7 @@ from lockgate.errors import ConfigError, ModelError, did_you_mean
 from lockgate.training.frameworks.base import Framework
 
 ENTRY_POINT_GROUP = "lockgate.frameworks"
-_BUILTIN = ("sklearn", "lightgbm", "xgboost", "onnx")
+_BUILTIN = ("sklearn", "lightgbm", "xgboost", "onnx", "pytorch")
 _REGISTRY: dict[str, Framework] = {}
 _loaded = False
 

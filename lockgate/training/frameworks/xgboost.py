@@ -102,8 +102,9 @@ class XGBoostFramework:
         try:  # the bytes whose sha256 was checked, not the file again (it may have changed)
             booster.load_model(bytearray(data))
         except xgboost.core.XGBoostError as exc:
+            first = str(exc).split("\n")[0]  # the rest is XGBoost's C++ stack trace
             raise ModelError(
-                f"{path} is not a readable XGBoost model: {exc}", path=str(path)
+                f"{path} is not a readable XGBoost model: {first}", path=str(path)
             ) from exc
         return booster
 
