@@ -106,9 +106,7 @@ def _bench(
     skipped: dict[str, str] = {}
     model_file = model.save_for_lockgate(work)
     if {"lockgate", "lockgate-nobatch"} & set(wanted):
-        project = servers.lockgate_project(
-            model_file, model.name, work / "lg", framework=model.import_framework
-        )
+        project = servers.lockgate_project(model_file, model.name, work / "lg")
         if "lockgate" in wanted:
             candidates.append(servers.lockgate_server(project, model.name))
         if "lockgate-nobatch" in wanted:

@@ -11,8 +11,7 @@ Every model is trained once on the same generated table (8 numeric features, two
       <work>/model.json                 lockgate: `lockgate models import model.json ...`
       <work>/mlserver/xgb/model.json    MLServer's XGBoost runtime, the same file
     --model torch_mlp   lockgate's own trainer "torch_mlp" (MLP 8-64-32-2, ReLU)
-      <work>/torch/model.safetensors    lockgate: `lockgate models import model.safetensors
-                                        --framework pytorch ...`
+      <work>/torch/model.safetensors    lockgate: `lockgate models import model.safetensors ...`
       <work>/mlserver/mlp/              the same file, served by MLServer with the custom
                                         runtime bench/serving_mlserver_torch.py beside it
 
@@ -55,11 +54,6 @@ class BenchModel:
     predict: Callable[[np.ndarray], np.ndarray]
     #: wraps the bare calls (one torch thread)
     quiet: Callable[[], Any]
-
-    @property
-    def import_framework(self) -> str | None:
-        """``--framework`` for ``lockgate models import``, where the suffix does not tell."""
-        return "pytorch" if self.kind == "torch_mlp" else None
 
     def save_for_lockgate(self, work: Path) -> Path:
         """The file ``lockgate models import`` reads."""

@@ -97,18 +97,15 @@ def mlflow_answer(body: bytes) -> list[str]:
 # --- set-up ---------------------------------------------------------------------------------
 
 
-def lockgate_project(
-    model_file: Path, name: str, folder: Path, *, framework: str | None = None
-) -> Path:
-    """A fresh lockgate project (own SQLite store) with the model imported and promoted;
-    ``framework`` is passed as ``--framework`` where the suffix does not tell."""
+def lockgate_project(model_file: Path, name: str, folder: Path) -> Path:
+    """A fresh lockgate project (own SQLite store) with the model imported and promoted
+    (its framework told by the file's suffix: .skops, .json, .safetensors)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "lockgate.toml").write_text('[project]\nname = "serving-bench"\n')
     cli = [sys.executable, "-m", "lockgate.cli.main"]
     steps = [
         ["models", "import", str(model_file), "--name", name, "--features",
-         ",".join(FEATURES), "--bless", "--reason", "serving benchmark",
-         *(["--framework", framework] if framework else [])],
+         ",".join(FEATURES), "--bless", "--reason", "serving benchmark"],
         ["models", "promote", name, "1"],
     ]  # fmt: skip
     for step in steps:
