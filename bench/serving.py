@@ -245,7 +245,7 @@ def _print_table(
     runs: dict[tuple[str, int, int], list[wrk.Result]] | None,
 ) -> None:
     """One row per cell; with several rounds the figures are medians over the rounds (the
-    errors summed) and the last column lists each round's requests/s. ``cpu ms/req``: the
+    errors summed) and the last columns list each round's requests/s and p99. ``cpu ms/req``: the
     server's CPU time (all its processes) per request served."""
     print()
     header = (
@@ -253,12 +253,16 @@ def _print_table(
         f"{'cpu ms/req':>12}"
     )
     if runs is not None:
-        header += "  req/s by round"
+        header += "  req/s by round  p99 ms by round"
     print(header)
     print("-" * len(header))
     for key, r in sorted(results.items(), key=lambda item: (item[0][2], item[0][1])):
         name, connections, rows = key
-        by_round = "" if runs is None else "  " + "/".join(f"{x.rps:.0f}" for x in runs[key])
+        by_round = ""
+        if runs is not None:
+            rps = "/".join(f"{x.rps:.0f}" for x in runs[key])
+            p99 = "/".join(f"{x.p99_ms:.1f}" for x in runs[key])
+            by_round = f"  {rps:<15}  {p99}"
         cpu = "-" if r.cpu_ms is None else f"{r.cpu_ms:.3f}"
         print(f"{name:<24}{connections:>5}{rows:>6}{r.rps:>10.0f}{r.p50_ms:>9.2f}"
               f"{r.p99_ms:>9.2f}{r.errors:>8}{cpu:>12}{by_round}")  # fmt: skip
