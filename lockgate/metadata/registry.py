@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from lockgate.core.artifacts import Artifact
 from lockgate.errors import ConfigError, NotBlessedError, NotFoundError, did_you_mean
 from lockgate.metadata import tables as t
-from lockgate.metadata.store import SqlMetadataStore, insert_or_ignore, now, upsert
+from lockgate.metadata.store import SqlMetadataStore, insert_or_ignore, inserted_id, now, upsert
 
 PRODUCTION = "production"
 #: The alias whose version a canary serves next to production (see serving/canary.py).
@@ -105,16 +105,18 @@ class Registry:
             )
         ).scalar()
         number = (latest or 0) + 1
-        version_id = conn.execute(
-            t.model_versions.insert().values(
-                model_id=model_id,
-                version=number,
-                artifact_id=pushed.id,
-                blessed=blessed,
-                properties=properties or {},
-                created_at=now(),
+        version_id = inserted_id(
+            conn.execute(
+                t.model_versions.insert().values(
+                    model_id=model_id,
+                    version=number,
+                    artifact_id=pushed.id,
+                    blessed=blessed,
+                    properties=properties or {},
+                    created_at=now(),
+                )
             )
-        ).inserted_primary_key[0]
+        )
         if alias is not None:
             self._move_alias(conn, model_id, alias, int(version_id), reason=reason, forced=False)
         return number

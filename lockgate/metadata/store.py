@@ -242,10 +242,20 @@ def upsert(conn: Connection, table: sa.Table, keys: list[str], **values: Any) ->
     conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=changes))
 
 
+def inserted_id(result: sa.CursorResult[Any]) -> int:
+    """The primary key of the one row an INSERT wrote."""
+    key = result.inserted_primary_key
+    if key is None:  # pragma: no cover - every table here has an integer primary key
+        raise MetadataError("the database returned no id for an inserted row")
+    return int(key[0])
+
+
 def _dialect_insert(conn: Connection, table: sa.Table) -> Any:
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table)
+    if conn.dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:  # pragma: no cover - the store supports SQLite and PostgreSQL
         raise MetadataError(f"unsupported database {conn.dialect.name!r}")
@@ -280,12 +290,12 @@ class SqlMetadataStore:
                 sa.select(t.pipelines.c.id).where(t.pipelines.c.name == pipeline)
             ).scalar_one()
             props = {"pid": os.getpid(), "host": socket.gethostname(), **(properties or {})}
-            return int(
+            return inserted_id(
                 conn.execute(
                     t.runs.insert().values(
                         pipeline_id=pipeline_id, status=RUNNING, properties=props, started_at=now()
                     )
-                ).inserted_primary_key[0]
+                )
             )
 
     def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
@@ -347,7 +357,7 @@ class SqlMetadataStore:
         """Record a step as started (or, with ``status=cached``, as reused) with its inputs,
         what its cache key was made of and, for a step that runs, why the cache missed."""
         with self._write() as conn:
-            execution_id = int(
+            execution_id = inserted_id(
                 conn.execute(
                     t.executions.insert().values(
                         run_id=run_id,
@@ -364,7 +374,7 @@ class SqlMetadataStore:
                         started_at=now(),
                         finished_at=None if status == RUNNING else now(),
                     )
-                ).inserted_primary_key[0]
+                )
             )
             self._insert_events(conn, execution_id, "input", inputs)
         return execution_id
@@ -387,7 +397,7 @@ class SqlMetadataStore:
         """
         with self._write() as conn:
             for artifact in outputs.values():
-                artifact.id = int(
+                artifact.id = inserted_id(
                     conn.execute(
                         t.artifacts.insert().values(
                             type_name=artifact.type_name,
@@ -396,7 +406,7 @@ class SqlMetadataStore:
                             properties=artifact.properties,
                             created_at=now(),
                         )
-                    ).inserted_primary_key[0]
+                    )
                 )
             self._insert_events(conn, execution_id, "output", outputs)
             if within is not None:

@@ -229,7 +229,7 @@ class RequestLogger:
         artifact = InferenceLog(
             uri=str(target), properties=properties, fingerprint=path_fingerprint(target)
         )
-        if execution is not None:
+        if execution is not None and self.store is not None:
             try:
                 self.store.publish_execution(execution, {"inference_log": artifact})
             except BaseException as exc:

@@ -1,5 +1,5 @@
-"""Trainers named on the command line, through the real `lockgate run`: XGBoost and a
-scikit-learn estimator by import path are trained, evaluated, pushed and served; a path
+"""Trainers named on the command line, through the real `lockgate run`: XGBoost, PyTorch and
+a scikit-learn estimator by import path are trained, evaluated, pushed and served; a path
 outside scikit-learn stops the run with one line."""
 
 from __future__ import annotations
@@ -75,6 +75,13 @@ def served_accuracy(project: Path) -> float:
             "lightgbm",
             "lightgbm",
             "model.txt",
+        ),
+        (  # PyTorch: an MLP saved as safetensors, stopping early on the eval split
+            "torch_mlp",
+            '{"epochs": 200, "learning_rate": 0.01, "early_stopping_rounds": 10}',
+            "pytorch",
+            "torch",
+            "model.safetensors",
         ),
         (
             "sklearn:sklearn.ensemble.ExtraTreesClassifier",

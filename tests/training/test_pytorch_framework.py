@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,10 @@ def test_the_same_seed_gives_the_same_file_and_another_seed_another(
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (
         tmp_path / "b" / "model.safetensors"
     ).read_bytes()
+    # parallel steps in one process (the local runner's threads) do not mix their draws
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        both = list(pool.map(sha256, [4, 5], ["d", "e"]))
+    assert both == [first, sha256(5, "f")]
 
 
 def test_early_stopping_keeps_the_best_epoch(species, tmp_path: Path) -> None:
@@ -371,6 +376,10 @@ def test_a_users_function_must_build_a_module(user_package: Path, species) -> No
         train_model(X, y, spec="pytorch:mynets.nope:build", task="classification")
     with pytest.raises(ModelError, match="'pytorch:mynets.models:wrong_width' failed to fit"):
         train_model(X, y, spec="pytorch:mynets.models:wrong_width", task="classification")
+    with pytest.raises(ConfigError, match=r"'epoch' .* go to your function; did you mean 'epochs'"):
+        train_model(
+            X, y, spec="pytorch:mynets.models:build", params={"epoch": 3}, task="classification"
+        )
     with pytest.raises(ConfigError, match="as 'package.module:function'"):
         train_model(X, y, spec="pytorch:mynets.models", task="classification")
 

@@ -148,6 +148,14 @@ class PyTorchFramework:
             _check_mlp(module)
             return TorchTrainer(task, module, loop, seed, device)
         import_builder(spec, for_what=f"trainer 'pytorch:{spec}'")  # importable now, or say so
+        for name in rest:  # the function gets these: a loop parameter misspelt would be lost
+            close = did_you_mean(name, LOOP_DEFAULTS)
+            if close:
+                raise ConfigError(
+                    f"parameter '{name}' of trainer 'pytorch:{spec}' is not one of the training"
+                    f" loop's {sorted(LOOP_DEFAULTS)}, so it would go to your function{close}",
+                    hint="rename it in your function's parameters if it is really its own",
+                )
         try:
             json.dumps(rest, allow_nan=False)
         except (TypeError, ValueError) as exc:

@@ -4,9 +4,11 @@ safetensors bytes.
 
 Determinism: the module's initial weights and dropout draw from torch's global generator,
 seeded inside ``torch.random.fork_rng`` (restored afterwards); batches are shuffled by a
-generator of their own; the fit runs on one thread (a fixed reduction order, and the step
-runner's parallelism is across steps). The operations used (linear layers, activations,
-dropout, AdamW) are deterministic on the CPU, so one seed gives the same bytes.
+generator of their own; the fit runs on one thread (a fixed reduction order). Both the
+generator and the thread count are process-wide, so fits in one process take turns (a
+lock): the step runner's parallel steps cannot interleave their draws. The operations used
+(linear layers, activations, dropout, AdamW) are deterministic on the CPU, so one seed gives
+the same bytes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import copy
 import json
 import math
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,14 +70,20 @@ def build_module(architecture: dict[str, Any], *, for_what: str) -> Any:
     return module.float()
 
 
+_FIT_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def _seeded_on_one_thread(seed: int) -> Iterator[None]:
+    """Torch's global generator seeded and one intra-op thread, for this fit alone."""
+    with _FIT_LOCK, torch.random.fork_rng(devices=[]):
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
 
 def fit(
@@ -90,8 +99,7 @@ def fit(
     architecture = _architecture(trainer, X, y, base_model)
     targets = _targets(architecture, y)
     eval_targets = None if eval_set is None else _targets(architecture, eval_set[1])
-    with torch.random.fork_rng(devices=[]), _one_thread():
-        torch.manual_seed(trainer.seed)
+    with _seeded_on_one_thread(trainer.seed):
         module = build_module(architecture, for_what=f"trainer '{trainer.label}'")
         if base_model is not None:
             _copy_weights(base_model, module)
