@@ -1,22 +1,26 @@
 """Serving throughput and latency: lockgate against MLServer and ``mlflow models serve``.
 
-The same scikit-learn classifier (``serving_model.py``: gradient boosting, 8 features) is
+The same classifier (``serving_model.py``, 8 features; ``--model sklearn``: gradient
+boosting, ``xgboost``: an XGBClassifier, ``torch_mlp``: lockgate's own PyTorch MLP) is
 imported into a fresh lockgate project and served by ``lockgate serve`` (default settings,
-and once more with batching off), by MLServer's sklearn runtime (``mlserver start``) and by
-``mlflow models serve --env-manager local``, each with its default settings. Every server is
+and once more with batching off), by MLServer (``mlserver start``: its sklearn or XGBoost
+runtime, or for torch_mlp the minimal custom runtime ``serving_mlserver_torch.py``) and, for
+sklearn only, by ``mlflow models serve --env-manager local``, each with its default settings. Every server is
 pinned to one core (``taskset -c 0``: its workers too) and driven by wrk pinned to another
 (``taskset -c 1``) at 1, 16 and 64 connections with 1-row and 100-row requests. Before the
 load each server's answer to a 100-row request is checked against the in-process model.
 
 Prints one table (requests/s, p50, p99, errors per server, concurrency and rows), the bare
-in-process ``model.predict`` p50 for the same row counts, and the issue's targets:
+in-process predict p50 for the same row counts (the framework's own: sklearn ``predict``,
+the Booster's ``inplace_predict``, the module's forward pass), and the issue's targets:
 
 * concurrency 16: lockgate >= 2x MLServer's requests/s, with a p99 no higher than its;
 * concurrency 1: lockgate's p50 within 1 ms of the bare ``predict`` call.
 
 Peers run from their own virtual environments (``bench/.venv-mlserver``,
 ``bench/.venv-mlflow``; see bench/README.md) and are skipped, with the reason printed, when
-missing. Run: ``python bench/serving.py [--duration 5] [--servers lockgate,mlserver]``.
+missing. Run: ``python bench/serving.py [--model xgboost] [--duration 5]
+[--servers lockgate,mlserver]``.
 """
 
 from __future__ import annotations
@@ -32,13 +36,14 @@ from pathlib import Path
 import numpy as np
 import serving_servers as servers
 import serving_wrk as wrk
-from serving_model import MODEL_NAME, bare_predict_p50_ms, make_table, save_skops, train
+from serving_model import MODELS, BenchModel, bare_predict_p50_ms, make_table, train
 
 ALL_SERVERS = ("lockgate", "lockgate-nobatch", "mlserver", "mlflow")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=MODELS, default="sklearn", help="what to serve")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per cell")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load per body first")
     parser.add_argument("--concurrency", default="1,16,64", help="wrk connections, a,b,c")
@@ -52,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="KEY=VALUE",
         help="extra environment for lockgate serve, e.g. LOCKGATE_SERVE_LOG_SAMPLE_RATE=0",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every server this many times, interleaved (A, B, A, B); medians shown",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args(argv)
@@ -83,55 +94,55 @@ def _bench(
     row_counts: list[int],
 ) -> int:
     print(f"cpus: {os.cpu_count()}; servers on core {args.server_core}, wrk on core "
-          f"{args.client_core}; {args.duration:g}s per cell")  # fmt: skip
-    model = train()
+          f"{args.client_core}; {args.duration:g}s per cell; load average "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")  # fmt: skip
+    model = train(args.model)
+    print(f"model: {model.description}")
     bodies_X = {rows: make_table(rows, seed=7)[0] for rows in row_counts}
     check_X = make_table(100, seed=11)[0]
     expected = [str(v) for v in model.predict(check_X)]
 
-    bare = _bare_predict(model, row_counts, args.server_core)
-    for rows, ms in bare.items():
-        print(f"bare model.predict, {rows:>3} row(s), in-process p50: {ms:.3f} ms")
-
     candidates: list[servers.Server] = []
     skipped: dict[str, str] = {}
+    model_file = model.save_for_lockgate(work)
     if {"lockgate", "lockgate-nobatch"} & set(wanted):
-        project = servers.lockgate_project(save_skops(model, work / "model.skops"), work / "lg")
+        project = servers.lockgate_project(model_file, model.name, work / "lg")
         if "lockgate" in wanted:
-            candidates.append(servers.lockgate_server(project))
+            candidates.append(servers.lockgate_server(project, model.name))
         if "lockgate-nobatch" in wanted:
-            candidates.append(servers.lockgate_server(project, batching=False))
+            candidates.append(servers.lockgate_server(project, model.name, batching=False))
         extra = dict(item.split("=", 1) for item in args.lockgate_env)
         for server in candidates:
             server.env.update(extra)
             if extra:
                 server.note += f"; {' '.join(args.lockgate_env)}"
     if "mlserver" in wanted:
-        found = servers.mlserver_server(model, work / "mlserver")
+        found = servers.mlserver_server(model, model_file, work / "mlserver")
         _add(found, "mlserver", candidates, skipped)
     if "mlflow" in wanted:
-        joblib_file = work / "mlserver" / MODEL_NAME / "model.joblib"
-        if not joblib_file.exists():
-            import joblib
-
-            joblib_file.parent.mkdir(parents=True, exist_ok=True)
-            joblib.dump(model, joblib_file)
-        try:
-            found = servers.mlflow_server(joblib_file, work / "mlflow")
-        except RuntimeError as exc:
-            found = str(exc)
-        _add(found, "mlflow", candidates, skipped)
+        _add(_mlflow(model, work), "mlflow", candidates, skipped)
     for name, reason in skipped.items():
         print(f"{name}: skipped: {reason}")
 
-    results: dict[tuple[str, int, int], wrk.Result] = {}
-    failed = [
-        server.name
-        for server in candidates
-        if not _measure(server, args, work, bodies_X, check_X, expected, concurrency, results)
-    ]
+    runs: dict[tuple[str, int, int], list[wrk.Result]] = {}
+    bare_runs: dict[int, list[float]] = {rows: [] for rows in row_counts}
+    failed: list[str] = []
+    for round_no in range(1, args.rounds + 1):
+        if args.rounds > 1:
+            print(f"round {round_no}/{args.rounds}; load average "
+                  f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")  # fmt: skip
+        for rows, ms in _bare_predict(model, row_counts, args.server_core).items():
+            bare_runs[rows].append(ms)
+            print(f"bare predict, {rows:>3} row(s), in-process p50: {ms:.3f} ms")
+        for server in candidates:
+            if server.name in failed:
+                continue
+            if not _measure(server, args, work, bodies_X, check_X, expected, concurrency, runs):
+                failed.append(server.name)
 
-    _print_table(results, bare)
+    results = {key: wrk.median(found) for key, found in runs.items()}
+    bare = {rows: float(np.median(found)) for rows, found in bare_runs.items()}
+    _print_table(results, bare, runs if args.rounds > 1 else None)
     _print_targets(results, bare, skipped, row_counts)
     if failed:
         print(f"failed: {', '.join(failed)} (see above)")
@@ -150,8 +161,21 @@ def _add(
         candidates.append(found)
 
 
-def _bare_predict(model: object, row_counts: list[int], core: int) -> dict[int, float]:
-    """The floor: ``model.predict`` in this process, on the core the servers will use."""
+def _mlflow(model: BenchModel, work: Path) -> servers.Server | str:
+    if model.kind != "sklearn":
+        return f"--model {model.kind}: the MLflow peer is wired for the sklearn model only"
+    import joblib
+
+    joblib_file = work / "model.joblib"
+    joblib.dump(model.fitted, joblib_file)
+    try:
+        return servers.mlflow_server(joblib_file, work / "mlflow")
+    except RuntimeError as exc:
+        return str(exc)
+
+
+def _bare_predict(model: BenchModel, row_counts: list[int], core: int) -> dict[int, float]:
+    """The floor: the bare predict in this process, on the core the servers will use."""
     before = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {core})
     try:
@@ -168,7 +192,7 @@ def _measure(
     check_X: np.ndarray,
     expected: list[str],
     concurrency: list[int],
-    results: dict[tuple[str, int, int], wrk.Result],
+    runs: dict[tuple[str, int, int], list[wrk.Result]],
 ) -> bool:
     """Start, check, load and stop one server; False when it failed or answered wrong."""
     slug = server.name.split()[0] + ("-nobatch" if "no batching" in server.name else "")
@@ -195,13 +219,18 @@ def _measure(
                         seconds=args.warmup, core=args.client_core)  # fmt: skip
         for rows, script in scripts.items():
             for connections in concurrency:
-                results[(server.name, connections, rows)] = wrk.run(
+                cpu_before = running.cpu_seconds()
+                found = wrk.run(
                     server.infer_url,
                     script,
                     connections=connections,
                     seconds=args.duration,
                     core=args.client_core,
                 )
+                if found.requests:
+                    cpu_s = running.cpu_seconds() - cpu_before
+                    found.cpu_ms = cpu_s * 1000.0 / found.requests
+                runs.setdefault((server.name, connections, rows), []).append(found)
     except (RuntimeError, OSError) as exc:
         print(f"{server.name}: failed: {exc}")
         return False
@@ -210,21 +239,36 @@ def _measure(
     return True
 
 
-def _print_table(results: dict[tuple[str, int, int], wrk.Result], bare: dict[int, float]) -> None:
+def _print_table(
+    results: dict[tuple[str, int, int], wrk.Result],
+    bare: dict[int, float],
+    runs: dict[tuple[str, int, int], list[wrk.Result]] | None,
+) -> None:
+    """One row per cell; with several rounds the figures are medians over the rounds (the
+    errors summed) and the last columns list each round's requests/s and p99. ``cpu ms/req``: the
+    server's CPU time (all its processes) per request served."""
     print()
     header = (
         f"{'server':<24}{'conc':>5}{'rows':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        f"{'cpu ms/req':>12}"
     )
+    if runs is not None:
+        header += "  req/s by round  p99 ms by round"
     print(header)
     print("-" * len(header))
-    for (name, connections, rows), r in sorted(
-        results.items(), key=lambda item: (item[0][2], item[0][1])
-    ):
+    for key, r in sorted(results.items(), key=lambda item: (item[0][2], item[0][1])):
+        name, connections, rows = key
+        by_round = ""
+        if runs is not None:
+            rps = "/".join(f"{x.rps:.0f}" for x in runs[key])
+            p99 = "/".join(f"{x.p99_ms:.1f}" for x in runs[key])
+            by_round = f"  {rps:<15}  {p99}"
+        cpu = "-" if r.cpu_ms is None else f"{r.cpu_ms:.3f}"
         print(f"{name:<24}{connections:>5}{rows:>6}{r.rps:>10.0f}{r.p50_ms:>9.2f}"
-              f"{r.p99_ms:>9.2f}{r.errors:>8}")  # fmt: skip
+              f"{r.p99_ms:>9.2f}{r.errors:>8}{cpu:>12}{by_round}")  # fmt: skip
     for rows, ms in bare.items():
-        print(f"{'bare model.predict':<24}{'-':>5}{rows:>6}{'-':>10}{ms:>9.2f}"
-              f"{'-':>9}{'-':>8}")  # fmt: skip
+        print(f"{'bare predict':<24}{'-':>5}{rows:>6}{'-':>10}{ms:>9.2f}"
+              f"{'-':>9}{'-':>8}{ms:>12.3f}")  # fmt: skip
 
 
 def _print_targets(
@@ -258,8 +302,9 @@ def _print_targets(
             continue
         gap = ours.p50_ms - bare[rows]
         met = gap <= 1.0
+        cpu = "" if ours.cpu_ms is None else f"; server CPU {ours.cpu_ms:.3f} ms per request"
         print(f"  {what}: {'MET' if met else 'MISSED'} (p50 {ours.p50_ms:.2f} ms vs bare "
-              f"{bare[rows]:.3f} ms: +{gap:.2f} ms)")  # fmt: skip
+              f"{bare[rows]:.3f} ms: +{gap:.2f} ms{cpu})")  # fmt: skip
     pairs = []
     for connections in (16, 64):
         for rows in rows_seen:

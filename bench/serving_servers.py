@@ -1,4 +1,4 @@
-"""The three servers of the serving benchmark: how each is set up, started, asked and read.
+"""The servers of the serving benchmark: how each is set up, started, asked and read.
 
 Every server is started as a subprocess pinned to one core with ``taskset`` (its workers
 inherit the pin), in its own process group so that stopping it stops its workers too.
@@ -6,7 +6,9 @@ Each speaks its own request format for the same rows:
 
 * lockgate: Open Inference Protocol V2, one FP64 tensor per feature (``f0`` .. ``f7``, what
   ``lockgate models import --features`` declares), asking for the ``predicted`` output;
-* MLServer: V2 with one ``[n, 8]`` FP64 tensor, the sklearn runtime's ``predict`` output;
+* MLServer: V2 with one ``[n, 8]`` FP64 tensor, the runtime's ``predict`` output (the
+  sklearn and XGBoost runtimes' default; the torch runtime of ``serving_mlserver_torch.py``
+  answers the same way);
 * MLflow: ``/invocations`` with ``{"inputs": [[...], ...]}``, answering ``predictions``.
 """
 
@@ -23,10 +25,9 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from serving_model import FEATURES, MODEL_NAME, save_mlflow_model, save_mlserver_repository
+from serving_model import FEATURES, BenchModel, save_mlflow_model, save_mlserver_repository
 
 HERE = Path(__file__).resolve().parent
 MLSERVER_VENV = HERE / ".venv-mlserver"
@@ -96,15 +97,16 @@ def mlflow_answer(body: bytes) -> list[str]:
 # --- set-up ---------------------------------------------------------------------------------
 
 
-def lockgate_project(skops_file: Path, folder: Path) -> Path:
-    """A fresh lockgate project (own SQLite store) with the model imported and promoted."""
+def lockgate_project(model_file: Path, name: str, folder: Path) -> Path:
+    """A fresh lockgate project (own SQLite store) with the model imported and promoted
+    (its framework told by the file's suffix: .skops, .json, .safetensors)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "lockgate.toml").write_text('[project]\nname = "serving-bench"\n')
     cli = [sys.executable, "-m", "lockgate.cli.main"]
     steps = [
-        ["models", "import", str(skops_file), "--name", MODEL_NAME, "--features",
+        ["models", "import", str(model_file), "--name", name, "--features",
          ",".join(FEATURES), "--bless", "--reason", "serving benchmark"],
-        ["models", "promote", MODEL_NAME, "1"],
+        ["models", "promote", name, "1"],
     ]  # fmt: skip
     for step in steps:
         done = subprocess.run(
@@ -115,7 +117,7 @@ def lockgate_project(skops_file: Path, folder: Path) -> Path:
     return folder
 
 
-def lockgate_server(project: Path, *, batching: bool = True) -> Server:
+def lockgate_server(project: Path, name: str, *, batching: bool = True) -> Server:
     port = free_port()
     env = {} if batching else {"LOCKGATE_SERVE_BATCH_MAX_SIZE": "1"}
     return Server(
@@ -124,7 +126,7 @@ def lockgate_server(project: Path, *, batching: bool = True) -> Server:
                  "--host", "127.0.0.1", "--port", str(port)],
         port=port,
         ready_path="/v2/health/ready",
-        infer_path=f"/v2/models/{MODEL_NAME}/infer",
+        infer_path=f"/v2/models/{name}/infer",
         encode=lockgate_body,
         decode=lockgate_answer,
         env=env,
@@ -132,24 +134,29 @@ def lockgate_server(project: Path, *, batching: bool = True) -> Server:
     )  # fmt: skip
 
 
-def mlserver_server(model: Any, folder: Path) -> Server | str:
+def mlserver_server(model: BenchModel, lockgate_file: Path, folder: Path) -> Server | str:
     """MLServer with default settings (only the ports set), or why it cannot run."""
     binary = MLSERVER_VENV / "bin" / "mlserver"
     if not binary.exists():
         return f"{MLSERVER_VENV.relative_to(HERE.parent)} not found (see bench/README.md)"
     ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
-    save_mlserver_repository(model, folder, ports=ports)
+    save_mlserver_repository(model, lockgate_file, folder, ports=ports)
+    runtime = {
+        "sklearn": "sklearn runtime",
+        "xgboost": "XGBoost runtime",
+        "torch_mlp": "custom runtime bench/serving_mlserver_torch.py",
+    }[model.kind]
     return Server(
         name="mlserver",
         command=[str(binary), "start", str(folder)],
         port=ports["http"],
-        ready_path=f"/v2/models/{MODEL_NAME}/ready",
-        infer_path=f"/v2/models/{MODEL_NAME}/infer",
+        ready_path=f"/v2/models/{model.name}/ready",
+        infer_path=f"/v2/models/{model.name}/infer",
         encode=mlserver_body,
         decode=mlserver_answer,
         cwd=folder,
         env={"PATH": f"{MLSERVER_VENV / 'bin'}:{os.environ.get('PATH', '')}"},
-        note="default settings (parallel_workers default)",
+        note=f"{runtime}, default settings (parallel_workers default)",
     )
 
 
@@ -232,6 +239,23 @@ class Running:
     def log_tail(self, chars: int = 1500) -> str:
         self._log_file.flush()
         return self.log.read_text(errors="replace")[-chars:]
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time so far of every process in the server's group: divided
+        by the requests served, a cost per request that other load on the machine moves
+        much less than it moves latency."""
+        done = subprocess.run(
+            ["pgrep", "-g", str(self.process.pid)], capture_output=True, text=True
+        )
+        ticks = 0
+        for pid in done.stdout.split():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue  # exited meanwhile
+            fields = stat.rpartition(")")[2].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def workers(self) -> int:
         """Processes in the server's group (its workers included)."""
