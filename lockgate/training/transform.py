@@ -171,11 +171,25 @@ class TransformGraph:
     # ---- applying ------------------------------------------------------------------
     def apply(self, table: pa.Table) -> np.ndarray:
         """Encode ``table`` into a float64 matrix; extra columns are ignored."""
-        parts = [_apply_feature(spec, _column(table, spec.name)) for spec in self.columns]
+        library = None
         if self.steps:
             columns = {name: table.column(name) for name in table.column_names}
-            parts.append(self._run_steps(columns, where="the input table")[0])
-        return _side_by_side(parts, table.num_rows)
+            library = self._run_steps(columns, where="the input table")[0]
+        widths = [len(spec.names_out) for spec in self.columns]
+        extra = 0 if library is None else library.shape[1]
+        # Fortran order: each output column is written once, contiguously, in place
+        out = np.empty((table.num_rows, sum(widths) + extra), dtype=np.float64, order="F")
+        start = 0
+        for spec, width in zip(self.columns, widths, strict=True):
+            column = _column(table, spec.name)
+            if spec.kind == "numeric":
+                _standardise_into(spec, _to_float(spec.name, column), out[:, start])
+            else:
+                out[:, start : start + width] = _apply_feature(spec, column)
+            start += width
+        if library is not None:
+            out[:, start:] = library
+        return out
 
     def apply_columns(self, columns: Mapping[str, np.ndarray | pa.Array]) -> np.ndarray:
         """``apply`` for columns one by one, as a request brings them: float64 NumPy arrays
@@ -466,17 +480,12 @@ def _sample(column: pa.ChunkedArray) -> Any:
     return present[0].as_py() if len(present) else None
 
 
-def _side_by_side(parts: list[np.ndarray], rows: int) -> np.ndarray:
-    """The parts (1-D columns, 2-D blocks) as one float64 matrix in Fortran order: each
-    output column is one contiguous copy, where a row-major stack strides every value (a
-    third of ``apply``'s time on a wide split). The libraries take either order."""
-    widths = [1 if part.ndim == 1 else part.shape[1] for part in parts]
-    out = np.empty((rows, sum(widths)), dtype=np.float64, order="F")
-    start = 0
-    for part, width in zip(parts, widths, strict=True):
-        out[:, start : start + width] = part.reshape(rows, width) if part.ndim == 1 else part
-        start += width
-    return out
+def _standardise_into(spec: FeatureTransform, values: np.ndarray, out: np.ndarray) -> None:
+    """``_standardise`` written into ``out`` without temporaries: the same values, bit for
+    bit (a missing value becomes the mean, and (mean - mean) / std is 0.0)."""
+    np.subtract(values, spec.mean, out=out)
+    np.divide(out, spec.std, out=out)
+    np.copyto(out, 0.0, where=np.isnan(out))
 
 
 def _standardise(spec: FeatureTransform, values: np.ndarray) -> np.ndarray:
