@@ -22,11 +22,13 @@ right way. A pruned trial raises ``optuna.TrialPruned`` from ``report``, which s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,10 +187,14 @@ def study_name(*, pipeline: str, step: str, key: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class StudyStorage:
-    """An Optuna storage and how to name it to a person (no password)."""
+    """An Optuna storage, how to name it to a person (no password), and the lock a step
+    holds on a study while it tunes it: two runs asking for the same study's trials at once
+    take turns, so the second finds the first's trials and runs only what is still missing
+    (instead of both running them all). The lock dies with its process, ``kill -9`` too."""
 
     storage: Any
     shown: str
+    lock: Callable[[str], AbstractContextManager[None]]
 
     def close(self) -> None:
         engine = getattr(self.storage, "engine", None)
@@ -212,21 +218,32 @@ def open_storage(store_url: str | None) -> StudyStorage:
         path = Path(url.database)
         own = url.set(database=str(path.with_name(f"{path.stem}-optuna{path.suffix or '.db'}")))
         text = own.render_as_string(hide_password=False)
-        storage = optuna.storages.RDBStorage(
-            text, engine_kwargs={"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+        lock_dir = path.with_name(f"{path.stem}-optuna.locks")
+        with _file_lock(lock_dir, "optuna's tables"):  # Optuna creates them unguarded
+            storage = optuna.storages.RDBStorage(
+                text, engine_kwargs={"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+            )
+        return StudyStorage(
+            storage,
+            own.render_as_string(hide_password=True),
+            functools.partial(_file_lock, lock_dir),
         )
-        return StudyStorage(storage, own.render_as_string(hide_password=True))
     if url.get_backend_name() == "postgresql":
         _create_schema(store_url)
-        storage = optuna.storages.RDBStorage(
-            store_url,
-            engine_kwargs={
-                "connect_args": {"options": f"-csearch_path={OPTUNA_SCHEMA}"},
-                "pool_pre_ping": True,
-            },
-        )
+        with _advisory_lock(store_url, "optuna's tables"):  # Optuna creates them unguarded
+            storage = optuna.storages.RDBStorage(
+                store_url,
+                engine_kwargs={
+                    "connect_args": {"options": f"-csearch_path={OPTUNA_SCHEMA}"},
+                    "pool_pre_ping": True,
+                },
+            )
         shown = url.render_as_string(hide_password=True)
-        return StudyStorage(storage, f"{shown} (schema {OPTUNA_SCHEMA})")
+        return StudyStorage(
+            storage,
+            f"{shown} (schema {OPTUNA_SCHEMA})",
+            functools.partial(_advisory_lock, store_url),
+        )
     raise ConfigError(
         f"tune keeps its study in SQLite or PostgreSQL; the store is {url.drivername}"
     )
@@ -237,7 +254,53 @@ def _memory_storage(key: str) -> StudyStorage:
 
     with _MEMORY_LOCK:
         storage = _MEMORY.setdefault(key, optuna.storages.InMemoryStorage())
-    return StudyStorage(storage, "in memory (this process)")
+    return StudyStorage(storage, "in memory (this process)", _thread_lock)
+
+
+@contextmanager
+def _file_lock(folder: Path, name: str) -> Iterator[None]:
+    """An exclusive ``flock`` on a file named after the study (an SQLite store)."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(name.encode()).hexdigest()[:24]
+    with open(folder / f"{digest}.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _advisory_lock(store_url: str, name: str) -> Iterator[None]:
+    """A session-level advisory lock keyed by the study's name (a PostgreSQL store)."""
+    import sqlalchemy as sa
+
+    key = int.from_bytes(hashlib.sha256(f"lockgate.tune:{name}".encode()).digest()[:8], "big")
+    key -= 1 << 63 if key >= 1 << 63 else 0  # a signed bigint
+    engine = sa.create_engine(store_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
+            try:
+                yield
+            finally:
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+    finally:
+        engine.dispose()
+
+
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
+
+
+@contextmanager
+def _thread_lock(name: str) -> Iterator[None]:
+    """A lock per study name within this process (an in-memory study)."""
+    with _MEMORY_LOCK:
+        lock = _THREAD_LOCKS.setdefault(name, threading.Lock())
+    with lock:
+        yield
 
 
 def _create_schema(store_url: str) -> None:
@@ -287,6 +350,19 @@ def make_pruner() -> Any:
 
 
 def run_study(
+    objective: Objective,
+    dimensions: list[Dimension],
+    *,
+    storage: StudyStorage,
+    name: str,
+    **options: Any,
+) -> StudyResult:
+    """``_run_study`` while holding the study's lock (see ``StudyStorage``)."""
+    with storage.lock(name):
+        return _run_study(objective, dimensions, storage=storage, name=name, **options)
+
+
+def _run_study(
     objective: Objective,
     dimensions: list[Dimension],
     *,

@@ -321,3 +321,28 @@ def test_train_refuses_a_booster_parameter_the_library_does_not_know(
         "xgboost": {"eta": 0.3, "lambda": 1.0, "rate_drop": 0.0, "n_estimators": 2},
     }
     assert train_model(X, y, spec=trainer, params=known[trainer], task="classification")
+
+
+def test_two_runs_tuning_the_same_study_at_once_take_turns(
+    tune_store: SqlMetadataStore, tmp_path: Path
+) -> None:
+    """Both ask for 6 trials of one study: the second to get the study's lock finds the
+    first's 6 and runs none, instead of each running 6 (12 in the study)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one() -> RunResult:
+        store = SqlMetadataStore(tune_store.url)
+        try:
+            return run(store, tmp_path, n_trials=6)
+        finally:
+            store.close()
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: one(), range(2)))
+    assert all(r.ok for r in results), [r.error for r in results]
+    tuned = [r.steps["tune"].outputs["hyperparameters"] for r in results]
+    names = {t.properties["study_name"] for t in tuned}
+    assert len(names) == 1
+    trials, _ = study(tune_store, names.pop())
+    assert len(trials) == 6
+    assert len({t.properties["best_value"] for t in tuned}) == 1

@@ -4,6 +4,7 @@ points, both loaded on the first lookup (never at import time)."""
 from __future__ import annotations
 
 import importlib
+import threading
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -14,6 +15,7 @@ ENTRY_POINT_GROUP = "lockgate.frameworks"
 _BUILTIN = ("sklearn", "lightgbm", "xgboost", "onnx", "pytorch")
 _REGISTRY: dict[str, Framework] = {}
 _loaded = False
+_LOADING = threading.RLock()
 
 
 def register_framework(framework: Framework, *, replace: bool = False) -> Framework:
@@ -37,25 +39,31 @@ def _missing(obj: Any) -> list[str]:
 
 
 def _ensure_loaded() -> None:
+    """Fill the registry once; steps running in parallel threads wait for the first to
+    finish (a flag set before the modules were imported let a second thread see an empty
+    registry)."""
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    for name in _BUILTIN:
-        module = importlib.import_module(f"lockgate.training.frameworks.{name}")
-        if module.FRAMEWORK.name not in _REGISTRY:
-            register_framework(module.FRAMEWORK)
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            found = point.load()
-            framework = found() if isinstance(found, type) else found
-        except Exception as exc:  # noqa: BLE001 - a third party's import may fail any way
-            raise ModelError(
-                f"framework entry point {point.name!r} ({point.value}) failed to load: {exc}",
-                hint=f"fix or uninstall the package that declares it in {ENTRY_POINT_GROUP!r}",
-            ) from exc
-        if framework.name not in _REGISTRY:
-            register_framework(framework)
+    with _LOADING:
+        if _loaded:
+            return
+        for name in _BUILTIN:
+            module = importlib.import_module(f"lockgate.training.frameworks.{name}")
+            if module.FRAMEWORK.name not in _REGISTRY:
+                register_framework(module.FRAMEWORK)
+        for point in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                found = point.load()
+                framework = found() if isinstance(found, type) else found
+            except Exception as exc:  # noqa: BLE001 - a third party's import may fail any way
+                raise ModelError(
+                    f"framework entry point {point.name!r} ({point.value}) failed to load: {exc}",
+                    hint=f"fix or uninstall the package that declares it in {ENTRY_POINT_GROUP!r}",
+                ) from exc
+            if framework.name not in _REGISTRY:
+                register_framework(framework)
+        _loaded = True
 
 
 def frameworks() -> dict[str, Framework]:
