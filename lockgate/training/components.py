@@ -47,14 +47,16 @@ def fit_transform(
     if label not in schema_features:
         raise ColumnNotFoundError(label, schema_features, where="the schema (label)")
     chosen = features if features is not None else [f for f in schema_features if f != label]
+    labels = _train_labels(examples, label)  # checked before anything is fitted on them
+    present = drop_missing_label(labels, label)
+    check_label_present(present, label, rows_before=labels.num_rows)
     if transforms:
-        graph, rows = _fit_library(examples, label, chosen, transforms, task)
+        graph, _ = _fit_library(examples, label, chosen, transforms, task)
     else:
-        raw = read_split(examples, "train")
-        train = drop_missing_label(raw, label)
-        check_label_present(train, label, rows_before=raw.num_rows)
-        graph, rows = Graph.fit(train, label=label, features=chosen, task=task), train.num_rows
-        check_label_varies(train, label, task=graph.task)
+        train = drop_missing_label(read_split(examples, "train"), label)
+        graph = Graph.fit(train, label=label, features=chosen, task=task)
+    check_label_varies(present, label, task=graph.task)
+    rows = present.num_rows
     graph.save(transform.uri)
     transform.properties.update(
         label=label,
@@ -66,6 +68,15 @@ def fit_transform(
         train_rows=rows,
         **({"steps": [step["op"] for step in graph.steps]} if graph.steps else {}),
     )
+
+
+def _train_labels(examples: Examples, label: str) -> Any:
+    """The train split's label column alone (a table of one column)."""
+    import pyarrow.dataset as ds
+
+    from lockgate.data.components import split_files
+
+    return ds.dataset(split_files(examples, "train"), format="parquet").to_table(columns=[label])
 
 
 def _fit_library(

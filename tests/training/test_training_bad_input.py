@@ -134,3 +134,20 @@ except LockgateError as exc:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert f'pip install "{extra}"' in done.stdout, done.stdout
+
+
+def test_a_label_missing_in_every_row_is_named_with_library_transforms_too(
+    penguins_project: Path, store: SqlMetadataStore
+) -> None:
+    rewrite_data(penguins_project, "species", None)
+    pipeline_file = penguins_project / "pipeline.py"
+    source = pipeline_file.read_text()
+    source = source.replace(
+        'schema=schema.outputs.schema, label="species"',
+        'schema=schema.outputs.schema, label="species", transforms=[zscore("bill_length_mm")]',
+    )
+    assert "transforms=[zscore" in source
+    pipeline_file.write_text("from lockgate.transforms import zscore\n" + source)
+    result = run(penguins_project, store)
+    message = assert_stopped_at(result, "fit_transform", DataError, store)
+    assert "label 'species' is missing in all" in message
