@@ -97,7 +97,10 @@ class XGBoostFramework:
         return data.lstrip()[:1] == b"{"
 
     def load(self, data: bytes, path: Path, *, trusted: Collection[str]) -> Any:
+        from lockgate.training.xgboost_checks import check_xgboost_model
+
         xgboost = _import_xgboost()
+        check_xgboost_model(data, str(path))  # XGBoost crashes on a tree out of range
         booster = xgboost.Booster()
         try:  # the bytes whose sha256 was checked, not the file again (it may have changed)
             booster.load_model(bytearray(data))
