@@ -45,6 +45,14 @@ def render_run(result: RunResult, *, model_registry: Any | None = None) -> None:
             kind = "binary" if len(classes) == 2 else f"multiclass, {len(classes)} classes"
             task = f"{task} ({kind})"
         click.echo(f"Task: {task}" + (f" — {why}" if why else ""))
+    tuned = outputs.get("HyperParameters")
+    if tuned is not None and tuned.properties.get("metric"):
+        found = tuned.properties
+        click.echo(
+            f"Tuning: best {found['metric']} {_number(found.get('best_value'))} of"
+            f" {found.get('trials')} trials ({found.get('pruned', 0)} pruned,"
+            f" {found.get('rounds', 0)} rounds); study {found.get('study_name')}"
+        )
     model = outputs.get("Model")
     if model is not None:
         _render_training(model.properties)

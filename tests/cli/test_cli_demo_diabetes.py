@@ -25,6 +25,8 @@ def test_the_diabetes_demo_tunes_blesses_on_regression_thresholds_and_serves(
     out = done.stdout
     project = tmp_path / "lockgate-demo-diabetes"
     assert "Task: regression" in out and "Blessed: yes" in out
+    tuning = next(line for line in out.splitlines() if line.startswith("Tuning:"))
+    assert tuning.startswith("Tuning: best rmse ") and " of 20 trials (" in tuning
     assert "Pushed: yes, model 'diabetes' version 1, now in production" in out
     metrics = next(line for line in out.splitlines() if line.startswith("Model metrics"))
     assert "rmse" in metrics and "r2" in metrics and "accuracy" not in metrics
