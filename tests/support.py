@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +80,43 @@ def publish_pushed_model(store: Any, artifact: Any, *, pipeline: str = "p") -> A
     store.publish_execution(execution, {"pushed_model": artifact})
     store.finish_run(run_id, "complete")
     return artifact
+
+
+@contextmanager
+def served(project: Path, *args: str) -> Iterator[str]:
+    """``lockgate serve`` of ``project`` (with ``args``) on a free port, as a user starts
+    it; yields its URL once it is ready and stops it on leaving."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*LOCKGATE, "serve", "--port", str(port), *args],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(process, url)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def answers_in_child(code: str, files: dict[Path, bytes]) -> list[str]:
+    """Write ``files``, run ``code`` in a fresh interpreter with their paths as arguments and
+    return its output lines (one answer per file); a crash of the child (a model library
+    segfaulting on a file) fails the test, naming the file it died on."""
+    for path, data in files.items():
+        path.write_bytes(data)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *map(str, files)], capture_output=True, text=True, timeout=120
+    )
+    answers = done.stdout.splitlines()
+    assert done.returncode == 0, (
+        f"the child crashed (rc {done.returncode}) on file {len(answers) + 1} of {len(files)}:"
+        f" {done.stderr[-400:]}"
+    )
+    return answers

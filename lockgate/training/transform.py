@@ -126,15 +126,7 @@ class TransformGraph:
             _fit_feature(name, _column(table, name, where="the training table"))
             for name in features
         )
-        resolved, reason = decide_task(label, label_column, task)
-        classes = None
-        if resolved == "classification":
-            classes = sorted(pc.unique(label_column.drop_null()).to_pylist())
-            if len(classes) < 2:
-                raise DataError(
-                    f"label '{label}' has {len(classes)} distinct value(s) {classes} in the"
-                    " training data; classification needs at least 2"
-                )
+        resolved, reason, classes = task_and_classes(label, label_column, task)
         return cls(
             label=label,
             task=resolved,
@@ -410,6 +402,23 @@ def _kind_of(arrow_type: pa.DataType) -> Kind | None:
     if pa.types.is_boolean(arrow_type):
         return "bool"
     return None
+
+
+def task_and_classes(
+    label: str, column: pa.ChunkedArray, task: str | None
+) -> tuple[Task, str, list[Any] | None]:
+    """(task, why, the sorted classes or None) of a label column of the train split; a
+    classification label needs two classes at least."""
+    resolved, reason = decide_task(label, column, task)
+    if resolved != "classification":
+        return resolved, reason, None
+    classes = sorted(pc.unique(column.drop_null()).to_pylist())
+    if len(classes) < 2:
+        raise DataError(
+            f"label '{label}' has {len(classes)} distinct value(s) {classes} in the"
+            " training data; classification needs at least 2"
+        )
+    return resolved, reason, classes
 
 
 def decide_task(label: str, column: pa.ChunkedArray, task: str | None = None) -> tuple[Task, str]:

@@ -315,8 +315,8 @@ def fit_library(
     from lockgate.training.transform import (
         FORMAT_VERSION_LIBRARY,
         TransformGraph,
-        decide_task,
         drop_missing_label,
+        task_and_classes,
     )
 
     kinds = {f.name: raw_kind(f.type) for f in schema}
@@ -363,15 +363,7 @@ def fit_library(
         if labels
         else pa.chunked_array([], type=types[label])
     )
-    resolved, reason = decide_task(label, label_column, task)
-    classes = None
-    if resolved == "classification":
-        classes = sorted(pc.unique(label_column.drop_null()).to_pylist())
-        if len(classes) < 2:
-            raise DataError(
-                f"label '{label}' has {len(classes)} distinct value(s) {classes} in the"
-                " training data; classification needs at least 2"
-            )
+    resolved, reason, classes = task_and_classes(label, label_column, task)
     graph = TransformGraph(
         label=label,
         task=resolved,

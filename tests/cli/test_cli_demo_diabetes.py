@@ -4,13 +4,12 @@ pushed, served and answering; more trials continue the same study."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pyarrow.csv
-from support import LOCKGATE, free_port, lockgate, wait_until_ready
+from support import lockgate, served
 
 from lockgate.metadata.store import SqlMetadataStore
 
@@ -46,26 +45,10 @@ def test_the_diabetes_demo_tunes_blesses_on_regression_thresholds_and_serves(
 
     table = pyarrow.csv.read_csv(DATA).slice(0, 5)
     rows = table.drop_columns(["progression"]).to_pylist()
-    port = free_port()
-    process = subprocess.Popen(
-        [*LOCKGATE, "serve", "--port", str(port)],
-        cwd=project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_until_ready(process, f"http://127.0.0.1:{port}")
+    with served(project) as url:
         answer = httpx.post(
-            f"http://127.0.0.1:{port}/v1/models/diabetes:predict",
-            json={"instances": rows},
-            timeout=30,
+            f"{url}/v1/models/diabetes:predict", json={"instances": rows}, timeout=30
         )
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        if process.stdout is not None:
-            process.stdout.close()
     assert answer.status_code == 200, answer.text
     predicted = np.asarray(answer.json()["predictions"], dtype=float).reshape(-1)
     truth = np.asarray(table.column("progression").to_pylist())

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pyarrow.csv as pacsv
 import pytest
-from support import LOCKGATE, free_port, lockgate, wait_until_ready
+from support import lockgate, served
 
 
 def run_with(project: Path, trainer: str, params: str) -> subprocess.CompletedProcess[str]:
@@ -39,24 +39,8 @@ def served_accuracy(project: Path) -> float:
         }
         for name, values in rows.items()
     ]
-    port = free_port()
-    process = subprocess.Popen(
-        [*LOCKGATE, "serve", "--port", str(port)],
-        cwd=project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_until_ready(process, f"http://127.0.0.1:{port}")
-        answer = httpx.post(
-            f"http://127.0.0.1:{port}/v2/models/penguins/infer", json={"inputs": inputs}, timeout=30
-        )
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        if process.stdout is not None:
-            process.stdout.close()
+    with served(project) as url:
+        answer = httpx.post(f"{url}/v2/models/penguins/infer", json={"inputs": inputs}, timeout=30)
     assert answer.status_code == 200, answer.text
     outputs = {o["name"]: o for o in answer.json()["outputs"]}
     probabilities = np.asarray(outputs["probabilities"]["data"]).reshape(len(truth), -1)

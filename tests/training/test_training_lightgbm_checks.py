@@ -6,13 +6,11 @@ one instead of taking the test run down."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from support import lockgate
+from support import answers_in_child, lockgate
 
 from lockgate.training.model_files import save_model
 from lockgate.training.trainers import train_model
@@ -51,16 +49,7 @@ def load_in_child(text: str, path: Path) -> str:
 
 def load_all_in_child(files: dict[Path, str]) -> list[str]:
     """Each file loaded by LightGBM's framework in one child process, one answer a line."""
-    for path, text in files.items():
-        path.write_text(text)
-    done = subprocess.run(
-        [sys.executable, "-c", LOAD, *map(str, files)], capture_output=True, text=True, timeout=120
-    )
-    answers = done.stdout.splitlines()
-    assert done.returncode == 0, (
-        f"the loader crashed (rc {done.returncode}) on file {len(answers) + 1}: {done.stderr[-500:]}"
-    )
-    return answers
+    return answers_in_child(LOAD, {path: text.encode() for path, text in files.items()})
 
 
 def test_the_saved_model_passes(model_text: str, tmp_path: Path) -> None:

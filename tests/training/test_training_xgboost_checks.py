@@ -8,13 +8,12 @@ from __future__ import annotations
 import copy
 import json
 import struct
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from support import answers_in_child
 
 from lockgate.training.model_files import save_model
 from lockgate.training.trainers import train_model
@@ -38,16 +37,7 @@ for name in sys.argv[1:]:
 
 
 def load_all_in_child(files: dict[Path, bytes]) -> list[str]:
-    for path, data in files.items():
-        path.write_bytes(data)
-    done = subprocess.run(
-        [sys.executable, "-c", LOAD, *map(str, files)], capture_output=True, text=True, timeout=120
-    )
-    answers = done.stdout.splitlines()
-    assert done.returncode == 0, (
-        f"the loader crashed (rc {done.returncode}) on file {len(answers) + 1}: {done.stderr[-400:]}"
-    )
-    return answers
+    return answers_in_child(LOAD, files)
 
 
 @pytest.fixture(scope="module")

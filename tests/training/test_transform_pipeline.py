@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import httpx
 import numpy as np
 import pyarrow.csv as pacsv
 import pytest
-from support import LOCKGATE, free_port, lockgate, wait_until_ready
+from support import lockgate, served
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "lockgate" / "templates" / "penguins"
 
@@ -97,23 +96,8 @@ def test_the_pipeline_fits_the_library_graph_and_pushes_it(project: Path) -> Non
 
 @pytest.fixture(scope="module")
 def server(project: Path) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [*LOCKGATE, "serve", "--port", str(port)],
-        cwd=project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(process, url)
+    with served(project) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 def test_the_served_model_answers_with_the_library_transform(project: Path, server: str) -> None:
