@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -46,20 +47,18 @@ def test_auto_without_a_gpu_falls_back_and_cuda_fails() -> None:
     assert "device='auto'" in (raised.value.hint or "")
 
 
+def run_xgboost_on(project: Path, device: str) -> subprocess.CompletedProcess[str]:
+    """``lockgate run`` of the penguins project training XGBoost with ``device``."""
+    trainer = ["train.trainer=xgboost", 'train.params={"n_estimators": 20}']
+    sets = [arg for value in [*trainer, f"train.device={device}"] for arg in ("--set", value)]
+    return lockgate("run", *sets, cwd=project)
+
+
 @no_gpu
 def test_a_pipeline_with_device_auto_trains_on_the_cpu_and_says_so(
     penguins_project: Path,
 ) -> None:
-    done = lockgate(
-        "run",
-        "--set",
-        "train.trainer=xgboost",
-        "--set",
-        'train.params={"n_estimators": 20}',
-        "--set",
-        "train.device=auto",
-        cwd=penguins_project,
-    )
+    done = run_xgboost_on(penguins_project, "auto")
     assert done.returncode == 0, done.stdout + done.stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith("Training:")]
     assert lines == ["Training: device='auto': no CUDA GPU found, training on the CPU"]
@@ -67,16 +66,7 @@ def test_a_pipeline_with_device_auto_trains_on_the_cpu_and_says_so(
 
 @no_gpu
 def test_a_pipeline_with_device_cuda_fails_at_train_before_fitting(penguins_project: Path) -> None:
-    done = lockgate(
-        "run",
-        "--set",
-        "train.trainer=xgboost",
-        "--set",
-        'train.params={"n_estimators": 20}',
-        "--set",
-        "train.device=cuda",
-        cwd=penguins_project,
-    )
+    done = run_xgboost_on(penguins_project, "cuda")
     assert done.returncode != 0
     output = done.stdout + done.stderr
     assert "no CUDA GPU" in output and "Traceback" not in output
