@@ -105,3 +105,45 @@ class BootstrapSettings:
     n_resamples: int = 200
     confidence_level: float = 0.95
     seed: int = 0
+
+
+def paired_difference(
+    candidate: MetricEstimate, baseline: MetricEstimate, confidence_level: float
+) -> MetricEstimate:
+    """candidate - baseline, with the percentile interval of the paired resampled
+    differences (the same Poisson weights on both sides); resamples where either side is
+    undefined are left out."""
+    if candidate.value is None or baseline.value is None:
+        return MetricEstimate(None)
+    value = candidate.value - baseline.value
+    if candidate.samples is None or baseline.samples is None:
+        return MetricEstimate(value)
+    samples = candidate.samples - baseline.samples
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return MetricEstimate(value, samples=samples)
+    tail = (1.0 - confidence_level) / 2.0 * 100.0
+    lower, upper = np.percentile(finite, [tail, 100.0 - tail])
+    return MetricEstimate(value, float(lower), float(upper), samples)
+
+
+def differences(
+    candidate: ModelScores, baseline: ModelScores, confidence_level: float
+) -> list[dict[str, Any]]:
+    """candidate - baseline for every metric on every slice both have, as evaluation.json
+    holds it."""
+    base = baseline.by_key()
+    out = []
+    for piece in candidate.slices:
+        other = base.get(piece.key)
+        if other is None:
+            continue
+        metrics = {
+            name: paired_difference(estimate, other.metrics[name], confidence_level).to_dict()
+            for name, estimate in piece.metrics.items()
+            if name in other.metrics
+        }
+        out.append(
+            {"slice": [[f, v] for f, v in piece.key], "label": piece.label, "metrics": metrics}
+        )
+    return out
