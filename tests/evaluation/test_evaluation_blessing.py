@@ -266,4 +266,4 @@ def test_to_dict_is_json_ready() -> None:
 def test_the_names_stay_importable_from_blessing() -> None:
     assert blessing.Threshold is thresholds.Threshold
     assert blessing.parse_thresholds is thresholds.parse_thresholds
-    assert callable(blessing.decide_blessing) and blessing.BlessingDecision
+    assert callable(blessing.decide_blessing) and isinstance(blessing.BlessingDecision, type)

@@ -164,7 +164,7 @@ def test_the_forms_thresholds_are_given_in() -> None:
     assert as_dicts[0] == {"metric": "accuracy", "lower_bound": 0.9}
     assert as_dicts[1] == {"metric": "accuracy", "max_regression": 0.02, "slices": "every"}
     assert parse_thresholds(as_dicts) == objects
-    per_metric = {
+    per_metric: dict[str, Any] = {
         "accuracy": [{"lower_bound": 0.9}, {"max_regression": 0.02, "slices": "every"}],
         "log_loss": {"upper_bound": 0.2},
     }
