@@ -122,24 +122,16 @@ def decide_blessing(
                 " without a gate"
             ],
         )
-    plans = [(t, _direction(t, directions), _validate(t, candidate)) for t in parsed]
+    # every setting is checked before any check runs
+    plans = [(t, _validate(t, candidate), _direction(t, directions)) for t in parsed]
+    has_baseline = baseline is not None
     base_slices = baseline.by_key() if baseline is not None else {}
-    checks: list[dict[str, Any]] = []
-    for t, higher, slices in plans:
-        for s in slices:
-            base = base_slices.get(s.key) if baseline is not None else None
-            for kind in t.kinds:
-                checks.append(
-                    _check(
-                        t,
-                        kind,
-                        higher,
-                        s,
-                        base,
-                        has_baseline=baseline is not None,
-                        level=confidence_level,
-                    )
-                )
+    checks = [
+        _check(t, kind, higher, s, base_slices.get(s.key), has_baseline, confidence_level)
+        for t, slices, higher in plans
+        for s in slices
+        for kind in t.kinds
+    ]
     return _decision(checks)
 
 
@@ -183,20 +175,18 @@ def _check(
     higher: bool | None,
     s: SliceMetrics,
     base: SliceMetrics | None,
-    *,
     has_baseline: bool,
     level: float,
 ) -> dict[str, Any]:
     record = _record(t, kind, s)
-    if kind in CHANGE_KINDS:
-        record["higher_is_better"] = higher
+    if kind in CHANGE_KINDS and higher is not None:
+        record["higher_is_better"] = bool(higher)
+    estimate = s.metrics.get(t.metric)
+    record["value"] = _finite(estimate.value if estimate is not None else None)
     where = f"{t.metric} on {s.label}"
     if not s.gated:
         note = s.note or "the slice is not gated on"
         return _skip(record, f"{where}: not gated ({note}); {kind} not checked")
-    estimate = s.metrics.get(t.metric)
-    value = estimate.value if estimate is not None else None
-    record["value"] = _finite(value)
     if kind in BOUND_KINDS:
         return _bound(record, where, kind)
     if not has_baseline:

@@ -223,6 +223,9 @@ def test_direction_comes_from_the_engine_or_the_threshold() -> None:
     assert not decide(custom, scores({"profit": 12.0}), spec).blessed
     spec = {"profit": {"max_regression": 1.0, "higher_is_better": False}}
     assert decide(custom, scores({"profit": 12.0}), spec).blessed
+    # a misspelt metric is named as such, not as one of unknown direction
+    with pytest.raises(ConfigError, match="metric 'proft', which the evaluation does not compute"):
+        decide(custom, None, {"proft": {"max_regression": 1.0}})
     # a bound needs no direction
     assert decide(custom, None, {"profit": {"lower_bound": 5}}).blessed
     with pytest.raises(

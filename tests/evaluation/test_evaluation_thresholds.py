@@ -142,6 +142,7 @@ def test_ungated_slices_are_skipped_with_their_note() -> None:
         "accuracy on island=Dream: not gated (3 rows < min_slice_size 30); lower_bound not checked"
     )
     assert all(c["passed"] is None for c in skipped)
+    assert skipped[1]["value"] == 0.81  # shown, not judged
     # the only failure left is the gated crossed slice
     assert decision.reasons == [
         "accuracy on island=Biscoe, sex=male: 0.9 is 0.03 worse than the baseline 0.93; at"
