@@ -185,8 +185,8 @@ def _check(
     record["value"] = _finite(estimate.value if estimate is not None else None)
     where = f"{t.metric} on {s.label}"
     if not s.gated:
-        note = s.note or "the slice is not gated on"
-        return _skip(record, f"{where}: not gated ({note}); {kind} not checked")
+        note = s.note or "the slice is not gated on"  # the engine's note says why
+        return _skip(record, f"{where}: {note}; {kind} not checked")
     if kind in BOUND_KINDS:
         return _bound(record, where, kind)
     if not has_baseline:

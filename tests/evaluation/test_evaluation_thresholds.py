@@ -32,7 +32,9 @@ def scores(accuracy: list[float], *, ungated: tuple[int, ...] = ()) -> ModelScor
                 3 if i in ungated else 100,
                 {"accuracy": MetricEstimate(value), "log_loss": MetricEstimate(1 - value)},
                 gated=i not in ungated,
-                note="3 rows < min_slice_size 30" if i in ungated else None,
+                note="3 examples < min_slice_size 30: reported, not gated"
+                if i in ungated
+                else None,
             )
             for i, (key, value) in enumerate(zip(KEYS, accuracy, strict=True))
         ]
@@ -139,7 +141,8 @@ def test_ungated_slices_are_skipped_with_their_note() -> None:
         ("island=Biscoe, sex=null", "max_regression"),
     ]
     assert skipped[0]["message"] == (
-        "accuracy on island=Dream: not gated (3 rows < min_slice_size 30); lower_bound not checked"
+        "accuracy on island=Dream: 3 examples < min_slice_size 30: reported, not gated;"
+        " lower_bound not checked"
     )
     assert all(c["passed"] is None for c in skipped)
     assert skipped[1]["value"] == 0.81  # shown, not judged
@@ -152,7 +155,10 @@ def test_ungated_slices_are_skipped_with_their_note() -> None:
         {"accuracy": {"max_regression": 0.02, "slices": {"island": "Dream"}}}, candidate=candidate
     )
     assert named.blessed and named.checks[0]["skipped"] is True
-    assert "no check could run (not gated (3 rows < min_slice_size 30)" in named.reasons[0]
+    assert (
+        "no check could run (3 examples < min_slice_size 30: reported, not gated;"
+        in named.reasons[0]
+    )
 
 
 def test_the_forms_thresholds_are_given_in() -> None:
