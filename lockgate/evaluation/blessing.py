@@ -253,9 +253,10 @@ def _change(
     value = record["value"]
     base = _finite(base_estimate.value) if base_estimate is not None else None
     record["baseline"] = base
-    interval = _paired_interval(t.metric, estimate, base_estimate, level)
+    paired = _paired_interval(t.metric, estimate, base_estimate, level)
+    interval = paired.bounds if paired is not None else None
     if interval is not None:
-        record["diff_lower"], record["diff_upper"] = interval[0], interval[1]
+        record["diff_lower"], record["diff_upper"] = interval
     if base is None:
         return _skip(record, f"{where}: undefined for the baseline; {kind} not checked")
     if value is None:
@@ -278,7 +279,6 @@ def _change(
     limit = f"{100 * setting:g}% of the baseline ({_fmt(allowed)})" if relative else _fmt(allowed)
     pct = f"{100 * level:g}%"
     head, versus = f"{where}: {_fmt(value)}", f"the baseline {_fmt(base)}"
-    defined = interval is not None and interval[0] is not None and interval[1] is not None
     passed = not beyond
     if worse_by == 0:
         message = f"{head} equals {versus}"
@@ -288,14 +288,13 @@ def _change(
         message = f"{head} is {amount} worse than {versus}, within the allowed {limit}"
     elif not t.significant:
         message = f"{head} is {amount} worse than {versus}; at most {limit} is allowed"
-    elif not defined:
-        counts = f"{interval[2]} of {interval[3]}" if interval is not None else "none"
+    elif interval is None:
+        counts = f"{paired.defined} of {paired.resamples}" if paired is not None else "none"
         message = (
             f"{head} is {amount} worse than {versus}; at most {limit} is allowed, and too few"
             f" resamples are defined ({counts}) for an interval, so the point estimate decides"
         )
     else:
-        assert interval is not None and interval[0] is not None and interval[1] is not None
         lo, hi = (-interval[1], -interval[0]) if higher else (interval[0], interval[1])
         span = f"the {pct} interval of the worsening [{_fmt(lo)}, {_fmt(hi)}]"
         if lo > allowed + _TOLERANCE:
@@ -309,19 +308,26 @@ def _change(
                 f"{head} is {amount} worse than {versus}, more than the allowed {limit} but"
                 f" not significantly: {span} does not lie entirely beyond it"
             )
-    if defined and not (beyond and t.significant):
-        assert interval is not None and interval[0] is not None and interval[1] is not None
+    if interval is not None and not (beyond and t.significant):
         message += f" (difference {_fmt(diff)}, {pct} interval"
         message += f" [{_fmt(interval[0])}, {_fmt(interval[1])}])"
     record.update(passed=passed, message=message)
     return record
 
 
+@dataclass(frozen=True)
+class _Paired:
+    """The interval of candidate - baseline over the paired resamples that are defined;
+    ``bounds`` is None when fewer than half of them (or than two) are."""
+
+    bounds: tuple[float, float] | None
+    defined: int
+    resamples: int
+
+
 def _paired_interval(
     metric: str, candidate: MetricEstimate | None, baseline: MetricEstimate | None, level: float
-) -> tuple[float | None, float | None, int, int] | None:
-    """(lower, upper, defined, resamples) of candidate - baseline over paired resamples; the
-    bounds are None when fewer than half the resamples (or than two) are defined."""
+) -> _Paired | None:
     if candidate is None or baseline is None:
         return None
     if candidate.samples is None or baseline.samples is None:
@@ -336,9 +342,9 @@ def _paired_interval(
     d = c - b
     d = d[np.isfinite(d)]
     if d.size < max(2, math.ceil(MIN_DEFINED_FRACTION * c.size)):
-        return None, None, int(d.size), int(c.size)
+        return _Paired(None, int(d.size), int(c.size))
     lo, hi = np.quantile(d, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi), int(d.size), int(c.size)
+    return _Paired((float(lo), float(hi)), int(d.size), int(c.size))
 
 
 def _decision(checks: list[dict[str, Any]]) -> BlessingDecision:

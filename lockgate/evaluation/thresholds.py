@@ -237,7 +237,7 @@ def resolve_slices(t: Threshold, scores: ModelScores) -> list[SliceMetrics]:
             raise ConfigError(
                 f"the threshold on '{t.metric}' names slice '{named.label}', which the"
                 f" evaluation does not have; slices are {labels}"
-                f"{did_you_mean(named.label, labels)}",
+                f"{did_you_mean(named.label, [*labels, 'every'])}",
                 hint="slice_by decides the slices: add the feature (or the crossed features)",
             )
         resolved.update((s.key, s) for s in found)

@@ -121,6 +121,8 @@ def test_a_named_slice_that_is_not_there_lists_the_slices() -> None:
         decide(
             {"accuracy": {"max_regression": 0.02, "slices": {"island": "Biscoe", "sex": "female"}}}
         )
+    with pytest.raises(ConfigError, match="names slice 'evry'.*did you mean 'every'"):
+        decide({"accuracy": {"max_regression": 0.02, "slices": "evry"}})
     with pytest.raises(ConfigError, match="slices of the threshold on 'accuracy' must be"):
         Threshold("accuracy", lower_bound=0.5, slices=[])
     with pytest.raises(ConfigError, match="must be a dict of feature to value or a slice label"):
