@@ -58,8 +58,17 @@ def render_run(result: RunResult, *, model_registry: Any | None = None) -> None:
         _render_training(model.properties)
     evaluation = outputs.get("ModelEvaluation")
     if evaluation is not None:
-        click.echo("Model metrics (eval split): " + _metrics(evaluation.properties.get("metrics")))
-        baseline = evaluation.properties.get("baseline")
+        props = evaluation.properties
+        headline = props.get("headline")
+        if headline:  # with bootstrap intervals (evaluations since format 2)
+            shown = "  ".join(f"{k} {_estimate(v)}" for k, v in headline.items())
+            click.echo(f"Model metrics (eval split, {props.get('slices', 1)} slices): {shown}")
+            baseline = props.get("baseline")
+            if baseline:
+                baseline = {k: baseline.get(k) for k in headline}
+        else:
+            click.echo("Model metrics (eval split): " + _metrics(props.get("metrics")))
+            baseline = props.get("baseline")
         click.echo(
             "  production baseline:      " + (_metrics(baseline) if baseline else "none yet")
         )
@@ -181,6 +190,16 @@ def _metrics(metrics: dict[str, Any] | None) -> str:
     if not metrics:
         return "-"
     return "  ".join(f"{k} {_number(v)}" for k, v in metrics.items())
+
+
+def _estimate(estimate: dict[str, Any]) -> str:
+    """``0.9651 [0.9302, 0.9884]``: the value and its bootstrap interval, when there is one."""
+    value, lower, upper = estimate.get("value"), estimate.get("lower"), estimate.get("upper")
+    if value is None:
+        return "n/a"
+    if lower is None or upper is None:
+        return _number(value)
+    return f"{_number(value)} [{_number(lower)}, {_number(upper)}]"
 
 
 def _number(value: Any) -> str:

@@ -339,9 +339,13 @@ def callables_in(value: Any) -> list[Callable[..., Any]]:
 
 
 def canonical_params(params: dict[str, Any]) -> str:
-    """Params as canonical JSON; callables stand for their source code's fingerprint."""
+    """Params as canonical JSON; callables stand for their source code's fingerprint, a
+    dataclass (a ``Threshold``) for its type and fields."""
 
     def default(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+            return {"dataclass": type(value).__qualname__, **fields}
         if callable(value):
             return f"callable:{value.__module__}.{value.__qualname__}:{code_fingerprint(value)}"
         if isinstance(value, set | frozenset):

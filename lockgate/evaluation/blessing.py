@@ -44,7 +44,12 @@ from typing import Any
 import numpy as np
 
 from lockgate.errors import ConfigError, did_you_mean
-from lockgate.evaluation.results import MetricEstimate, ModelScores, SliceMetrics
+from lockgate.evaluation.results import (
+    MetricEstimate,
+    ModelScores,
+    SliceMetrics,
+    paired_difference,
+)
 from lockgate.evaluation.thresholds import (
     BOUND_KINDS,
     CHANGE_KINDS,
@@ -53,7 +58,6 @@ from lockgate.evaluation.thresholds import (
     resolve_slices,
 )
 
-MIN_DEFINED_FRACTION = 0.5  # of the resamples, for a paired interval to be trusted
 _TOLERANCE = 1e-12  # a change exactly at the limit passes despite float rounding
 
 # Kept for tune_component until it asks the engine (engine.higher_is_better); not the gate's
@@ -253,8 +257,12 @@ def _change(
     value = record["value"]
     base = _finite(base_estimate.value) if base_estimate is not None else None
     record["baseline"] = base
-    paired = _paired_interval(t.metric, estimate, base_estimate, level)
-    interval = paired.bounds if paired is not None else None
+    paired = None
+    if estimate is not None and base_estimate is not None:
+        paired = paired_difference(t.metric, estimate, base_estimate, level)
+    interval = None
+    if paired is not None and paired.lower is not None and paired.upper is not None:
+        interval = (paired.lower, paired.upper)
     if interval is not None:
         record["diff_lower"], record["diff_upper"] = interval
     if base is None:
@@ -313,38 +321,6 @@ def _change(
         message += f" [{_fmt(interval[0])}, {_fmt(interval[1])}])"
     record.update(passed=passed, message=message)
     return record
-
-
-@dataclass(frozen=True)
-class _Paired:
-    """The interval of candidate - baseline over the paired resamples that are defined;
-    ``bounds`` is None when fewer than half of them (or than two) are."""
-
-    bounds: tuple[float, float] | None
-    defined: int
-    resamples: int
-
-
-def _paired_interval(
-    metric: str, candidate: MetricEstimate | None, baseline: MetricEstimate | None, level: float
-) -> _Paired | None:
-    if candidate is None or baseline is None:
-        return None
-    if candidate.samples is None or baseline.samples is None:
-        return None
-    c = np.asarray(candidate.samples, dtype=np.float64)
-    b = np.asarray(baseline.samples, dtype=np.float64)
-    if c.shape != b.shape:
-        raise ConfigError(
-            f"the resamples of '{metric}' are not paired: the candidate has {c.size}, the"
-            f" baseline {b.size}; score both models in one call so they share the weights"
-        )
-    d = c - b
-    d = d[np.isfinite(d)]
-    if d.size < max(2, math.ceil(MIN_DEFINED_FRACTION * c.size)):
-        return _Paired(None, int(d.size), int(c.size))
-    lo, hi = np.quantile(d, [(1 - level) / 2, (1 + level) / 2])
-    return _Paired((float(lo), float(hi)), int(d.size), int(c.size))
 
 
 def _decision(checks: list[dict[str, Any]]) -> BlessingDecision:

@@ -107,24 +107,55 @@ class BootstrapSettings:
     seed: int = 0
 
 
+#: of the resamples that must give a defined difference for its interval to be trusted
+MIN_DEFINED_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """candidate - baseline of one metric on one slice. ``lower``/``upper``: the
+    percentile interval of the paired resampled differences (the same Poisson weights on
+    both sides, resamples where either side is undefined left out); None without
+    resamples, or when fewer than half of them (or than two) are defined."""
+
+    value: float | None
+    lower: float | None
+    upper: float | None
+    defined: int
+    resamples: int
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {"value": _finite(self.value), "lower": self.lower, "upper": self.upper}
+
+
 def paired_difference(
-    candidate: MetricEstimate, baseline: MetricEstimate, confidence_level: float
-) -> MetricEstimate:
-    """candidate - baseline, with the percentile interval of the paired resampled
-    differences (the same Poisson weights on both sides); resamples where either side is
-    undefined are left out."""
-    if candidate.value is None or baseline.value is None:
-        return MetricEstimate(None)
-    value = candidate.value - baseline.value
+    metric: str,
+    candidate: MetricEstimate,
+    baseline: MetricEstimate,
+    confidence_level: float,
+) -> PairedDifference:
+    """The one computation of candidate - baseline and its interval, for the report and
+    the gate alike."""
+    from lockgate.errors import ConfigError
+
+    value = None
+    if candidate.value is not None and baseline.value is not None:
+        value = candidate.value - baseline.value
     if candidate.samples is None or baseline.samples is None:
-        return MetricEstimate(value)
-    samples = candidate.samples - baseline.samples
-    finite = samples[np.isfinite(samples)]
-    if finite.size == 0:
-        return MetricEstimate(value, samples=samples)
-    tail = (1.0 - confidence_level) / 2.0 * 100.0
-    lower, upper = np.percentile(finite, [tail, 100.0 - tail])
-    return MetricEstimate(value, float(lower), float(upper), samples)
+        return PairedDifference(value, None, None, 0, 0)
+    c = np.asarray(candidate.samples, dtype=np.float64)
+    b = np.asarray(baseline.samples, dtype=np.float64)
+    if c.shape != b.shape:
+        raise ConfigError(
+            f"the resamples of '{metric}' are not paired: the candidate has {c.size}, the"
+            f" baseline {b.size}; score both models in one call so they share the weights"
+        )
+    d = c - b
+    d = d[np.isfinite(d)]
+    if d.size < max(2, math.ceil(MIN_DEFINED_FRACTION * c.size)):
+        return PairedDifference(value, None, None, int(d.size), int(c.size))
+    lo, hi = np.quantile(d, [(1 - confidence_level) / 2, (1 + confidence_level) / 2])
+    return PairedDifference(value, float(lo), float(hi), int(d.size), int(c.size))
 
 
 def differences(
@@ -139,7 +170,7 @@ def differences(
         if other is None:
             continue
         metrics = {
-            name: paired_difference(estimate, other.metrics[name], confidence_level).to_dict()
+            name: paired_difference(name, estimate, other.metrics[name], confidence_level).to_dict()
             for name, estimate in piece.metrics.items()
             if name in other.metrics
         }
