@@ -192,14 +192,16 @@ def fmt_number(value: Any, *, signed: bool = False) -> str:
     return f"{value:{sign}.4g}"
 
 
-def fmt_estimate(estimate: Mapping[str, Any] | None, *, signed: bool = False) -> str:
+def fmt_estimate(
+    estimate: Mapping[str, Any] | None, *, signed: bool = False, sep: str = " "
+) -> str:
     """``"0.912 [0.887, 0.934]"``; the point alone without an interval; ``"–"`` if undefined."""
     if not estimate or estimate.get("value") is None:
         return "–"
     text = fmt_number(estimate["value"], signed=signed)
     lower, upper = estimate.get("lower"), estimate.get("upper")
     if lower is not None and upper is not None:
-        text += f" [{fmt_number(lower, signed=signed)}, {fmt_number(upper, signed=signed)}]"
+        text += f"{sep}[{fmt_number(lower, signed=signed)}, {fmt_number(upper, signed=signed)}]"
     return text
 
 
@@ -478,11 +480,10 @@ def render_terminal(
 ) -> None:
     """Print the verdict, the checks (failing first) and a table of the slices' main
     metrics (``metrics`` to choose them) with intervals, the baseline and the difference."""
-    from rich import box
-    from rich.table import Table
     from rich.text import Text
 
     ev = normalise_evaluation(evaluation)
+    shown = main_metrics(ev, metrics)  # an unknown name fails before anything is printed
     word = verdict(ev)
     head = Text("Model evaluation: ", style="bold")
     head.append(
@@ -512,14 +513,45 @@ def render_terminal(
             console.print(
                 Text(f"  NOTE  {reason}", style="red" if not blessing.get("blessed") else "")
             )
-    shown = main_metrics(ev, metrics)
+    labels = [str(r["candidate"].get("label") or slice_label(())) for r in rows(ev)]
+    first = min(max((len(x) for x in labels), default=7), 30) + 9  # slice and n columns
+    width = console.width
+    # the interval on the value's line when every metric fits so, else below it; and as
+    # many tables as it takes, each repeating the slice column, rather than a squeezed one
+    sep = " " if first + sum(max(len(m), 26) + 2 for m in shown) <= width else "\n"
+    groups: list[list[str]] = [[]]
+    used = first
+    for m in shown:
+        need = max(len(m), 26 if sep == " " else 17) + 2
+        if groups[-1] and used + need > width:
+            groups.append([])
+            used = first
+        groups[-1].append(m)
+        used += need
+    for group in groups:
+        console.print(_terminal_table(ev, group, sep))
+    others = len(_available_metrics(ev)) - len(shown)
+    if others > 0:
+        console.print(
+            Text(
+                f"{others} more metrics: --metrics NAME,... to choose, --json or --html for all",
+                style="dim",
+            )
+        )
+
+
+def _terminal_table(ev: Mapping[str, Any], shown: Sequence[str], sep: str) -> Any:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     failing = failing_cells(ev)
     has_baseline = bool(ev.get("baseline"))
     table = Table(box=box.SIMPLE_HEAD, show_lines=has_baseline, pad_edge=False)
-    table.add_column("slice", overflow="fold", max_width=40)
-    table.add_column("n", justify="right")
+    table.add_column("slice", overflow="fold", max_width=30)
+    table.add_column("n", justify="right", no_wrap=True)
     for m in shown:
-        table.add_column(Text(m), justify="right")
+        table.add_column(Text(m), justify="right", no_wrap=True)
     for row in rows(ev):
         entry = row["candidate"]
         label = str(entry.get("label") or slice_label(()))
@@ -529,24 +561,18 @@ def render_terminal(
         cells: list[Text | str] = [name, str(entry.get("example_count", "–"))]
         for m in shown:
             cand = (entry.get("metrics") or {}).get(m)
-            cell = Text(fmt_estimate(cand), style="bold red" if (label, m) in failing else "")
+            cell = Text(
+                fmt_estimate(cand, sep=sep), style="bold red" if (label, m) in failing else ""
+            )
             if has_baseline:
                 base = ((row["baseline"] or {}).get("metrics") or {}).get(m)
-                cell.append(f"\nbase {fmt_estimate(base)}", style="dim")
+                cell.append(f"\nbase {fmt_estimate(base, sep=sep)}", style="dim")
                 diff = ((row["difference"] or {}).get("metrics") or {}).get(m)
                 if diff is not None:
                     cell.append(
-                        f"\nΔ {fmt_estimate(diff, signed=True)}",
+                        f"\nΔ {fmt_estimate(diff, signed=True, sep=sep)}",
                         style="bold" if significant(diff) else "",
                     )
             cells.append(cell)
         table.add_row(*cells)
-    console.print(table)
-    others = len(_available_metrics(ev)) - len(shown)
-    if others > 0:
-        console.print(
-            Text(
-                f"{others} more metrics: --metrics NAME,... to choose, --json or --html for all",
-                style="dim",
-            )
-        )
+    return table
