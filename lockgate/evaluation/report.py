@@ -500,7 +500,7 @@ def render_terminal(
     }
     for check in checks:
         word_, style = styles[check_status(check)]
-        line = Text(f"  {word_:<5}", style=style)
+        line = Text(f"  {word_:<4}  ", style=style)
         line.append(f"{check_slice(check)}", style="cyan")
         if check.get("metric"):
             line.append(f" · {check['metric']}", style="cyan")
