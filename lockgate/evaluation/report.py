@@ -36,6 +36,7 @@ MAIN_METRICS = {
     "regression": ("mae", "rmse", "r2"),
 }
 _STATUS_ORDER = {"failed": 0, "skipped": 1, "passed": 2}
+SHOWN_PASSING_CHECKS = 8  # more passing checks than this are folded away
 
 
 # -- the data, as both renderings read it ---------------------------------------------------
@@ -119,6 +120,13 @@ def check_text(check: Mapping[str, Any]) -> str:
         return str(text)
     parts = [str(check.get(k)) for k in ("metric", "kind", "value") if check.get(k) is not None]
     return " ".join(parts) or json.dumps(check, default=str)
+
+
+def unlisted_reasons(evaluation: Mapping[str, Any]) -> list[str]:
+    """The blessing's reasons that no check states (``"no thresholds: not blessed"``)."""
+    blessing = evaluation.get("blessing") or {}
+    listed = {check_text(c) for c in blessing.get("checks") or []}
+    return [str(r) for r in blessing.get("reasons") or [] if str(r) not in listed]
 
 
 def verdict(evaluation: Mapping[str, Any]) -> str | None:
@@ -316,23 +324,28 @@ def _html_checks(ev: Mapping[str, Any]) -> str:
             "This evaluation (format 1) does not record its checks; the Blessing artifact of"
             " the same run holds the verdict.</p></section>"
         )
-    items = []
+    items = [
+        f'<li class="{"passed" if blessing.get("blessed") else "failed"}">'
+        f'<span class="status">NOTE</span>{escape(reason)}</li>'
+        for reason in unlisted_reasons(ev)
+    ]
+    passing: list[str] = []
     for check in ordered_checks(ev):
         status = check_status(check)
         where = check_slice(check)
         metric = check.get("metric")
-        items.append(
+        (passing if status == "passed" else items).append(
             f'<li class="{status}"><span class="status">{status.upper()}</span>'
             f'<span class="where">{escape(where)}{" · " + escape(str(metric)) if metric else ""}'
             f"</span>{escape(check_text(check))}</li>"
         )
-    listed = {check_text(c) for c in ev["blessing"].get("checks") or []}
-    for reason in blessing.get("reasons") or []:
-        if reason not in listed:  # e.g. "no thresholds: not blessed"
-            items.append(
-                f'<li class="{"passed" if blessing.get("blessed") else "failed"}">'
-                f'<span class="status">NOTE</span>{escape(str(reason))}</li>'
-            )
+    if len(passing) > SHOWN_PASSING_CHECKS:  # the many that pass, one click away
+        items.append(
+            f"<li><details><summary>{len(passing)} checks pass</summary><ul>"
+            f"{''.join(passing)}</ul></details></li>"
+        )
+    else:
+        items += passing
     body = "<ul>" + "".join(items) + "</ul>" if items else '<p class="meta">No checks.</p>'
     return f'<section class="panel checks"><h2>Threshold checks</h2>{body}</section>'
 
@@ -492,27 +505,28 @@ def render_terminal(
     )
     console.print(head)
     console.print(Text(summary_line(ev), style="dim"))
-    checks = ordered_checks(ev)
+    blessing = ev.get("blessing") or {}
+    for reason in unlisted_reasons(ev):
+        console.print(Text(f"  NOTE  {reason}", style="" if blessing.get("blessed") else "red"))
     styles = {
         "failed": ("FAIL", "bold red"),
         "skipped": ("SKIP", "yellow"),
         "passed": ("pass", "green"),
     }
+    checks = ordered_checks(ev)
+    passing = sum(check_status(c) == "passed" for c in checks)
     for check in checks:
-        word_, style = styles[check_status(check)]
+        status = check_status(check)
+        if status == "passed" and passing > SHOWN_PASSING_CHECKS:
+            console.print(Text(f"  pass  {passing} checks pass (listed in --html)", style="green"))
+            break
+        word_, style = styles[status]
         line = Text(f"  {word_:<4}  ", style=style)
         line.append(f"{check_slice(check)}", style="cyan")
         if check.get("metric"):
             line.append(f" · {check['metric']}", style="cyan")
         line.append(f"  {check_text(check)}")
         console.print(line)
-    blessing = ev.get("blessing") or {}
-    listed = {check_text(c) for c in checks}
-    for reason in blessing.get("reasons") or []:
-        if reason not in listed:
-            console.print(
-                Text(f"  NOTE  {reason}", style="red" if not blessing.get("blessed") else "")
-            )
     labels = [str(r["candidate"].get("label") or slice_label(())) for r in rows(ev)]
     first = min(max((len(x) for x in labels), default=7), 30) + 9  # slice and n columns
     width = console.width

@@ -214,3 +214,40 @@ def test_terminal_format_1() -> None:
     out = terminal(format_1_evaluation())
     assert "no verdict recorded (format 1; see the Blessing artifact)" in out
     assert "island=null" in out and "base 0.900" in out
+
+
+def test_many_passing_checks_are_folded_and_a_reason_without_a_check_comes_first() -> None:
+    evaluation = classification_evaluation(baseline=True)
+    passing = [
+        {
+            "metric": "accuracy",
+            "slice": [["island", f"isle {i}"]],
+            "kind": "value",
+            "passed": True,
+            "message": f"accuracy on isle {i} is fine",
+        }
+        for i in range(12)
+    ]
+    evaluation["blessing"]["checks"] += passing
+    evaluation["blessing"]["reasons"].insert(0, "a reason that no check states")
+    html = render_html(evaluation)
+    assert html.index("a reason that no check states") < html.index("f1_macro on island=Dream")
+    assert "<summary>13 checks pass</summary>" in html and "accuracy on isle 11 is fine" in html
+    out = terminal(evaluation, width=200)
+    assert out.index("NOTE  a reason that no check states") < out.index("FAIL  island=Dream")
+    assert "pass  13 checks pass (listed in --html)" in out
+    assert "isle 11" not in out
+
+
+def test_no_thresholds_not_blessed() -> None:
+    evaluation = regression_evaluation(baseline=False)
+    evaluation["blessing"] = {
+        "blessed": False,
+        "checks": [],
+        "reasons": ["no thresholds: a model is blessed only against thresholds"],
+    }
+    html = render_html(evaluation)
+    assert "NOT BLESSED" in html and "no thresholds: a model is blessed" in html
+    out = terminal(evaluation)
+    assert "NOTE  no thresholds: a model is blessed" in out
+    assert main_metrics(evaluation) == ["mae", "rmse", "r2"]
