@@ -111,7 +111,10 @@ def show_command(
             _print_anomalies(items)
         return
     if artifact.type_name == "ModelEvaluation" and not as_json:
-        _show_evaluation(folder, artifact_id, record, html_file, metrics)
+        blessing = None
+        if producer is not None:  # format 1 keeps the verdict in the Blessing beside it
+            blessing = _blessing_of(project_dir, producer.id)
+        _show_evaluation(folder, artifact_id, record, html_file, metrics, blessing)
         return
     if artifact.type_name == "HyperParameters" and not as_json:
         from lockgate.cli.tuning import render_trials
@@ -130,6 +133,7 @@ def _show_evaluation(
     record: dict[str, Any],
     html_file: Path | None,
     metrics: str | None,
+    blessing: dict[str, Any] | None,
 ) -> None:
     """The report of a ModelEvaluation: tables in the terminal, or the HTML page (the one the
     evaluate step wrote, else drawn now from ``evaluation.json``)."""
@@ -144,6 +148,8 @@ def _show_evaluation(
         evaluation = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise DataError(f"{path} is not valid JSON: {exc}") from exc
+    if isinstance(evaluation, dict) and "format_version" not in evaluation and blessing:
+        evaluation["blessing"] = blessing
     if html_file is not None:
         written = folder / "report.html"
         if written.exists():
@@ -163,6 +169,26 @@ def _show_evaluation(
         f"ModelEvaluation #{artifact_id} from step '{record['step']}' of run {record['run_id']}"
     )
     render_terminal(evaluation, Console(highlight=False), metrics=chosen)
+
+
+def _blessing_of(project_dir: Path, execution_id: int) -> dict[str, Any] | None:
+    """blessing.json of the Blessing that the same evaluate execution wrote, if any."""
+    from lockgate.cli.project import load_settings, open_store
+
+    store = open_store(load_settings(project_dir))
+    try:
+        outputs = store.execution_artifacts(execution_id, "output")
+    finally:
+        store.close()
+    for artifact in outputs.values():
+        path = Path(artifact.uri) / "blessing.json"
+        if artifact.type_name == "Blessing" and path.exists():
+            try:
+                found = json.loads(path.read_text())
+            except json.JSONDecodeError:
+                return None
+            return found if isinstance(found, dict) else None
+    return None
 
 
 COMMANDS = [show_command]

@@ -44,7 +44,8 @@ SHOWN_PASSING_CHECKS = 8  # more passing checks than this are folded away
 
 def normalise_evaluation(evaluation: Mapping[str, Any]) -> dict[str, Any]:
     """``evaluation`` in format 2; a format 1 dict (task, overall, slices, baseline) becomes
-    one with point estimates only, no curves and no verdict."""
+    one with point estimates only, no curves, and the verdict only when the caller added
+    the run's ``blessing.json`` as ``"blessing"``."""
     version = evaluation.get("format_version", 1)
     if version == FORMAT_VERSION:
         return dict(evaluation)
@@ -64,7 +65,7 @@ def normalise_evaluation(evaluation: Mapping[str, Any]) -> dict[str, Any]:
         "baseline_uri": evaluation.get("baseline_uri"),
         "differences": None,
         "curves": None,
-        "blessing": None,
+        "blessing": evaluation.get("blessing"),  # blessing.json beside it, when the caller has it
     }
 
 
@@ -532,11 +533,13 @@ def render_terminal(
     width = console.width
     # the interval on the value's line when every metric fits so, else below it; and as
     # many tables as it takes, each repeating the slice column, rather than a squeezed one
-    sep = " " if first + sum(max(len(m), 26) + 2 for m in shown) <= width else "\n"
+    sep = " "
+    if first + sum(_column_width(ev, m, " ") for m in shown) > width:
+        sep = "\n"
     groups: list[list[str]] = [[]]
     used = first
     for m in shown:
-        need = max(len(m), 26 if sep == " " else 17) + 2
+        need = _column_width(ev, m, sep)
         if groups[-1] and used + need > width:
             groups.append([])
             used = first
@@ -574,19 +577,36 @@ def _terminal_table(ev: Mapping[str, Any], shown: Sequence[str], sep: str) -> An
             name.append(f"\nnot gated: {entry.get('note') or 'too few examples'}", style="yellow")
         cells: list[Text | str] = [name, str(entry.get("example_count", "–"))]
         for m in shown:
-            cand = (entry.get("metrics") or {}).get(m)
-            cell = Text(
-                fmt_estimate(cand, sep=sep), style="bold red" if (label, m) in failing else ""
-            )
-            if has_baseline:
-                base = ((row["baseline"] or {}).get("metrics") or {}).get(m)
-                cell.append(f"\nbase {fmt_estimate(base, sep=sep)}", style="dim")
+            lines = _cell_lines(row, m, sep, has_baseline)
+            cell = Text(lines[0], style="bold red" if (label, m) in failing else "")
+            if len(lines) > 1:
+                cell.append(f"\n{lines[1]}", style="dim")
+            if len(lines) > 2:
                 diff = ((row["difference"] or {}).get("metrics") or {}).get(m)
-                if diff is not None:
-                    cell.append(
-                        f"\nΔ {fmt_estimate(diff, signed=True, sep=sep)}",
-                        style="bold" if significant(diff) else "",
-                    )
+                cell.append(f"\n{lines[2]}", style="bold" if significant(diff) else "")
             cells.append(cell)
         table.add_row(*cells)
     return table
+
+
+def _cell_lines(row: Mapping[str, Any], metric: str, sep: str, has_baseline: bool) -> list[str]:
+    """The candidate's estimate, then (with a baseline) the baseline's and the difference."""
+    cand = (row["candidate"].get("metrics") or {}).get(metric)
+    lines = [fmt_estimate(cand, sep=sep)]
+    if has_baseline:
+        base = ((row["baseline"] or {}).get("metrics") or {}).get(metric)
+        lines.append(f"base {fmt_estimate(base, sep=sep)}")
+        diff = ((row["difference"] or {}).get("metrics") or {}).get(metric)
+        if diff is not None:
+            lines.append(f"Δ {fmt_estimate(diff, signed=True, sep=sep)}")
+    return lines
+
+
+def _column_width(ev: Mapping[str, Any], metric: str, sep: str) -> int:
+    """The widest line of a metric's column (with the padding between columns)."""
+    has_baseline = bool(ev.get("baseline"))
+    widest = len(metric)
+    for row in rows(ev):
+        for line in _cell_lines(row, metric, sep, has_baseline):
+            widest = max(widest, *(len(part) for part in line.split("\n")))
+    return widest + 3

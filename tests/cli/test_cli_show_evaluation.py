@@ -1,9 +1,12 @@
 """``lockgate show ID`` of a ModelEvaluation: its report in the terminal or as HTML, from a
-real project's store, for an evaluation.json of format 2 and of format 1."""
+real project's store, for an evaluation.json of format 2 and of format 1, and of the one the
+demo's evaluate step wrote."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ from evaluation_fixtures import (
     format_1_evaluation,
     regression_evaluation,
 )
+from support import lockgate
 
 from lockgate.cli.demo import create_project
 from lockgate.cli.main import cli
@@ -138,3 +142,33 @@ def test_show_a_broken_evaluation_says_what_is_wrong(
     result = show(project, str(artifact_id))
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("demo")
+    result = lockgate("demo", cwd=workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return workdir / "lockgate-demo"
+
+
+def test_show_the_demos_evaluation(demo: Path, tmp_path: Path) -> None:
+    store = open_store(load_settings(demo))
+    try:
+        (evaluation,) = store.artifacts_of_type("ModelEvaluation")
+    finally:
+        store.close()
+    shown = lockgate("show", str(evaluation.id), cwd=demo, env={**os.environ, "COLUMNS": "160"})
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == f"ModelEvaluation #{evaluation.id} from step 'evaluate' of run 1"
+    assert lines[1] == "Model evaluation: BLESSED"  # format 1: from the Blessing beside it
+    assert re.search(r"pass +Overall · accuracy", shown.stdout)
+    assert re.search(r"island=Biscoe +\d+ +[01]\.\d{3}", shown.stdout)
+    assert "sex=null" in shown.stdout
+    out = tmp_path / "demo.html"
+    shown = lockgate("show", str(evaluation.id), "--html", str(out), cwd=demo)
+    assert shown.returncode == 0, shown.stderr
+    html = out.read_text()
+    assert "BLESSED" in html and "<td>island=Biscoe" in html
+    assert "http://" not in html and "https://" not in html
