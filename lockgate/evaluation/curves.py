@@ -90,6 +90,8 @@ def _classification(
         else int(max(y_true.max(initial=-1), -1 if y_pred is None else np.max(y_pred, initial=-1)))
         + 1
     )
+    if proba is not None and proba.shape[1] != n_classes:
+        raise DataError(f"proba has {proba.shape[1]} columns for {n_classes} classes")
     names = (
         [str(c) for c in class_names]
         if class_names is not None

@@ -234,6 +234,8 @@ def summary_line(evaluation: Mapping[str, Any]) -> str:
     if settings.get("n_resamples"):
         level = settings.get("confidence_level") or 0.95
         parts.append(f"{level:.0%} intervals from {settings['n_resamples']} bootstrap resamples")
+        if (settings.get("min_slice_size") or 1) > 1:
+            parts.append(f"slices under {settings['min_slice_size']} examples not gated")
     elif evaluation.get("format_version") == 1:
         parts.append("no intervals (evaluation format 1)")
     if (

@@ -169,5 +169,7 @@ def test_bad_input() -> None:
         compute_curves("ranking", np.zeros(3), np.zeros(3), None)
     with pytest.raises(DataError, match="proba must be"):
         compute_curves("classification", np.zeros(3), None, np.zeros((4, 2)))
+    with pytest.raises(DataError, match="proba has 2 columns for 3 classes"):
+        compute_curves("classification", np.zeros(3), None, np.zeros((3, 2)), ["a", "b", "c"])
     with pytest.raises(DataError, match="y_pred"):
         compute_curves("regression", np.zeros(3), np.zeros(2), None)
