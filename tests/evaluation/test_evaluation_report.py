@@ -15,13 +15,8 @@ from evaluation_fixtures import (
 from rich.console import Console
 
 from lockgate.errors import ConfigError, DataError
-from lockgate.evaluation.report import (
-    fmt_estimate,
-    main_metrics,
-    ordered_checks,
-    render_html,
-    render_terminal,
-)
+from lockgate.evaluation.report import render_html, render_terminal
+from lockgate.evaluation.report_view import fmt_estimate, main_metrics, ordered_checks
 
 
 def terminal(evaluation: dict, width: int = 160, **kwargs) -> str:
