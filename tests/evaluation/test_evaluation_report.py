@@ -122,7 +122,7 @@ def test_html_is_self_contained() -> None:
 
 def test_html_escapes_hostile_class_names_and_slice_values() -> None:
     html = render_html(
-        classification_evaluation(baseline=True, classes=["Adelie", "Gentoo", HOSTILE])
+        classification_evaluation(baseline=True, classes=[HOSTILE, "Gentoo", "Adelie"])
     )
     assert HOSTILE not in html
     assert "<script" not in html.lower()
@@ -130,6 +130,7 @@ def test_html_escapes_hostile_class_names_and_slice_values() -> None:
     assert not any(tag == "script" for tag, _ in _tags(html))
     # multiclass: one-vs-rest curves per class, legend names escaped in the SVG
     assert "candidate &lt;script&gt;alert(1)&lt;/scrip… · AUC" in html  # shortened
+    assert "<td>recall[&lt;script&gt;alert(1)&lt;/script&gt;]</td>" in html  # a per-class metric
 
 
 def test_html_classification_without_baseline() -> None:
@@ -246,3 +247,10 @@ def test_no_thresholds_not_blessed() -> None:
     out = terminal(evaluation)
     assert "NOTE  no thresholds: a model is blessed" in out
     assert main_metrics(evaluation) == ["mae", "rmse", "r2"]
+
+
+def test_terminal_prints_markup_in_the_data_as_text() -> None:
+    evaluation = regression_evaluation(baseline=False)
+    evaluation["candidate"][1]["label"] = "sex=[bold red]F[/bold red]"
+    out = terminal(evaluation)
+    assert "sex=[bold red]F[/bold red]" in out
