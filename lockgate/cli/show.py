@@ -1,10 +1,12 @@
 """``lockgate show ID``: one artifact from the store, rendered as the standalone commands
-render the same thing (statistics as a table or HTML, anomalies as a list)."""
+render the same thing (statistics as a table or HTML, anomalies as a list, an evaluation as
+its report)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -21,13 +23,24 @@ import click
     "--html",
     "html_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write statistics (train and eval side by side) as HTML.",
+    help="Write statistics (train and eval side by side) or an evaluation's report as HTML.",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the artifact's record and content as JSON."
 )
+@click.option(
+    "--metrics",
+    default=None,
+    metavar="NAME,...",
+    help="Which metrics a ModelEvaluation's table shows (default: the thresholds' and the task's main ones).",
+)
 def show_command(
-    project_dir: Path, artifact_id: int, split: str, html_file: Path | None, as_json: bool
+    project_dir: Path,
+    artifact_id: int,
+    split: str,
+    html_file: Path | None,
+    as_json: bool,
+    metrics: str | None,
 ) -> None:
     """Show artifact ARTIFACT_ID: its type, where it is, what it holds."""
     from lockgate.cli.data import _print_anomalies
@@ -97,6 +110,12 @@ def show_command(
             click.echo(f"[{split_name}]")
             _print_anomalies(items)
         return
+    if artifact.type_name == "ModelEvaluation" and not as_json:
+        blessing = None
+        if producer is not None:  # format 1 keeps the verdict in the Blessing beside it
+            blessing = _blessing_of(project_dir, producer.id)
+        _show_evaluation(folder, artifact_id, record, html_file, metrics, blessing)
+        return
     if artifact.type_name == "HyperParameters" and not as_json:
         from lockgate.cli.tuning import render_trials
 
@@ -106,6 +125,70 @@ def show_command(
         click.echo("\n".join(render_trials(folder)))
         return
     click.echo(json.dumps(record, indent=1, default=str))
+
+
+def _show_evaluation(
+    folder: Path,
+    artifact_id: int,
+    record: dict[str, Any],
+    html_file: Path | None,
+    metrics: str | None,
+    blessing: dict[str, Any] | None,
+) -> None:
+    """The report of a ModelEvaluation: tables in the terminal, or the HTML page (the one the
+    evaluate step wrote, else drawn now from ``evaluation.json``)."""
+    import shutil
+
+    from lockgate.errors import DataError, NotFoundError
+
+    path = folder / "evaluation.json"
+    if not path.exists():
+        raise NotFoundError(f"evaluation artifact {artifact_id} has no evaluation.json in {folder}")
+    try:
+        evaluation = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} is not valid JSON: {exc}") from exc
+    if isinstance(evaluation, dict) and "format_version" not in evaluation and blessing:
+        evaluation["blessing"] = blessing
+    if html_file is not None:
+        written = folder / "report.html"
+        if written.exists():
+            shutil.copyfile(written, html_file)
+        else:
+            from lockgate.evaluation.report import render_html
+
+            html_file.write_text(render_html(evaluation), encoding="utf-8")
+        click.echo(f"wrote {html_file}", err=True)
+        return
+    from rich.console import Console
+
+    from lockgate.evaluation.report import render_terminal
+
+    chosen = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    click.echo(
+        f"ModelEvaluation #{artifact_id} from step '{record['step']}' of run {record['run_id']}"
+    )
+    render_terminal(evaluation, Console(highlight=False), metrics=chosen)
+
+
+def _blessing_of(project_dir: Path, execution_id: int) -> dict[str, Any] | None:
+    """blessing.json of the Blessing that the same evaluate execution wrote, if any."""
+    from lockgate.cli.project import load_settings, open_store
+
+    store = open_store(load_settings(project_dir))
+    try:
+        outputs = store.execution_artifacts(execution_id, "output")
+    finally:
+        store.close()
+    for artifact in outputs.values():
+        path = Path(artifact.uri) / "blessing.json"
+        if artifact.type_name == "Blessing" and path.exists():
+            try:
+                found = json.loads(path.read_text())
+            except json.JSONDecodeError:
+                return None
+            return found if isinstance(found, dict) else None
+    return None
 
 
 COMMANDS = [show_command]
