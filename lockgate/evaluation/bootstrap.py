@@ -1,0 +1,59 @@
+"""Poisson bootstrap weights and percentile intervals.
+
+TFMA's method: instead of drawing n rows with replacement, every row of every resample gets
+an independent Poisson(1) weight, so a resample is a weight column and every metric becomes a
+weighted sum or a weighted sort, computed for many resamples at once. Resample ``r``'s
+weights depend only on ``(seed, r)`` and the number of rows, so every model scored with the
+same seed gets the same weights: the candidate's and the baseline's samples are paired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+#: rows x resamples held at once; bounds memory at 1M rows x 200 resamples
+CHUNK_ELEMENTS = 4_000_000
+
+
+def _poisson_thresholds() -> np.ndarray:
+    """P(X <= j) for X ~ Poisson(1), scaled to uint32: a uniform 32-bit draw ``u`` has
+    weight ``searchsorted(thresholds, u, 'right')``, exact to 2**-32 and ~3x faster than
+    ``Generator.poisson``."""
+    j = np.arange(20)
+    pmf = np.exp(-1.0) / np.cumprod(np.concatenate([[1.0], np.arange(1, 20, dtype=float)]))
+    cdf = np.cumsum(pmf)[: len(j)]
+    return np.minimum(np.round(cdf * 2.0**32), 2.0**32 - 1).astype(np.uint32)
+
+
+_THRESHOLDS = _poisson_thresholds()
+
+
+def resample_weights(n_rows: int, resamples: range, seed: int) -> np.ndarray:
+    """Poisson(1) weights of shape ``(n_rows, len(resamples))``, float64, column ``j`` being
+    resample ``resamples[j]`` (seeded by ``(seed, r)``)."""
+    draws = np.empty((len(resamples), n_rows), dtype=np.uint32)
+    for j, r in enumerate(resamples):
+        draws[j] = np.random.default_rng([seed, r]).integers(0, 2**32, n_rows, dtype=np.uint32)
+    counts = np.searchsorted(_THRESHOLDS, draws, side="right").astype(np.float64)
+    return np.ascontiguousarray(counts.T)
+
+
+def resample_chunks(n_rows: int, n_resamples: int) -> Iterator[range]:
+    """Consecutive ranges of resamples whose weights fit in ``CHUNK_ELEMENTS``."""
+    size = max(1, min(n_resamples, CHUNK_ELEMENTS // max(n_rows, 1)))
+    for start in range(0, n_resamples, size):
+        yield range(start, min(start + size, n_resamples))
+
+
+def percentile_interval(
+    samples: np.ndarray, confidence_level: float
+) -> tuple[float | None, float | None]:
+    """The percentile interval of the finite samples; (None, None) when none is finite."""
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return None, None
+    alpha = (1.0 - confidence_level) / 2.0
+    lower, upper = np.quantile(finite, [alpha, 1.0 - alpha])
+    return float(lower), float(upper)
