@@ -175,6 +175,8 @@ def point_estimates(
                 if proba is not None
                 else int(max(y_true.max(initial=0), y_pred.max(initial=0))) + 1
             )
+        _check_labels("y_true", y_true, n_classes)
+        _check_labels("y_pred", y_pred, n_classes)
         y_true = y_true.astype(np.int64)
         y_pred = y_pred.astype(np.int64)
         proba = None if proba is None else _check_proba("model", np.asarray(proba), n, n_classes)
