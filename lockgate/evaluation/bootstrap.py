@@ -10,6 +10,7 @@ same seed gets the same weights: the candidate's and the baseline's samples are 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 
 import numpy as np
 
@@ -17,27 +18,42 @@ import numpy as np
 CHUNK_ELEMENTS = 4_000_000
 
 
+@cache
 def _poisson_thresholds() -> np.ndarray:
-    """P(X <= j) for X ~ Poisson(1), scaled to uint32: a uniform 32-bit draw ``u`` has
-    weight ``searchsorted(thresholds, u, 'right')``, exact to 2**-32 and ~3x faster than
-    ``Generator.poisson``."""
-    j = np.arange(20)
-    pmf = np.exp(-1.0) / np.cumprod(np.concatenate([[1.0], np.arange(1, 20, dtype=float)]))
-    cdf = np.cumsum(pmf)[: len(j)]
+    """P(X <= j) for X ~ Poisson(1), scaled to 2**32: a uniform 32-bit draw ``u`` has
+    weight ``searchsorted(thresholds, u, 'right')``, exact to 2**-32."""
+    j = np.arange(20, dtype=np.float64)
+    factorial = np.cumprod(np.concatenate([[1.0], j[1:]]))
+    cdf = np.cumsum(np.exp(-1.0) / factorial)
     return np.minimum(np.round(cdf * 2.0**32), 2.0**32 - 1).astype(np.uint32)
 
 
-_THRESHOLDS = _poisson_thresholds()
+_AMBIGUOUS = 255
+
+
+@cache
+def _bucket_table() -> np.ndarray:
+    """The weight of every draw sharing its top 16 bits, or ``_AMBIGUOUS`` for the few
+    buckets a threshold cuts through: one table look-up instead of a search per draw."""
+    thresholds = _poisson_thresholds()
+    start = np.arange(2**16, dtype=np.uint64) << np.uint64(16)
+    lo = np.searchsorted(thresholds, start, side="right")
+    hi = np.searchsorted(thresholds, start + np.uint64(2**16 - 1), side="right")
+    return np.where(lo == hi, lo, _AMBIGUOUS).astype(np.uint8)
 
 
 def resample_weights(n_rows: int, resamples: range, seed: int) -> np.ndarray:
     """Poisson(1) weights of shape ``(n_rows, len(resamples))``, float64, column ``j`` being
-    resample ``resamples[j]`` (seeded by ``(seed, r)``)."""
+    resample ``resamples[j]`` (seeded by ``(seed, r)``, whatever the chunk)."""
     draws = np.empty((len(resamples), n_rows), dtype=np.uint32)
     for j, r in enumerate(resamples):
         draws[j] = np.random.default_rng([seed, r]).integers(0, 2**32, n_rows, dtype=np.uint32)
-    counts = np.searchsorted(_THRESHOLDS, draws, side="right").astype(np.float64)
-    return np.ascontiguousarray(counts.T)
+    counts = _bucket_table()[draws >> np.uint32(16)]
+    ambiguous = counts == _AMBIGUOUS
+    counts[ambiguous] = np.searchsorted(_poisson_thresholds(), draws[ambiguous], side="right")
+    weights = np.empty((n_rows, len(resamples)), dtype=np.float64)
+    weights[...] = counts.T
+    return weights
 
 
 def resample_chunks(n_rows: int, n_resamples: int) -> Iterator[range]:
