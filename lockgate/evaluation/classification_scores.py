@@ -2,7 +2,7 @@
 
 Confusion matrices, log loss, Brier score and the calibration bins are weighted sums (one
 sparse product per partition); ROC-AUC and average precision are weighted cumulative sums
-over the rows sorted once by (slice, score). Undefined values are NaN. Conventions, as
+over the rows sorted once by (slice, score) (``ranking.py``). Undefined values are NaN. Conventions, as
 scikit-learn with ``zero_division=0``: a per-class precision with no predictions of that
 class is 0; macro averages run over the classes present in y_true or y_pred of the slice;
 AUC and PR-AUC are undefined when a class they need is absent.
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lockgate.evaluation.grouped import SortedSlices, sum_matrix, weighted_sums
+from lockgate.evaluation.grouped import sum_matrix, weighted_sums
+from lockgate.evaluation.ranking import RankingScores
 
 ECE_BINS = 10
 _AUC = ("roc_auc", "pr_auc")
@@ -50,7 +51,7 @@ class ClassificationScores:
         values = [np.ones(codes.shape[0])]
         self.blocks: dict[str, int] = {"confusion": 0}
         width = s * k * k
-        self.sorted: list[tuple[SortedSlices, np.ndarray]] = []
+        self.ranking: list[RankingScores] = []
         if proba is not None:
             eps = np.finfo(np.float64).eps
             onehot = np.zeros_like(proba)
@@ -85,8 +86,7 @@ class ClassificationScores:
                     width += s * (ECE_BINS if block.startswith("ece") else 1)
             if names & set(_AUC):
                 for c in [1] if k == 2 else range(k):
-                    groups = SortedSlices(codes, proba[:, c], s)
-                    self.sorted.append((groups, (y_true[groups.order] == c).astype(np.float64)))
+                    self.ranking.append(RankingScores(codes, proba[:, c], y_true == c, s))
         self.matrix = sum_matrix(columns, values, width)
 
     def evaluate(self, weights: np.ndarray) -> dict[str, np.ndarray]:
@@ -137,40 +137,12 @@ class ClassificationScores:
 
             gap = np.abs(block("ece_correct") - block("ece_confidence")).sum(axis=1)
             out["expected_calibration_error"] = _div(gap, total, np.nan)
-        if self.sorted:
-            aucs, aps = [], []
-            for groups, positive in self.sorted:
-                auc, ap = _ranking(groups, positive, weights)
-                aucs.append(auc)
-                aps.append(ap)
+        if self.ranking:
+            want_auc, want_ap = "roc_auc" in self.names, "pr_auc" in self.names
+            pairs = [rs.evaluate(weights, auc=want_auc, ap=want_ap) for rs in self.ranking]
             # macro over classes: undefined when any class's is (a class absent from the slice)
-            out["roc_auc"] = np.mean(aucs, axis=0)
-            out["pr_auc"] = np.mean(aps, axis=0)
+            if want_auc:
+                out["roc_auc"] = np.mean([auc for auc, _ in pairs], axis=0)
+            if want_ap:
+                out["pr_auc"] = np.mean([ap for _, ap in pairs], axis=0)
         return out
-
-
-def _ranking(
-    groups: SortedSlices, positive: np.ndarray, weights: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """ROC-AUC (ties count half) and average precision (scikit-learn's step sum over
-    distinct thresholds) per (slice, resample), from the weighted positives and negatives
-    of each run of equal scores."""
-    w = weights[groups.order]
-    pos_rows = w * positive[:, None]
-    pos = groups.run_sums(pos_rows)
-    neg = groups.run_sums(w) - pos
-    pos_below = groups.below(pos)
-    neg_below = groups.below(neg)
-    pos_total = groups.slice_sums(pos)
-    neg_total = groups.slice_sums(neg)
-    # AUC: for each positive, the negatives scored lower, plus half the tied ones
-    wins = groups.slice_sums(pos * (neg_below + 0.5 * neg))
-    auc = _div(wins, pos_total * neg_total, np.nan)
-    auc[(pos_total == 0) | (neg_total == 0)] = np.nan
-    # AP: sum over thresholds (runs) of recall gained x precision at that threshold
-    slice_of_run = groups.run_slice
-    tps = pos_total[slice_of_run] - pos_below
-    fps = neg_total[slice_of_run] - neg_below
-    precision = _div(tps, tps + fps)
-    ap = _div(groups.slice_sums(pos * precision), pos_total, np.nan)
-    return auc, ap

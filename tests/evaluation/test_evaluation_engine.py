@@ -22,11 +22,12 @@ from lockgate.evaluation.results import BootstrapSettings
 NO_RESAMPLES = BootstrapSettings(n_resamples=0)
 
 
-def _classification(n: int, k: int, seed: int = 0):
+def _classification(n: int, k: int, seed: int = 0, tied: bool = True):
     rng = np.random.default_rng(seed)
     y_true = rng.integers(0, k, n)
     # rounded so that scores tie, which AUC and average precision must handle as sklearn does
-    proba = np.round(rng.dirichlet(np.ones(k), n) * 0.6 + 0.4 * np.eye(k)[y_true], 2)
+    proba = rng.dirichlet(np.ones(k), n) * 0.6 + 0.4 * np.eye(k)[y_true]
+    proba = np.round(proba, 2) if tied else proba
     proba /= proba.sum(axis=1, keepdims=True)
     return y_true, proba
 
@@ -84,9 +85,10 @@ def _values(scores, key=()) -> dict[str, float | None]:
     return {name: m.value for name, m in scores.by_key()[key].metrics.items()}
 
 
+@pytest.mark.parametrize("tied", [True, False], ids=["tied-scores", "distinct-scores"])
 @pytest.mark.parametrize("k", [2, 3, 4])
-def test_classification_equals_sklearn(k: int) -> None:
-    y_true, proba = _classification(600, k, seed=k)
+def test_classification_equals_sklearn(k: int, tied: bool) -> None:
+    y_true, proba = _classification(600, k, seed=k, tied=tied)
     # binary: class 1 where proba[:, 1] >= 0.5 (the default decision threshold)
     y_pred = (proba[:, 1] >= 0.5).astype(int) if k == 2 else proba.argmax(axis=1)
     labels = [f"c{c}" for c in range(k)]
@@ -131,8 +133,9 @@ def test_regression_equals_sklearn() -> None:
         assert got[name] == pytest.approx(value, rel=1e-10), name
 
 
-def test_every_slice_equals_sklearn_on_its_rows() -> None:
-    y_true, proba = _classification(900, 3, seed=5)
+@pytest.mark.parametrize("tied", [True, False], ids=["tied-scores", "distinct-scores"])
+def test_every_slice_equals_sklearn_on_its_rows(tied: bool) -> None:
+    y_true, proba = _classification(900, 3, seed=5, tied=tied)
     y_pred = proba.argmax(axis=1)
     rng = np.random.default_rng(6)
     island = rng.choice(["Biscoe", "Dream", "Torgersen"], 900)

@@ -18,7 +18,7 @@ from lockgate.evaluation.results import BootstrapSettings
 def _binary(n: int, seed: int):
     rng = np.random.default_rng(seed)
     y_true = rng.integers(0, 2, n)
-    p1 = np.clip(0.35 * y_true + rng.uniform(0, 0.65, n), 0.01, 0.99)
+    p1 = 0.35 * y_true + rng.uniform(0.01, 0.64, n)
     proba = np.stack([1 - p1, p1], axis=1)
     return y_true, proba, (p1 >= 0.5).astype(int)
 
@@ -34,8 +34,12 @@ def test_poisson_weights() -> None:
     )
 
 
-def test_each_resample_equals_sklearn_on_the_repeated_rows() -> None:
+@pytest.mark.parametrize("tied", [True, False], ids=["tied-scores", "distinct-scores"])
+def test_each_resample_equals_sklearn_on_the_repeated_rows(tied: bool) -> None:
     y_true, proba, y_pred = _binary(400, seed=0)
+    if tied:
+        proba = np.round(proba, 1)
+        y_pred = (proba[:, 1] >= 0.5).astype(int)
     group = np.where(np.arange(400) % 3 == 0, "a", "b")
     settings = BootstrapSettings(n_resamples=6, seed=7)
     scores = score_models(
