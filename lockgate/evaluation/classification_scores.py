@@ -44,8 +44,11 @@ class ClassificationScores:
         n_slices: int,
         n_classes: int,
         names: set[str],
+        orders: dict[int, np.ndarray] | None = None,
     ) -> None:
+        """``orders`` caches ``argsort(proba[:, c])`` across the partitions of one model."""
         k, s = n_classes, n_slices
+        orders = {} if orders is None else orders
         self.k, self.s, self.names = k, s, names
         columns = [codes * k * k + y_true * k + y_pred]
         values = [np.ones(codes.shape[0])]
@@ -86,7 +89,11 @@ class ClassificationScores:
                     width += s * (ECE_BINS if block.startswith("ece") else 1)
             if names & set(_AUC):
                 for c in [1] if k == 2 else range(k):
-                    self.ranking.append(RankingScores(codes, proba[:, c], y_true == c, s))
+                    if c not in orders:
+                        orders[c] = np.argsort(proba[:, c], kind="stable")
+                    self.ranking.append(
+                        RankingScores(codes, proba[:, c], y_true == c, s, orders[c])
+                    )
         self.matrix = sum_matrix(columns, values, width)
 
     def evaluate(self, weights: np.ndarray) -> dict[str, np.ndarray]:

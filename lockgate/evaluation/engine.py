@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -92,10 +93,10 @@ def score_models(
     labels = class_labels(k, class_names) if task == "classification" else []
     parts = partitions(features, slice_by, n)
     wanted = set(names)
-    scorers = {
-        model: [_scorer(task, y_true, p, part, k, wanted) for part in parts]
-        for model, p in models.items()
-    }
+    scorers = {}
+    for model, p in models.items():
+        orders: dict[Any, np.ndarray] = {}  # sorts shared by the partitions of one model
+        scorers[model] = [_scorer(task, y_true, p, part, k, wanted, orders) for part in parts]
     internal = [_internal_name(name, labels) for name in names]
     r_total = bootstrap.n_resamples if n else 0
     # point estimates: one weight column of ones
@@ -264,11 +265,19 @@ def _check_proba(model: str, proba: np.ndarray, n: int, k: int) -> np.ndarray:
 
 
 def _scorer(
-    task: str, y_true: np.ndarray, p: Predictions, part: Partition, k: int, wanted: set[str]
+    task: str,
+    y_true: np.ndarray,
+    p: Predictions,
+    part: Partition,
+    k: int,
+    wanted: set[str],
+    orders: dict[Any, np.ndarray],
 ) -> ClassificationScores | RegressionScores:
     if task == "classification":
-        return ClassificationScores(y_true, p.y_pred, p.proba, part.codes, part.n_slices, k, wanted)
-    return RegressionScores(y_true, p.y_pred, part.codes, part.n_slices, wanted)
+        return ClassificationScores(
+            y_true, p.y_pred, p.proba, part.codes, part.n_slices, k, wanted, orders
+        )
+    return RegressionScores(y_true, p.y_pred, part.codes, part.n_slices, wanted, orders)
 
 
 def _internal_name(name: str, labels: list[str]) -> str:

@@ -35,9 +35,14 @@ class RankingScores:
     """AUC and average precision of ``positive`` against the rest, per slice."""
 
     def __init__(
-        self, codes: np.ndarray, score: np.ndarray, positive: np.ndarray, n_slices: int
+        self,
+        codes: np.ndarray,
+        score: np.ndarray,
+        positive: np.ndarray,
+        n_slices: int,
+        score_order: np.ndarray | None = None,
     ) -> None:
-        self.groups = SortedSlices(codes, score, n_slices)
+        self.groups = SortedSlices(codes, score, n_slices, score_order)
         order = self.groups.order
         pos_sorted = positive[order]
         run_length = np.diff(np.append(self.groups.run_starts, len(order)))
@@ -71,7 +76,8 @@ class RankingScores:
         if not self.fast:
             return _by_runs(self.groups, self.pos_sorted, weights, auc=auc, ap=ap)
         r = weights.shape[1]
-        neg_cum = np.cumsum(weights[self.neg_rows], axis=0)  # exact: integer weights
+        neg_cum = np.take(weights, self.neg_rows, axis=0)
+        np.cumsum(neg_cum, axis=0, out=neg_cum)  # exact: integer weights
 
         def cum_at(index: np.ndarray) -> np.ndarray:
             """Cumulative negative weight through ``index`` (0 where the index is 0)."""
@@ -81,7 +87,7 @@ class RankingScores:
 
         base = cum_at(self.neg_before)  # (s, r): negatives of earlier slices
         neg_total = cum_at(self.neg_end) - base
-        pos_w = weights[self.pos_rows]
+        pos_w = np.take(weights, self.pos_rows, axis=0)
         pos_total = _segment_sums(pos_w, self.pos_start, self.pos_count)
         below = cum_at(self.neg_below)  # (n_pos, r), counted from the first slice
         below -= base[self.pos_codes]

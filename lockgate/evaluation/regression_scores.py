@@ -31,8 +31,11 @@ class RegressionScores:
         codes: np.ndarray,
         n_slices: int,
         names: set[str],
+        orders: dict[str, np.ndarray] | None = None,
     ) -> None:
+        """``orders`` caches the sorts of the errors across the partitions of one model."""
         self.s, self.names = n_slices, names
+        orders = {} if orders is None else orders
         error = y_true - y_pred
         centred = y_true - (y_true.mean() if y_true.size else 0.0)  # less cancellation in R²
         eps = np.finfo(np.float64).eps
@@ -49,14 +52,15 @@ class RegressionScores:
             [per_row[name] for name in _SUMS],
             len(_SUMS) * n_slices,
         )
-        self.absolute = (
-            SortedSlices(codes, np.abs(error), n_slices)
-            if "median_absolute_error" in names
-            else None
-        )
-        self.residual = (
-            SortedSlices(codes, error, n_slices) if names & set(RESIDUAL_QUANTILES) else None
-        )
+        self.absolute = self.residual = None
+        if "median_absolute_error" in names:
+            if "abs" not in orders:
+                orders["abs"] = np.argsort(np.abs(error), kind="stable")
+            self.absolute = SortedSlices(codes, np.abs(error), n_slices, orders["abs"])
+        if names & set(RESIDUAL_QUANTILES):
+            if "residual" not in orders:
+                orders["residual"] = np.argsort(error, kind="stable")
+            self.residual = SortedSlices(codes, error, n_slices, orders["residual"])
 
     def evaluate(self, weights: np.ndarray) -> dict[str, np.ndarray]:
         """Metric name -> array ``(n_slices, n_resamples)``."""
