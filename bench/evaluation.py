@@ -21,6 +21,7 @@ Run: ``python bench/evaluation.py [--rows 1000000] [--resamples 200] [--repeat 1
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 from typing import Any
 
@@ -135,6 +136,9 @@ def main() -> None:
         started = time.perf_counter()
         scores = run_lockgate(y, proba, features, args.resamples)
         lockgate_times.append(time.perf_counter() - started)
+        if attempt == 0:  # before the scikit-learn loop allocates anything
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"peak RSS after lockgate (data included): {peak:.0f} MiB")
         points, samples, point_s, resample_s = run_sklearn(y, proba, slices, weights)
         per_resample = resample_s / max(args.sklearn_resamples, 1)
         sklearn_times.append(point_s + per_resample * args.resamples)

@@ -149,7 +149,7 @@ class ClassificationScores:
             pairs = [rs.evaluate(weights, auc=want_auc, ap=want_ap) for rs in self.ranking]
             # macro over classes: undefined when any class's is (a class absent from the slice)
             if want_auc:
-                out["roc_auc"] = np.mean([auc for auc, _ in pairs], axis=0)
+                out["roc_auc"] = np.mean([auc for auc, _ in pairs if auc is not None], axis=0)
             if want_ap:
-                out["pr_auc"] = np.mean([ap for _, ap in pairs], axis=0)
+                out["pr_auc"] = np.mean([ap for _, ap in pairs if ap is not None], axis=0)
         return out

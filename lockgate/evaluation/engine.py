@@ -94,9 +94,9 @@ def score_models(
     parts = partitions(features, slice_by, n)
     wanted = set(names)
     scorers = {}
-    for model, p in models.items():
+    for model, answers in models.items():
         orders: dict[Any, np.ndarray] = {}  # sorts shared by the partitions of one model
-        scorers[model] = [_scorer(task, y_true, p, part, k, wanted, orders) for part in parts]
+        scorers[model] = [_scorer(task, y_true, answers, part, k, wanted, orders) for part in parts]
     internal = [_internal_name(name, labels) for name in names]
     r_total = bootstrap.n_resamples if n else 0
     # point estimates: one weight column of ones
