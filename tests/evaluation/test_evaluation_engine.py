@@ -378,3 +378,47 @@ def test_bad_input_has_clear_errors() -> None:
     with pytest.raises(ConfigError, match="task must be"):
         score_models("ranking", y_true, models, table)
     assert math.isfinite(run(metrics=["accuracy"])["candidate"].overall.metrics["accuracy"].value)
+
+
+def test_regression_slices_constant_target_and_user_metric() -> None:
+    rng = np.random.default_rng(12)
+    n = 400
+    mass = rng.normal(4000.0, 500.0, n)
+    y_true = mass / 100.0 + rng.normal(0.0, 1.0, n)
+    y_true[:20] = 7.0  # a slice whose target is constant: sklearn's R² is 1.0 or 0.0
+    y_pred = y_true + rng.normal(0.0, 0.5, n)
+    y_pred[:10] = 7.0
+    group = np.where(np.arange(n) < 10, "exact", np.where(np.arange(n) < 20, "flat", "rest"))
+
+    def max_error(y_t, y_p, proba):
+        assert proba is None
+        return float(np.max(np.abs(y_t - y_p)))
+
+    scores = score_models(
+        "regression",
+        y_true,
+        {"m": Predictions(y_pred)},
+        pa.table({"group": group, "mass": mass}),
+        slice_by=["group", {"feature": "mass", "quantiles": 4}],
+        metrics=["r2", "rmse", "median_absolute_error", metric(max_error, higher_is_better=False)],
+        bootstrap=BootstrapSettings(n_resamples=10),
+    )["m"]
+    edges = np.quantile(mass, [0, 0.25, 0.5, 0.75, 1.0])
+    buckets = np.clip(np.searchsorted(edges, mass, side="right") - 1, 0, 3)
+    for s in scores.slices:
+        if not s.key:
+            mask = np.ones(n, dtype=bool)
+        elif s.key[0][0] == "group":
+            mask = group == s.key[0][1]
+        else:
+            b = [f"[{edges[i]:.6g}, {edges[i + 1]:.6g}" for i in range(4)].index(s.key[0][1][:-1])
+            mask = buckets == b
+        assert s.example_count == mask.sum(), s.label
+        got = _values(scores, s.key)
+        yt, yp = y_true[mask], y_pred[mask]
+        assert got["r2"] == pytest.approx(skm.r2_score(yt, yp), rel=1e-9, abs=1e-12), s.label
+        assert got["rmse"] == pytest.approx(skm.root_mean_squared_error(yt, yp), rel=1e-12)
+        assert got["median_absolute_error"] == pytest.approx(skm.median_absolute_error(yt, yp))
+        assert got["max_error"] == pytest.approx(skm.max_error(yt, yp))
+        assert s.metrics["max_error"].samples.shape == (10,)
+    assert [s.example_count for s in scores.slices[-4:]] == [100, 100, 100, 100]
