@@ -186,3 +186,33 @@ def test_interval_coverage_simulation() -> None:
     assert 0.93 <= acc_cover <= 0.97, acc_cover
     assert 0.93 <= rmse_cover <= 0.97, rmse_cover
     assert time.perf_counter() - started < 20
+
+
+def test_differences_use_paired_samples() -> None:
+    from lockgate.evaluation.engine import differences
+
+    y_true, proba, y_pred = _binary(400, seed=6)
+    worse = np.clip(proba[:, 1] + np.random.default_rng(1).normal(0, 0.2, 400), 0.001, 0.999)
+    models = {
+        "candidate": Predictions(y_pred, proba),
+        "baseline": Predictions(y_pred, np.stack([1 - worse, worse], axis=1)),
+    }
+    scores = score_models(
+        "classification", y_true, models, pa.table({"g": np.arange(400) % 2}),
+        slice_by=["g"], metrics=["roc_auc", "accuracy"],
+        bootstrap=BootstrapSettings(n_resamples=40, confidence_level=0.9),
+    )  # fmt: skip
+    diff = differences(scores["candidate"], scores["baseline"], 0.9)
+    assert [d["label"] for d in diff] == ["Overall", "g=0", "g=1"]
+    cand, base = scores["candidate"].overall.metrics, scores["baseline"].overall.metrics
+    paired = cand["roc_auc"].samples - base["roc_auc"].samples
+    overall = diff[0]["metrics"]["roc_auc"]
+    assert overall["value"] == pytest.approx(cand["roc_auc"].value - base["roc_auc"].value)
+    assert (overall["lower"], overall["upper"]) == pytest.approx(
+        tuple(np.quantile(paired, [0.05, 0.95]))
+    )
+    acc = diff[1]["metrics"]["accuracy"]
+    g0 = scores["candidate"].slices[1].metrics["accuracy"].value
+    assert acc["value"] == pytest.approx(
+        g0 - scores["baseline"].slices[1].metrics["accuracy"].value
+    )
