@@ -40,6 +40,7 @@ from lockgate.evaluation.results import (
     BootstrapSettings,
     MetricEstimate,
     ModelScores,
+    SliceKey,
     SliceMetrics,
 )
 from lockgate.evaluation.slicing import Partition, SliceSpec, partitions
@@ -104,34 +105,13 @@ def score_models(
         orders: dict[Any, np.ndarray] = {}  # sorts shared by the partitions of one model
         scorers[model] = [_scorer(task, y_true, answers, part, k, wanted, orders) for part in parts]
     internal = [_internal_name(name, labels) for name in names]
-    r_total = bootstrap.n_resamples if n else 0
     # point estimates: one weight column of ones
     ones = np.ones((n, 1))
     points = {
         model: [s.evaluate(ones) if n else {} for s in per_part]
         for model, per_part in scorers.items()
     }
-    samples = {
-        model: [
-            {
-                name: np.full((part.n_slices, r_total), np.nan)
-                for name in internal + [u.name for u in users]
-            }
-            for part in parts
-        ]
-        for model in models
-    }
-    for chunk in resample_chunks(n, r_total) if r_total else ():
-        weights = resample_weights(n, chunk, bootstrap.seed)
-        for model, per_part in scorers.items():
-            for p, scorer in enumerate(per_part):
-                result = scorer.evaluate(weights)
-                for name in internal:
-                    samples[model][p][name][:, chunk.start : chunk.stop] = result[name]
-                for user in users:
-                    samples[model][p][user.name][:, chunk.start : chunk.stop] = _user_samples(
-                        user, y_true, models[model], parts[p], weights
-                    )
+    samples = _resample(scorers, internal, users, y_true, models, parts, bootstrap)
     out: dict[str, ModelScores] = {}
     for model in models:
         slices: list[SliceMetrics] = []
@@ -147,16 +127,54 @@ def score_models(
                     estimates[user.name] = _estimate(
                         value, samples[model][p][user.name][i], bootstrap
                     )
-                count = int(counts[i])
-                gated = bool(key == () or count >= min_slice_size)
-                note = (
-                    None
-                    if gated
-                    else f"{count} examples < min_slice_size {min_slice_size}: reported, not gated"
-                )
-                slices.append(SliceMetrics(key, count, estimates, gated, note))
+                slices.append(_slice(key, int(counts[i]), estimates, min_slice_size))
         out[model] = ModelScores(slices)
     return out
+
+
+def _resample(
+    scorers: Mapping[str, list[ClassificationScores | RegressionScores]],
+    internal: list[str],
+    users: list[Metric],
+    y_true: np.ndarray,
+    models: Mapping[str, Predictions],
+    parts: list[Partition],
+    bootstrap: BootstrapSettings,
+) -> dict[str, list[dict[str, np.ndarray]]]:
+    """model -> partition -> metric -> ``(n_slices, n_resamples)`` resampled values. Every
+    chunk of weights is drawn once and used for every model (paired resamples)."""
+    n = y_true.shape[0]
+    r_total = bootstrap.n_resamples if n else 0
+    names = internal + [u.name for u in users]
+    samples = {
+        model: [
+            {name: np.full((part.n_slices, r_total), np.nan) for name in names} for part in parts
+        ]
+        for model in models
+    }
+    for chunk in resample_chunks(n, r_total) if r_total else ():
+        weights = resample_weights(n, chunk, bootstrap.seed)
+        columns = slice(chunk.start, chunk.stop)
+        for model, per_part in scorers.items():
+            for p, scorer in enumerate(per_part):
+                result = scorer.evaluate(weights)
+                for name in internal:
+                    samples[model][p][name][:, columns] = result[name]
+                for user in users:
+                    samples[model][p][user.name][:, columns] = _user_samples(
+                        user, y_true, models[model], parts[p], weights
+                    )
+    return samples
+
+
+def _slice(
+    key: SliceKey, count: int, estimates: dict[str, MetricEstimate], min_slice_size: int
+) -> SliceMetrics:
+    """A slice's metrics; one below ``min_slice_size`` (never the whole split) is not gated."""
+    if key == () or count >= min_slice_size:
+        return SliceMetrics(key, count, estimates)
+    note = f"{count} examples < min_slice_size {min_slice_size}: reported, not gated"
+    return SliceMetrics(key, count, estimates, gated=False, note=note)
 
 
 def differences(
