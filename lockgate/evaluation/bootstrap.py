@@ -46,7 +46,8 @@ def _bucket_table() -> np.ndarray:
 
 def resample_weights(n_rows: int, resamples: range, seed: int) -> np.ndarray:
     """Poisson(1) weights of shape ``(n_rows, len(resamples))``, float64, column ``j`` being
-    resample ``resamples[j]`` (seeded by ``(seed, r)``, whatever the chunk)."""
+    resample ``resamples[j]`` (seeded by ``(seed, r)``, whatever the chunk). The loop only
+    seeds one generator per resample; every metric then takes the whole block at once."""
     draws = np.empty((len(resamples), n_rows), dtype=np.uint32)
     for j, r in enumerate(resamples):
         draws[j] = np.random.default_rng([seed, r]).integers(0, 2**32, n_rows, dtype=np.uint32)

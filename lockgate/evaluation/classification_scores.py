@@ -5,7 +5,9 @@ sparse product per partition); ROC-AUC and average precision are weighted cumula
 over the rows sorted once by (slice, score) (``ranking.py``). Undefined values are NaN. Conventions, as
 scikit-learn with ``zero_division=0``: a per-class precision with no predictions of that
 class is 0; macro averages run over the classes present in y_true or y_pred of the slice;
-AUC and PR-AUC are undefined when a class they need is absent.
+AUC and PR-AUC are undefined when a class they need is absent. The expected calibration
+error is about the probabilities, so its bins use the top class's probability and whether
+that class is right, whatever the decision threshold.
 """
 
 from __future__ import annotations
