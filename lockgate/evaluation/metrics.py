@@ -1,4 +1,7 @@
-"""Evaluation metrics, overall and per slice, computed with scikit-learn's definitions.
+"""The few metrics tune optimises, and one-feature slices of them, as plain numbers.
+
+Both are thin calls into the engine (``evaluation/engine.py``), whose figures equal
+scikit-learn's.
 
 A metric that is undefined for the rows given (r2 on one row, anything on none) is None
 rather than NaN, so that JSON, the UI and the blessing gate see "not available".
@@ -12,9 +15,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lockgate.errors import ConfigError, DataError
+from lockgate.errors import DataError
+from lockgate.evaluation.metric_library import check_task
 
 Metrics = dict[str, float | None]
+_TUNE_METRICS = {"classification": ("accuracy", "f1_macro"), "regression": ("mae", "rmse", "r2")}
 
 
 def compute_metrics(
@@ -24,36 +29,18 @@ def compute_metrics(
     proba: np.ndarray | None = None,
     n_classes: int | None = None,
 ) -> Metrics:
-    """accuracy, f1_macro, log_loss (with proba) or mae, rmse, r2; plus example_count."""
-    from sklearn import metrics
+    """accuracy, f1_macro, log_loss (with proba) or mae, rmse, r2; plus example_count.
 
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    if y_true.shape[0] != y_pred.shape[0]:
-        raise DataError(f"y_true has {y_true.shape[0]} rows but y_pred has {y_pred.shape[0]}")
-    count = int(y_true.shape[0])
-    if task == "classification":
-        result: Metrics = {"accuracy": None, "f1_macro": None}
-        if proba is not None:
-            result["log_loss"] = None
-        if count:
-            result["accuracy"] = float(metrics.accuracy_score(y_true, y_pred))
-            result["f1_macro"] = float(
-                metrics.f1_score(y_true, y_pred, average="macro", zero_division=0.0)
-            )
-            if proba is not None:
-                proba = np.asarray(proba, dtype=np.float64)
-                labels = list(range(n_classes if n_classes is not None else proba.shape[1]))
-                result["log_loss"] = float(metrics.log_loss(y_true, proba, labels=labels))
-    elif task == "regression":
-        result = {"mae": None, "rmse": None, "r2": None}
-        if count:
-            result["mae"] = float(metrics.mean_absolute_error(y_true, y_pred))
-            result["rmse"] = float(np.sqrt(metrics.mean_squared_error(y_true, y_pred)))
-        if count >= 2:
-            result["r2"] = float(metrics.r2_score(y_true, y_pred))
-    else:
-        raise ConfigError(f"task must be 'classification' or 'regression'; got {task!r}")
-    result["example_count"] = float(count)
+    The engine's point estimates (``engine.point_estimates``), for tune and the slices below.
+    """
+    from lockgate.evaluation.engine import point_estimates
+
+    check_task(task)
+    names = _TUNE_METRICS[task]
+    if task == "classification" and proba is not None:
+        names = (*names, "log_loss")
+    result: Metrics = dict(point_estimates(task, y_true, y_pred, proba, names, n_classes))
+    result["example_count"] = float(np.asarray(y_true).shape[0])
     return result
 
 

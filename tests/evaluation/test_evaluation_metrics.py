@@ -101,3 +101,16 @@ def test_slice_length_mismatch() -> None:
     y_true, y_pred, proba = _classification(n=10)
     with pytest.raises(DataError, match="slice feature 'sex' has 3 values for 10 rows"):
         sliced_metrics("classification", y_true, y_pred, proba, {"sex": ["a", "b", "c"]}, 3)
+
+
+def test_compute_metrics_is_the_engine() -> None:
+    from lockgate.evaluation.engine import point_estimates
+
+    y_true, y_pred, proba = _classification(n=90)
+    got = compute_metrics("classification", y_true, y_pred, proba, n_classes=3)
+    engine = point_estimates(
+        "classification", y_true, y_pred, proba, ["accuracy", "f1_macro", "log_loss"], 3
+    )
+    assert {k: v for k, v in got.items() if k != "example_count"} == engine
+    with pytest.raises(DataError, match="y_pred must hold class indices 0..2"):
+        compute_metrics("classification", y_true, y_pred + 1, proba, n_classes=3)
