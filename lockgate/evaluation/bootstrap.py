@@ -14,8 +14,6 @@ from functools import cache
 
 import numpy as np
 
-from lockgate.evaluation.results import MetricEstimate
-
 #: rows x resamples held at once; bounds memory at 1M rows x 200 resamples
 CHUNK_ELEMENTS = 4_000_000
 
@@ -64,32 +62,3 @@ def resample_chunks(n_rows: int, n_resamples: int) -> Iterator[range]:
     size = max(1, min(n_resamples, CHUNK_ELEMENTS // max(n_rows, 1)))
     for start in range(0, n_resamples, size):
         yield range(start, min(start + size, n_resamples))
-
-
-def percentile_interval(
-    samples: np.ndarray, confidence_level: float
-) -> tuple[float | None, float | None]:
-    """The percentile interval of the finite samples; (None, None) when none is finite."""
-    finite = samples[np.isfinite(samples)]
-    if finite.size == 0:
-        return None, None
-    alpha = (1.0 - confidence_level) / 2.0
-    lower, upper = np.quantile(finite, [alpha, 1.0 - alpha])
-    return float(lower), float(upper)
-
-
-def paired_difference(
-    candidate: MetricEstimate, baseline: MetricEstimate, confidence_level: float
-) -> MetricEstimate:
-    """``candidate - baseline`` with the percentile interval of the paired differences of
-    their samples (the same resamples), NaN where either is undefined."""
-    value = (
-        None
-        if candidate.value is None or baseline.value is None
-        else candidate.value - baseline.value
-    )
-    if candidate.samples is None or baseline.samples is None:
-        return MetricEstimate(value)
-    samples = candidate.samples - baseline.samples
-    lower, upper = percentile_interval(samples, confidence_level)
-    return MetricEstimate(value, lower, upper, samples)

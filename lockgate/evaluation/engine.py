@@ -19,12 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from lockgate.errors import DataError
-from lockgate.evaluation.bootstrap import (
-    paired_difference,
-    percentile_interval,
-    resample_chunks,
-    resample_weights,
-)
+from lockgate.evaluation.bootstrap import resample_chunks, resample_weights
 from lockgate.evaluation.classification_scores import ClassificationScores
 from lockgate.evaluation.metric_library import (
     Metric,
@@ -42,13 +37,13 @@ from lockgate.evaluation.results import (
     ModelScores,
     SliceKey,
     SliceMetrics,
+    percentile_interval,
 )
 from lockgate.evaluation.slicing import Partition, SliceSpec, partitions
 
 __all__ = [
     "Metric",
     "Predictions",
-    "differences",
     "higher_is_better",
     "metric",
     "metric_names",
@@ -175,27 +170,6 @@ def _slice(
         return SliceMetrics(key, count, estimates)
     note = f"{count} examples < min_slice_size {min_slice_size}: reported, not gated"
     return SliceMetrics(key, count, estimates, gated=False, note=note)
-
-
-def differences(
-    candidate: ModelScores, baseline: ModelScores, confidence_level: float
-) -> list[dict[str, Any]]:
-    """``candidate - baseline`` per slice and metric, with the interval of the paired
-    resampled differences: evaluation.json's ``differences`` (slices and metrics both
-    models have)."""
-    base = baseline.by_key()
-    out: list[dict[str, Any]] = []
-    for s in candidate.slices:
-        other = base.get(s.key)
-        if other is None:
-            continue
-        metrics = {
-            name: paired_difference(m, other.metrics[name], confidence_level).to_dict()
-            for name, m in s.metrics.items()
-            if name in other.metrics
-        }
-        out.append({"slice": [[f, v] for f, v in s.key], "label": s.label, "metrics": metrics})
-    return out
 
 
 def point_estimates(

@@ -107,6 +107,18 @@ class BootstrapSettings:
     seed: int = 0
 
 
+def percentile_interval(
+    samples: np.ndarray, confidence_level: float
+) -> tuple[float | None, float | None]:
+    """The percentile interval of the finite samples; (None, None) when none is finite."""
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return None, None
+    alpha = (1.0 - confidence_level) / 2.0
+    lower, upper = np.quantile(finite, [alpha, 1.0 - alpha])
+    return float(lower), float(upper)
+
+
 #: of the resamples that must give a defined difference for its interval to be trusted
 MIN_DEFINED_FRACTION = 0.5
 
@@ -151,11 +163,11 @@ def paired_difference(
             f" baseline {b.size}; score both models in one call so they share the weights"
         )
     d = c - b
-    d = d[np.isfinite(d)]
-    if d.size < max(2, math.ceil(MIN_DEFINED_FRACTION * c.size)):
-        return PairedDifference(value, None, None, int(d.size), int(c.size))
-    lo, hi = np.quantile(d, [(1 - confidence_level) / 2, (1 + confidence_level) / 2])
-    return PairedDifference(value, float(lo), float(hi), int(d.size), int(c.size))
+    defined = int(np.isfinite(d).sum())
+    if defined < max(2, math.ceil(MIN_DEFINED_FRACTION * c.size)):
+        return PairedDifference(value, None, None, defined, int(c.size))
+    lower, upper = percentile_interval(d, confidence_level)
+    return PairedDifference(value, lower, upper, defined, int(c.size))
 
 
 def differences(

@@ -189,7 +189,7 @@ def test_interval_coverage_simulation() -> None:
 
 
 def test_differences_use_paired_samples() -> None:
-    from lockgate.evaluation.engine import differences
+    from lockgate.evaluation.results import differences
 
     y_true, proba, y_pred = _binary(400, seed=6)
     worse = np.clip(proba[:, 1] + np.random.default_rng(1).normal(0, 0.2, 400), 0.001, 0.999)

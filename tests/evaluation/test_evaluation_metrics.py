@@ -7,7 +7,7 @@ import pytest
 from sklearn import metrics as skm
 
 from lockgate.errors import ConfigError, DataError
-from lockgate.evaluation.metrics import compute_metrics, sliced_metrics
+from lockgate.evaluation.metrics import compute_metrics
 
 
 def _classification(n: int = 300, k: int = 3, seed: int = 0):
@@ -68,39 +68,6 @@ def test_edge_cases() -> None:
         compute_metrics("ranking", y_true, y_pred)
     with pytest.raises(DataError, match="y_true has 300 rows but y_pred has 2"):
         compute_metrics("classification", y_true, y_pred[:2])
-
-
-def test_slices_cover_every_row_and_match_subsets() -> None:
-    y_true, y_pred, proba = _classification(n=120)
-    island = np.array(["Biscoe", "Dream", None] * 40, dtype=object)
-    mass = np.where(np.arange(120) % 7 == 0, np.nan, (np.arange(120) % 3).astype(float))
-    slices = sliced_metrics(
-        "classification",
-        y_true,
-        y_pred,
-        proba,
-        {"island": island, "mass_bucket": mass},
-        n_classes=3,
-    )
-    for feature in ("island", "mass_bucket"):
-        entries = [s for s in slices if s["feature"] == feature]
-        assert sum(s["metrics"]["example_count"] for s in entries) == 120
-    island_values = [s["value"] for s in slices if s["feature"] == "island"]
-    assert island_values == ["Biscoe", "Dream", None]
-    assert [s["value"] for s in slices if s["feature"] == "mass_bucket"] == [0.0, 1.0, 2.0, None]
-    dream = next(s for s in slices if s["value"] == "Dream")
-    mask = island == "Dream"
-    assert dream["metrics"] == compute_metrics(
-        "classification", y_true[mask], y_pred[mask], proba[mask], 3
-    )
-    missing_mass = next(s for s in slices if s["feature"] == "mass_bucket" and s["value"] is None)
-    assert missing_mass["metrics"]["example_count"] == float(np.isnan(mass).sum())
-
-
-def test_slice_length_mismatch() -> None:
-    y_true, y_pred, proba = _classification(n=10)
-    with pytest.raises(DataError, match="slice feature 'sex' has 3 values for 10 rows"):
-        sliced_metrics("classification", y_true, y_pred, proba, {"sex": ["a", "b", "c"]}, 3)
 
 
 def test_compute_metrics_is_the_engine() -> None:

@@ -8,7 +8,9 @@ import numpy as np
 import pyarrow.csv
 
 from lockgate.evaluation.blessing import decide_blessing
-from lockgate.evaluation.metrics import compute_metrics, sliced_metrics
+from lockgate.evaluation.engine import Predictions, score_models
+from lockgate.evaluation.metrics import compute_metrics
+from lockgate.evaluation.results import BootstrapSettings
 from lockgate.training.model_files import load_model, save_model
 from lockgate.training.trainers import train_model
 from lockgate.training.transform import TransformGraph, drop_missing_label
@@ -36,20 +38,25 @@ def test_penguins_end_to_end(tmp_path: Path) -> None:
     overall = compute_metrics(graph.task, y, loaded.predict(X), loaded.predict_proba(X), n_classes)
     assert overall["accuracy"] > 0.9 and overall["example_count"] == evaluation.num_rows
 
-    slices = sliced_metrics(
+    scores = score_models(
         graph.task,
         y,
-        loaded.predict(X),
-        loaded.predict_proba(X),
-        {"island": evaluation.column("island"), "sex": evaluation.column("sex")},
-        n_classes,
-    )
-    for feature in ("island", "sex"):
-        counts = [s["metrics"]["example_count"] for s in slices if s["feature"] == feature]
+        {"candidate": Predictions(loaded.predict(X), loaded.predict_proba(X))},
+        evaluation,
+        slice_by=["island", "sex", ["island", "sex"]],
+        class_names=served.label_classes,
+        bootstrap=BootstrapSettings(n_resamples=20),
+    )["candidate"]
+    assert scores.overall.metrics["accuracy"].value == overall["accuracy"]
+    for features in (["island"], ["sex"], ["island", "sex"]):
+        counts = [s.example_count for s in scores.slices if [f for f, _ in s.key] == features]
         assert sum(counts) == evaluation.num_rows
-    assert None in [s["value"] for s in slices if s["feature"] == "sex"]
+    assert (("sex", None),) in scores.by_key()
 
     decision = decide_blessing(
-        overall, {"accuracy": 0.5}, {"accuracy": {"lower_bound": 0.9, "max_regression": 0.0}}
+        scores,
+        None,
+        {"accuracy": {"lower_bound": 0.9, "max_regression": 0.0}},
+        directions={"accuracy": True},
     )
     assert decision.blessed, decision.reasons
