@@ -213,10 +213,9 @@ def _register_candidate(
             uri=str(target), properties=properties, fingerprint=path_fingerprint(target)
         )
         registry = Registry(store)
-        store.publish_execution(
-            execution,
-            {"pushed_model": pushed},
-            within=lambda conn: registry.register_within(
+
+        def register(conn: Any) -> None:
+            registry.register_within(
                 conn,
                 model_name,
                 pushed,
@@ -224,8 +223,9 @@ def _register_candidate(
                 properties={"model_fingerprint": properties["model_fingerprint"]},
                 alias=PRODUCTION,
                 reason="infra-validation candidate",
-            ),
-        )
+            )
+
+        store.publish_execution(execution, {"pushed_model": pushed}, within=register)
         store.finish_run(run_id, "complete")
     finally:
         store.close()

@@ -189,7 +189,7 @@ def _in_process(model: Model, transform: TransformGraph, examples: Examples) -> 
             columns[spec.name] = np.array(text.to_pylist(), dtype=object)
     X = graph.apply(table)
     if graph.task == "classification":
-        datatype, classes = label_tensor(list(graph.label_classes))
+        datatype, classes = label_tensor(list(graph.label_classes or []))
         predicted, proba = loaded.predict_with_proba(X)
         answers = {"predicted": classes[np.asarray(predicted).astype(np.int64)]}
         outputs = [TensorSpec("predicted", datatype, [-1])]
