@@ -506,11 +506,12 @@ class RegistryFollower:
             f", canary {wanted.canary} at {wanted.percent}%" if wanted.canary else "",
             load_s,
         )
-        thread = threading.Thread(
-            target=self._release, args=(retired, unused), name=f"lockgate-release-{name}"
-        )
-        self._releases = [t for t in self._releases if t.is_alive()] + [thread]
-        thread.start()
+        if retired or unused:  # the first load retires nothing: no thread to wait out
+            thread = threading.Thread(
+                target=self._release, args=(retired, unused), name=f"lockgate-release-{name}"
+            )
+            self._releases = [t for t in self._releases if t.is_alive()] + [thread]
+            thread.start()
         return True
 
     def _resolve(self, registry: Any, policy: ModelPolicy) -> _Wanted:
