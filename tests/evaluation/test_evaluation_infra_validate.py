@@ -64,19 +64,19 @@ def bill_ratio(columns):
 
 
 def make_candidate(
-    folder: Path, trainer: str, *, module: str | None = None
+    folder: Path, trainer: str, *, module: str | None = None, label: str = "species"
 ) -> tuple[Model, TransformGraph, Examples]:
     """The penguins data split, a fitted transform (with ``module``'s ``bill_ratio`` as a
     row function when given) and a trained model, as the pipeline's artifacts."""
     options = pyarrow.csv.ConvertOptions(null_values=["NA", ""], strings_can_be_null=True)
-    table = drop_missing_label(pyarrow.csv.read_csv(PENGUINS, convert_options=options), "species")
+    table = drop_missing_label(pyarrow.csv.read_csv(PENGUINS, convert_options=options), label)
     order = np.random.default_rng(11).permutation(table.num_rows)
     train, evaluation = table.take(order[:240]), table.take(order[240:])
     for split, rows in (("train", train), ("eval", evaluation)):
         (folder / "examples" / split).mkdir(parents=True)
         pq.write_table(rows, folder / "examples" / split / "part-0.parquet")
     if module is None:
-        graph = Graph.fit(train, label="species")
+        graph = Graph.fit(train, label=label)
     else:
         from lockgate.training.transform_fit import fit_library
         from lockgate.transforms import row_function, zscore
@@ -139,11 +139,14 @@ def failed(verdict: InfraVerdict) -> dict[str, str]:
     return {c["check"]: c["detail"] for c in verdict.checks if not c["passed"]}
 
 
-@pytest.mark.parametrize("trainer", ["lightgbm", "xgboost", "logistic_regression"])
+@pytest.mark.parametrize(
+    ("trainer", "label"),
+    [("lightgbm", "species"), ("xgboost", "body_mass_g"), ("logistic_regression", "species")],
+)
 def test_a_trained_model_passes_in_a_real_server_which_is_stopped_afterwards(
-    tmp_path: Path, trainer: str, sandboxes: list[Any]
+    tmp_path: Path, trainer: str, label: str, sandboxes: list[Any]
 ) -> None:
-    model, transform, examples = make_candidate(tmp_path, trainer)
+    model, transform, examples = make_candidate(tmp_path, trainer, label=label)
     verdict = validate_in_server(model, transform, examples, model_name="penguins")
     assert verdict.blessed, verdict.reasons
     assert [c["check"] for c in verdict.checks] == [
@@ -253,6 +256,23 @@ def test_a_server_slower_than_max_loading_time_is_not_blessed(
     verdict = validate_in_server(model, transform, examples, model_name="penguins", limits=limits)
     assert not verdict.blessed and list(failed(verdict)) == ["loads"]
     assert "did not become ready within max_loading_time 0.2 s" in verdict.reasons[0]
+    assert_server_gone(sandboxes[0])
+
+
+def test_the_server_is_stopped_when_the_validation_is_interrupted(
+    tmp_path: Path, sandboxes: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lockgate.evaluation import infra_validate as module
+
+    model, transform, examples = make_candidate(tmp_path, "lightgbm")
+
+    def interrupted(*args: Any) -> None:
+        assert sandboxes[0].wait(60).ready  # the server is up when the interrupt comes
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "_check_served", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        validate_in_server(model, transform, examples, model_name="penguins")
     assert_server_gone(sandboxes[0])
 
 
