@@ -135,8 +135,12 @@ def validate_in_server(
 
     try:
         sandbox.start()  # the server boots while the expected answers are computed here
-        expected = _in_process(model, transform, examples)
-        _check_served(sandbox, expected, verdict, limits, n_requests, rows_per_request)
+        try:
+            expected = _in_process(model, transform, examples)
+        except LockgateError as exc:
+            verdict.check("in_process", False, f"no in-process answers to compare with: {exc}")
+        else:
+            _check_served(sandbox, expected, verdict, limits, n_requests, rows_per_request)
     except httpx.HTTPError as exc:  # the server went away or hung mid-way
         tail = sandbox.log_tail()
         verdict.check("answers_200", False, f"the server stopped answering ({exc}): {tail}")
