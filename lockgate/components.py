@@ -8,6 +8,7 @@ from lockgate.data.components import (
     validate_examples,
 )
 from lockgate.evaluation.components import evaluate
+from lockgate.evaluation.infra_validate import infra_validate
 from lockgate.evaluation.tune_component import tune
 from lockgate.metadata.resolvers import (
     latest_inference_log,
@@ -24,6 +25,7 @@ __all__ = [
     "evaluate",
     "fit_transform",
     "infer_schema",
+    "infra_validate",
     "ingest",
     "latest_inference_log",
     "previous_span_statistics",

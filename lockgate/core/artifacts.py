@@ -113,6 +113,20 @@ class Blessing(Artifact):
     TYPE_NAME = "Blessing"
 
 
+class InfraBlessing(Artifact):
+    """The infra-validator's verdict on a candidate served by a real ``lockgate serve``::
+
+        infra_blessing.json   {"blessed", "checks": [...], "reasons": [...],
+                               "load_time_s", "p50_ms", "p99_ms", "peak_rss_mb"}
+
+    properties: ``blessed`` (bool), ``reasons``.
+    """
+
+    TYPE_NAME = "InfraBlessing"
+
+    FILE_NAME: ClassVar[str] = "infra_blessing.json"
+
+
 class PushedModel(Artifact):
     """A servable: the transform and the model side by side, as the server loads them::
 
@@ -144,6 +158,7 @@ ARTIFACT_TYPES: dict[str, type[Artifact]] = {
         HyperParameters,
         ModelEvaluation,
         Blessing,
+        InfraBlessing,
         PushedModel,
         InferenceLog,
     )

@@ -55,7 +55,8 @@ from lockgate.serving.repository import Lease, ModelRepository
 from lockgate.serving.security import BearerAuth, BodyLimit, decompress
 from lockgate.serving.servable import (
     NUMERIC_DATATYPES,
-    Servable,
+    ServingChain,
+    as_chain,
     columns_from_matrix,
     feature_order,
     validate_columns,
@@ -218,7 +219,7 @@ class _Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-_Work = Callable[[Servable, bytes], _Answer]
+_Work = Callable[[ServingChain, bytes], _Answer]
 
 
 class _Inference:
@@ -251,7 +252,7 @@ class _Inference:
             lease = self.repository.lease(params["name"], self.pinned(params))
             servable = lease.servable
             if isinstance(servable, CanaryServable) and ("version" in params or "label" in params):
-                servable = servable.primary  # a version asked for by name is not split
+                servable = as_chain(servable.primary)  # a version asked for is not split
             model, version = servable.name, servable.version
             deadline = anyio.current_time() + self.timeout_s
             body: bytes | None = None
@@ -291,7 +292,7 @@ class _Inference:
             )
 
     def _work(
-        self, work: _Work, lease: Lease, servable: Servable, body: bytes, encoding: str | None
+        self, work: _Work, lease: Lease, servable: ServingChain, body: bytes, encoding: str | None
     ) -> _Answer | None:
         """In the worker thread: the hold passes to it, and ends when the answer is made."""
         if not lease.claim():  # the request gave up (timeout) before this thread began
@@ -302,27 +303,24 @@ class _Inference:
             lease.release()
 
     def predict(
-        self, servable: Servable, columns: dict[str, np.ndarray]
+        self, servable: ServingChain, columns: dict[str, np.ndarray]
     ) -> tuple[str, dict[str, np.ndarray]]:
         """Validate, predict, count the batch; return the version that answered (a canary
         says which of its two did) and the outputs. A servable that batches requests
         together has ``observes_batches`` true and reports its own batches instead."""
-        typed = validate_columns(columns, servable.inputs)
-        versioned = getattr(servable, "predict_versioned", None)
-        if versioned is not None:
-            version, results = versioned(typed)
-        else:
-            version, results = servable.version, servable.predict(typed)
-        if not getattr(servable, "observes_batches", False):
-            rows = len(next(iter(typed.values()))) if typed else 0
-            self.metrics.observe_batch(servable.name, version, rows)
+        typed = validate_columns(columns, servable.inputs)  # once: the links inward reuse it
+        version, results = servable.predict_versioned(typed)
+        if not servable.observes_batches:
+            self.metrics.observe_batch(servable.name, version, typed.rows)
         return version, {name: np.asarray(value) for name, value in results.items()}
 
 
-_Predict = Callable[[Servable, dict[str, np.ndarray]], tuple[str, dict[str, np.ndarray]]]
+_Predict = Callable[[ServingChain, dict[str, np.ndarray]], tuple[str, dict[str, np.ndarray]]]
 
 
-def _v2_infer(servable: Servable, body: bytes, header: str | None, predict: _Predict) -> _Answer:
+def _v2_infer(
+    servable: ServingChain, body: bytes, header: str | None, predict: _Predict
+) -> _Answer:
     request = oip_v2.decode_request(body, oip_v2.parse_header_length(header, len(body)))
     columns = _columns(request, servable)
     version, results = predict(servable, columns)
@@ -336,7 +334,7 @@ def _v2_infer(servable: Servable, body: bytes, header: str | None, predict: _Pre
     )
 
 
-def _v1_predict(servable: Servable, body: bytes, predict: _Predict) -> _Answer:
+def _v1_predict(servable: ServingChain, body: bytes, predict: _Predict) -> _Answer:
     request = tfserving_v1.decode_predict(body, servable.inputs)
     version, results = predict(servable, request.columns)
     if request.output_filter is not None:
@@ -346,7 +344,7 @@ def _v1_predict(servable: Servable, body: bytes, predict: _Predict) -> _Answer:
     return _Answer(content, request.rows, version)
 
 
-def _columns(request: oip_v2.InferRequest, servable: Servable) -> dict[str, np.ndarray]:
+def _columns(request: oip_v2.InferRequest, servable: ServingChain) -> dict[str, np.ndarray]:
     specs = {spec.name: spec for spec in servable.inputs}
     if len(request.inputs) == 1:
         tensor = request.inputs[0]
@@ -386,7 +384,7 @@ def _check_outputs(names: list[str], results: dict[str, np.ndarray]) -> None:
 
 
 def _outputs(
-    request: oip_v2.InferRequest, servable: Servable, results: dict[str, np.ndarray]
+    request: oip_v2.InferRequest, servable: ServingChain, results: dict[str, np.ndarray]
 ) -> list[oip_v2.Tensor]:
     """Only the outputs asked for, in the order asked (all of them when none are named)."""
     names = list(results) if request.outputs is None else [o.name for o in request.outputs]
@@ -407,7 +405,7 @@ def _datatype_of(array: np.ndarray) -> str:
     return "BYTES"
 
 
-def _held(pinned: _Pinned, request: Request) -> AbstractContextManager[Servable]:
+def _held(pinned: _Pinned, request: Request) -> AbstractContextManager[ServingChain]:
     """The servable a request names, held (counted in flight) for the ``with`` block."""
     return pinned.repository.acquire(request.path_params["name"], pinned(request.path_params))
 

@@ -27,7 +27,13 @@ from typing import Protocol
 import numpy as np
 
 from lockgate.errors import ConfigError
-from lockgate.serving.servable import Servable, ServableWrapper, validate_columns
+from lockgate.serving.servable import (
+    Servable,
+    ServableWrapper,
+    ValidColumns,
+    as_chain,
+    validate_columns,
+)
 
 
 class BatchObserver(Protocol):
@@ -38,7 +44,7 @@ class BatchObserver(Protocol):
 
 @dataclass
 class _Pending:
-    columns: dict[str, np.ndarray]
+    columns: ValidColumns
     rows: int
     future: Future[dict[str, np.ndarray]] = field(default_factory=Future)
 
@@ -69,7 +75,7 @@ class BatchingServable(ServableWrapper):
             raise ConfigError(f"max_batch_size must be at least 1; got {max_batch_size}")
         if max_wait_ms < 0:
             raise ConfigError(f"max_wait_ms must be 0 or more; got {max_wait_ms}")
-        self.inner = inner
+        self.inner = as_chain(inner)
         self.max_batch_size = max_batch_size
         self.max_wait_ms = max_wait_ms
         self.metrics = metrics
@@ -88,8 +94,8 @@ class BatchingServable(ServableWrapper):
     def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Answer at once when the model is idle, else queue the rows and wait for the
         batch they join; return this request's rows."""
-        typed = validate_columns(columns, self.inner.inputs)
-        rows = len(next(iter(typed.values()))) if typed else 0
+        typed = validate_columns(columns, self.inner.inputs)  # as it is, if the app did
+        rows = typed.rows
         with self._cond:
             self.stats.requests += 1
             alone = self._closed or (not self._queue and self._busy == 0)
@@ -120,9 +126,7 @@ class BatchingServable(ServableWrapper):
             thread = self._thread
         if thread is not None:
             thread.join()
-        close = getattr(self.inner, "close", None)
-        if callable(close):
-            close()
+        self.inner.close()
 
     def _run(self) -> None:
         while True:
@@ -168,8 +172,12 @@ class BatchingServable(ServableWrapper):
             self._count(batch)
             self._predict_alone(batch[0])
             return
-        names = list(batch[0].columns)
-        merged = {name: np.concatenate([p.columns[name] for p in batch]) for name in names}
+        first = batch[0].columns
+        merged = ValidColumns(  # rows of requests validated for the same specs
+            {name: np.concatenate([p.columns[name] for p in batch]) for name in first},
+            first.specs,
+            sum(p.rows for p in batch),
+        )
         self._count(batch)
         try:
             outputs = self.inner.predict(merged)

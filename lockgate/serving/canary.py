@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lockgate.errors import ConfigError
-from lockgate.serving.servable import Servable, TensorSpec
+from lockgate.serving.servable import Servable, TensorSpec, as_chain
 
 logger = logging.getLogger("lockgate.serving.canary")
 
@@ -62,6 +62,9 @@ class CanaryServable:
             )
         self.primary = primary
         self.candidate = candidate
+        self._observes_batches = (
+            as_chain(primary).observes_batches and as_chain(candidate).observes_batches
+        )
         self.percent = float(percent)
         self.shadow = shadow
         self.on_shadow = on_shadow
@@ -95,10 +98,7 @@ class CanaryServable:
     def observes_batches(self) -> bool:
         """True when both versions record their own calls (each behind a batcher with the
         app's metrics); otherwise the app counts each request as a call."""
-        return bool(
-            getattr(self.primary, "observes_batches", False)
-            and getattr(self.candidate, "observes_batches", False)
-        )
+        return self._observes_batches
 
     def choose(self) -> Servable:
         """The servable that answers the next request (always the primary in shadow mode)."""

@@ -7,7 +7,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from lockgate.core.artifacts import Artifact, Blessing, Model, PushedModel, TransformGraph
+from lockgate.core.artifacts import (
+    Artifact,
+    Blessing,
+    InfraBlessing,
+    Model,
+    PushedModel,
+    TransformGraph,
+)
 from lockgate.core.component import Input, Output, component
 from lockgate.errors import NotBlessedError
 
@@ -41,19 +48,61 @@ def push(
     transform: Input[TransformGraph],
     blessing: Input[Blessing],
     pushed_model: Output[PushedModel],
+    infra_blessing: Input[InfraBlessing] | None = None,
     *,
     model_name: str,
 ) -> None:
-    """Package transform and model as one servable and make it the production version."""
-    verdict = json.loads((Path(blessing.uri) / "blessing.json").read_text())
-    if not verdict.get("blessed"):
-        reasons = "; ".join(verdict.get("reasons", [])) or "no reason recorded"
-        raise NotBlessedError(
-            f"push refused: model {model.uri} is not blessed ({reasons})",
-            hint="the evaluator's thresholds or the comparison with production failed; "
+    """Package transform and model as one servable and make it the production version.
+
+    Refused (``NotBlessedError``, nothing pushed) unless the evaluator blessed the model,
+    and, when the pipeline infra-validates (``infra_blessing`` given), the infra-validator
+    blessed it too."""
+    check_blessed(model, blessing, infra_blessing)
+    pushed_model.properties.update(
+        package_pushed(model, transform, Path(pushed_model.uri), model_name)
+    )
+
+
+def check_blessed(
+    model: Artifact, blessing: Artifact, infra_blessing: Artifact | None = None
+) -> None:
+    """Raise ``NotBlessedError`` naming the reasons unless every verdict given is a yes."""
+    verdicts = [
+        (
+            blessing,
+            "blessing.json",
+            "the evaluator",
+            "the evaluator's thresholds or the comparison with production failed; "
             "see the evaluate step's ModelEvaluation",
+        ),
+    ]
+    if infra_blessing is not None:
+        verdicts.append(
+            (
+                infra_blessing,
+                InfraBlessing.FILE_NAME,
+                "infra-validation",
+                "the candidate failed in a real server (see the infra_validate step's"
+                " infra_blessing.json); production keeps its version",
+            )
         )
-    target = Path(pushed_model.uri)
+    for artifact, file_name, who, hint in verdicts:
+        verdict = json.loads((Path(artifact.uri) / file_name).read_text())
+        if not verdict.get("blessed"):
+            reasons = "; ".join(verdict.get("reasons", [])) or "no reason recorded"
+            raise NotBlessedError(
+                f"push refused: model {model.uri} is not blessed by {who} ({reasons})",
+                hint=hint,
+            )
+
+
+def package_pushed(
+    model: Model, transform: TransformGraph, target: Path, model_name: str
+) -> dict[str, Any]:
+    """Write the pushed-model folder (``transform/``, ``model/``, ``samples.json``) at
+    ``target``, check that the server can load it and that it answers its warm-up requests,
+    and return the PushedModel's properties. Push and infra-validation's own registry both
+    package a candidate through here, so both serve the same folder."""
     shutil.copytree(transform.uri, target / "transform")
     shutil.copytree(model.uri, target / "model")
     # Warm-up requests for the server, from what the transform learned on the train split.
@@ -63,15 +112,15 @@ def push(
     write_samples(target, typical_rows(Graph.load(transform.uri)))
     trusted = list(model.properties.get("trusted_types") or [])
     _check_servable(target, model_name, model.properties["sha256"], trusted)
-    pushed_model.properties.update(
-        model_name=model_name,
-        model_sha256=model.properties["sha256"],
-        model_fingerprint=model.fingerprint,
-        framework=model.properties.get("framework"),
-        framework_description=model.properties.get("framework_description"),
-        framework_version=model.properties.get("framework_version"),
-        trusted_types=trusted,
-    )
+    return {
+        "model_name": model_name,
+        "model_sha256": model.properties["sha256"],
+        "model_fingerprint": model.fingerprint,
+        "framework": model.properties.get("framework"),
+        "framework_description": model.properties.get("framework_description"),
+        "framework_version": model.properties.get("framework_version"),
+        "trusted_types": trusted,
+    }
 
 
 def _check_servable(folder: Path, model_name: str, sha256: str, trusted: list[str]) -> None:

@@ -48,7 +48,12 @@ from lockgate.serving.heap import refreeze
 from lockgate.serving.promotion import check_warm_up, failure_reason, load_files
 from lockgate.serving.repository import ModelRepository
 from lockgate.serving.request_log import LoggingServable, RequestLogger
-from lockgate.serving.servable import PipelineServable, Servable
+from lockgate.serving.servable import (
+    PipelineServable,
+    Servable,
+    ServableWrapper,
+    ServingChain,
+)
 
 if TYPE_CHECKING:
     from lockgate.metadata.serving_status import ServerId, ServingRow
@@ -163,15 +168,13 @@ class _Loaded:
 
     version: int
     base: Servable
-    batched: Servable
+    batched: ServingChain
     served: Servable
     artifact: Any
     properties: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
-        close = getattr(self.batched, "close", None)
-        if callable(close):
-            close()
+        self.batched.close()
 
 
 @dataclass(frozen=True)
@@ -503,11 +506,12 @@ class RegistryFollower:
             f", canary {wanted.canary} at {wanted.percent}%" if wanted.canary else "",
             load_s,
         )
-        thread = threading.Thread(
-            target=self._release, args=(retired, unused), name=f"lockgate-release-{name}"
-        )
-        self._releases = [t for t in self._releases if t.is_alive()] + [thread]
-        thread.start()
+        if retired or unused:  # the first load retires nothing: no thread to wait out
+            thread = threading.Thread(
+                target=self._release, args=(retired, unused), name=f"lockgate-release-{name}"
+            )
+            self._releases = [t for t in self._releases if t.is_alive()] + [thread]
+            thread.start()
         return True
 
     def _resolve(self, registry: Any, policy: ModelPolicy) -> _Wanted:
@@ -559,7 +563,7 @@ class RegistryFollower:
                 self.metrics.observe_load_failure(name, str(number), status.failure_reason)
             raise
         self._failed.pop((name, number), None)
-        batched: Servable = base
+        batched: ServingChain = base
         if self.options.batch_max_size > 1:
             batched = BatchingServable(
                 base,
@@ -598,7 +602,7 @@ class RegistryFollower:
             drained &= self.repository.release(
                 handle, timeout_s=self.options.release_timeout_s, close=False
             )
-            inner = getattr(handle, "inner", handle)
+            inner = handle.inner if isinstance(handle, ServableWrapper) else handle
             if isinstance(inner, CanaryServable):
                 inner.close()
         if not drained:

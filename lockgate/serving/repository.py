@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from lockgate.errors import ModelNotFoundError, ModelNotReadyError, did_you_mean
-from lockgate.serving.servable import Servable, ServableWrapper
+from lockgate.serving.servable import Servable, ServableWrapper, ServingChain, as_chain
 
 
 class _Slot:
@@ -27,6 +27,7 @@ class _Slot:
 
     def __init__(self, servable: Servable) -> None:
         self.servable = servable
+        self.chain = as_chain(servable)  # what requests use: the chain's protocol
         self.in_flight = 0
         self._count_lock = threading.Lock()  # entered directly on the hot path: C-level
         self.drained = threading.Condition(self._count_lock)
@@ -47,13 +48,22 @@ class _Tracked(ServableWrapper):
     """What ``get`` hands out: the servable itself, with its ``predict`` calls counted."""
 
     def __init__(self, servable: Servable, slot: _Slot) -> None:
-        self.inner = servable
+        self.inner = slot.chain
         self._slot = slot
 
     def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._slot.enter()
         try:
             return self.inner.predict(columns)
+        finally:
+            self._slot.leave()
+
+    def predict_versioned(
+        self, columns: dict[str, np.ndarray]
+    ) -> tuple[str, dict[str, np.ndarray]]:
+        self._slot.enter()
+        try:
+            return self.inner.predict_versioned(columns)
         finally:
             self._slot.leave()
 
@@ -73,7 +83,7 @@ class Lease:
     __slots__ = ("_claim", "_slot", "servable")
 
     def __init__(self, slot: _Slot) -> None:
-        self.servable = slot.servable
+        self.servable: ServingChain = slot.chain
         self._slot = slot
         self._claim = threading.Lock()
 
@@ -162,19 +172,19 @@ class ModelRepository:
             elif self._default.get(name) == version:
                 self._default[name] = list(versions)[-1]
 
-    def get(self, name: str, version: str | None = None) -> Servable:
+    def get(self, name: str, version: str | None = None) -> ServingChain:
         """Return the servable, or raise 404 (unknown) / 503 (still loading)."""
         with self._lock:
             return self._find(name, version).handle
 
     @contextmanager
-    def acquire(self, name: str, version: str | None = None) -> Iterator[Servable]:
+    def acquire(self, name: str, version: str | None = None) -> Iterator[ServingChain]:
         """The servable, counted as in flight for the whole block (a request's lifetime)."""
         with self._lock:
             slot = self._find(name, version)
             slot.enter()
         try:
-            yield slot.servable
+            yield slot.chain
         finally:
             slot.leave()
 
@@ -211,9 +221,8 @@ class ModelRepository:
             still_served = any(
                 s is slot for versions in self._versions.values() for s in versions.values()
             )
-        closer = getattr(slot.servable, "close", None)
-        if close and not still_served and callable(closer):
-            closer()
+        if close and not still_served:
+            slot.chain.close()
         return True
 
     def _put(self, servable: Servable) -> None:

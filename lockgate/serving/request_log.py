@@ -39,7 +39,7 @@ from lockgate.core.artifact_store import LocalArtifactStore
 from lockgate.core.artifacts import Artifact, InferenceLog
 from lockgate.core.fingerprint import path_fingerprint
 from lockgate.errors import ConfigError
-from lockgate.serving.servable import Servable, ServableWrapper
+from lockgate.serving.servable import Servable, ServableWrapper, as_chain
 
 logger = logging.getLogger("lockgate.serving.request_log")
 
@@ -264,7 +264,7 @@ class LoggingServable(ServableWrapper):
     def __init__(
         self, inner: Servable, request_logger: RequestLogger, *, source: Artifact | None = None
     ) -> None:
-        self.inner = inner
+        self.inner = as_chain(inner)
         self.request_logger = request_logger
         self.source = source
 
@@ -272,11 +272,6 @@ class LoggingServable(ServableWrapper):
         outputs = self.inner.predict(columns)
         self.request_logger.log(self.inner, columns, outputs, source=self.source)
         return outputs
-
-    def close(self) -> None:
-        close = getattr(self.inner, "close", None)
-        if callable(close):
-            close()
 
 
 def _rows(record: _Record) -> int:

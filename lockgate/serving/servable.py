@@ -11,7 +11,7 @@ import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
@@ -84,14 +84,48 @@ class Servable(Protocol):
     def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
 
-def validate_columns(
-    columns: Mapping[str, np.ndarray], specs: list[TensorSpec]
-) -> dict[str, np.ndarray]:
+@runtime_checkable
+class ServingChain(Servable, Protocol):
+    """What the server asks of a loaded version once it is served: a ``Servable`` that
+    also says which version answered (a canary has two), whether the calls into the model
+    are recorded below it (a batcher with metrics), and how to let go of it.
+
+    Every link of the chain (batching, request log, canary, in-flight counting) is one;
+    ``as_chain`` gives a plain ``Servable`` the defaults, in one place.
+    """
+
+    @property
+    def observes_batches(self) -> bool: ...
+
+    def predict_versioned(
+        self, columns: dict[str, np.ndarray]
+    ) -> tuple[str, dict[str, np.ndarray]]: ...
+
+    def close(self) -> None: ...
+
+
+class ValidColumns(dict[str, np.ndarray]):
+    """Request columns that ``validate_columns`` checked against ``specs``: typed as the
+    specs say, one length (``rows``). The edge validates once; every link inward that gets
+    these for the same specs uses them as they are."""
+
+    __slots__ = ("rows", "specs")
+
+    def __init__(self, columns: dict[str, np.ndarray], specs: list[TensorSpec], rows: int):
+        super().__init__(columns)
+        self.specs = specs
+        self.rows = rows
+
+
+def validate_columns(columns: Mapping[str, np.ndarray], specs: list[TensorSpec]) -> ValidColumns:
     """Check request columns against the input specs; return them typed as the specs say.
 
     Runs before any model code so a bad request gets a 400 that names the input instead
-    of a stack trace from deep inside a transform.
+    of a stack trace from deep inside a transform. Columns already validated for the same
+    specs (``ValidColumns``) are returned as they are.
     """
+    if isinstance(columns, ValidColumns) and (columns.specs is specs or columns.specs == specs):
+        return columns
     expected = [spec.name for spec in specs]
     for name in columns:
         if name not in expected:
@@ -120,7 +154,7 @@ def validate_columns(
         raise InferenceRequestError(f"inputs have different numbers of rows: {lengths}")
     if specs and not any(lengths.values()):
         raise InferenceRequestError("request has no rows; send at least one value per input")
-    return out
+    return ValidColumns(out, specs, next(iter(lengths.values()), 0))
 
 
 def columns_from_matrix(
@@ -192,7 +226,24 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float | np.number) and not isinstance(value, bool)
 
 
-class PipelineServable:
+class ServableBase:
+    """The ``ServingChain`` members a servable that answers by itself has: its own version
+    answers, nothing below it records batches, nothing to close."""
+
+    @property
+    def observes_batches(self) -> bool:
+        return False
+
+    def predict_versioned(
+        self: Servable, columns: dict[str, np.ndarray]
+    ) -> tuple[str, dict[str, np.ndarray]]:
+        return self.version, self.predict(columns)
+
+    def close(self) -> None:
+        return None
+
+
+class PipelineServable(ServableBase):
     """The fitted transform and the trained model, served as one versioned unit."""
 
     platform = "lockgate_pipeline"
@@ -338,11 +389,26 @@ def read_samples(folder: str | Path, transform: Any) -> dict[str, np.ndarray]:
     return {name: np.array(values, dtype=object) for name, values in rows.items()}
 
 
-class ServableWrapper:
-    """Base of servables that wrap another (batching, logging, in-flight counting): the
-    name, version, platform and tensor specs are the wrapped servable's."""
+def as_chain(servable: Servable) -> ServingChain:
+    """``servable`` as a link of the serving chain: itself when it is one, else wrapped
+    with the defaults (``ServableBase``'s), closing it when it has a ``close``.
 
-    inner: Servable
+    Decided on the class, not the instance: an isinstance check against the protocol would
+    read every property of the servable (its tensor specs, a wrapper's whole chain)."""
+    if all(hasattr(type(servable), member) for member in _CHAIN_MEMBERS):
+        return cast(ServingChain, servable)
+    return _Plain(servable)
+
+
+_CHAIN_MEMBERS = ("observes_batches", "predict_versioned", "close")
+
+
+class ServableWrapper(ServableBase):
+    """Base of servables that wrap another (batching, logging, in-flight counting): the
+    name, version, platform and tensor specs are the wrapped servable's, and so are
+    ``observes_batches`` and ``close`` unless the wrapper has its own."""
+
+    inner: ServingChain
 
     @property
     def name(self) -> str:
@@ -367,4 +433,46 @@ class ServableWrapper:
     @property
     def observes_batches(self) -> bool:
         """Whether the calls into the model are recorded below (a batcher with metrics)."""
-        return bool(getattr(self.inner, "observes_batches", False))
+        return self.inner.observes_batches
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _Plain(ServableBase):
+    """A servable that implements ``Servable`` only (a test's, a user's own), with the
+    chain's defaults."""
+
+    def __init__(self, inner: Servable) -> None:
+        self.inner = inner
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def version(self) -> str:
+        return self.inner.version
+
+    @property
+    def platform(self) -> str:
+        return self.inner.platform
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return self.inner.inputs
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return self.inner.outputs
+
+    def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.inner.predict(columns)
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)  # optional for a plain Servable
+        if callable(close):
+            close()
+
+    def __getattr__(self, name: str) -> Any:  # anything else the servable offers
+        return getattr(self.inner, name)
