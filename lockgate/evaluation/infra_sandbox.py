@@ -76,13 +76,14 @@ class Sandbox:
             self.model_name,
             "--log-sample-rate",
             "0",
+            "--exit-with-stdin",  # the server ends with this process, even on kill -9
         ]
         with open(self.log_path, "wb") as log:
             self.started_at = time.perf_counter()
             self.process = subprocess.Popen(
                 command,
                 cwd=self.folder,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=child_environment(),
@@ -153,6 +154,8 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
                 process.kill()
                 process.wait(timeout=STOP_GRACE_S)
     finally:
+        if process.stdin is not None:
+            process.stdin.close()
         with _live_lock:
             _live.discard(process)
 

@@ -293,3 +293,51 @@ def test_the_sandbox_gets_no_setting_of_the_project() -> None:
     )
     assert not [k for k in env if k.startswith("LOCKGATE_")] and env["HOME"] == "/h"
     assert all(p in env["PYTHONPATH"].split(os.pathsep) for p in sys.path if p and os.path.isdir(p))
+
+
+KILLED_PARENT = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from test_evaluation_infra_validate import make_candidate
+from lockgate.evaluation import infra_sandbox
+
+model, transform, _ = make_candidate(Path({folder!r}), "lightgbm")
+sandbox = infra_sandbox.make_sandbox(model, transform, "penguins")
+sandbox.start()
+assert sandbox.wait(60).ready, sandbox.log_tail()
+print(sandbox.process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_server_ends_when_the_validating_process_is_killed(tmp_path: Path) -> None:
+    """kill -9 of the process running a validation (no finally, no atexit runs): the
+    sandbox server sees its standard input close and stops by itself."""
+    import subprocess
+    import sys
+    import time
+
+    script = KILLED_PARENT.format(tests=str(Path(__file__).parent), folder=str(tmp_path))
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        line = parent.stdout.readline()
+        assert line.strip().isdigit(), f"the validating process printed {line!r}"
+        server_pid = int(line)
+        os.kill(server_pid, 0)  # the server runs
+    finally:
+        parent.kill()
+        parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(server_pid, 9)
+        raise AssertionError("the sandbox server outlived the process that started it")
