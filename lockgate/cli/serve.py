@@ -128,12 +128,14 @@ def _stop_when_stdin_closes() -> None:
     import sys
     import threading
 
-    def watch() -> None:
+    def watch() -> None:  # the raw descriptor: no lock of sys.stdin held at exit
         try:
-            while sys.stdin.buffer.read(4096):
+            while os.read(fd, 4096):
                 pass
         finally:
             os.kill(os.getpid(), signal.SIGTERM)
+
+    fd = sys.stdin.fileno()
 
     threading.Thread(target=watch, name="lockgate-stdin-watch", daemon=True).start()
 

@@ -78,9 +78,22 @@ def render_run(result: RunResult, *, model_registry: Any | None = None) -> None:
         click.echo(f"Blessed: {'yes' if blessed else 'no'}")
         for reason in blessing.properties.get("reasons", []):
             click.echo(f"  {reason}")
+    infra = outputs.get("InfraBlessing")
+    if infra is not None:
+        props = infra.properties
+        measured = (
+            f"loaded in {_number(props.get('load_time_s'))} s, p99"
+            f" {_number(props.get('p99_ms'))} ms, peak RSS {_number(props.get('peak_rss_mb'))} MiB"
+            if props.get("load_time_s") is not None
+            else "the server did not come up"
+        )
+        verdict = "yes" if props.get("blessed") else "no"
+        click.echo(f"Infra-validated in a real server: {verdict} ({measured})")
+        for reason in props.get("reasons", []):
+            click.echo(f"  {reason}")
     pushed_by = {a.type_name: s for s in result.steps.values() for a in s.outputs.values()}
     pushed = outputs.get("PushedModel")
-    if pushed is not None or blessing is not None:
+    if pushed is not None or blessing is not None or infra is not None:
         if pushed is None:
             click.echo("Pushed: no")
         else:

@@ -11,6 +11,7 @@ from lockgate.components import (
     evaluate,
     fit_transform,
     infer_schema,
+    infra_validate,
     ingest,
     latest_inference_log,
     previous_span_statistics,
@@ -54,16 +55,36 @@ def pipeline() -> Pipeline:
         transform=transform.outputs.transform,
         model=model.outputs.model,
         baseline=production_baseline(MODEL_NAME),
-        slice_by=["island", "sex"],
-        thresholds={"accuracy": {"lower_bound": 0.9, "max_regression": 0.02}},
+        # metrics overall, per island, per sex and per island x sex, each with a 95%
+        # bootstrap interval; slices under 10 eval rows are reported but never gated on
+        slice_by=["island", "sex", ["island", "sex"]],
+        min_slice_size=10,
+        thresholds=[
+            {"metric": "accuracy", "lower_bound": 0.9},
+            # against production: no slice may lose more than 0.02 of accuracy, unless the
+            # loss is within the noise of its few rows (the paired interval says so)
+            {"metric": "accuracy", "max_regression": 0.02, "slices": "every", "significant": True},
+        ],
     )
-    pushed = push(
+    # the candidate in a real `lockgate serve` with a registry of its own: it must load,
+    # answer V2 and TF-Serving requests, and answer what it answers here
+    infra = infra_validate(
+        model=model.outputs.model,
+        transform=transform.outputs.transform,
+        examples=examples.outputs.examples,
+        model_name=MODEL_NAME,
+    )
+    pushed = push(  # only a model both gates blessed becomes the production version
         model=model.outputs.model,
         transform=transform.outputs.transform,
         blessing=evaluation.outputs.blessing,
+        infra_blessing=infra.outputs.infra_blessing,
         model_name=MODEL_NAME,
     )
     return Pipeline(
         "penguins",
-        [examples, statistics, schema, validation, skew, transform, model, evaluation, pushed],
+        [
+            *(examples, statistics, schema, validation, skew, transform, model),
+            *(evaluation, infra, pushed),
+        ],
     )
