@@ -1,4 +1,6 @@
-"""The standard components, one import away: ``from lockgate.components import ingest, ...``."""
+"""The standard components, one import away: ``from lockgate.components import ingest, ...``,
+with what their parameters take: ``Threshold`` (evaluate's thresholds) and ``metric`` (your
+own metric function, for evaluate's ``metrics=``)."""
 
 from lockgate.data.components import (
     check_skew,
@@ -9,6 +11,8 @@ from lockgate.data.components import (
 )
 from lockgate.evaluation.components import evaluate
 from lockgate.evaluation.infra_validate import infra_validate
+from lockgate.evaluation.metric_library import metric
+from lockgate.evaluation.thresholds import Threshold
 from lockgate.evaluation.tune_component import tune
 from lockgate.metadata.resolvers import (
     latest_inference_log,
@@ -20,6 +24,7 @@ from lockgate.serving.components import push
 from lockgate.training.components import fit_transform, train
 
 __all__ = [
+    "Threshold",
     "check_skew",
     "compute_statistics",
     "evaluate",
@@ -28,6 +33,7 @@ __all__ = [
     "infra_validate",
     "ingest",
     "latest_inference_log",
+    "metric",
     "previous_span_statistics",
     "production_baseline",
     "production_model",

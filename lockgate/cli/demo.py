@@ -107,6 +107,11 @@ def demo_command(target: Path | None, template: str) -> None:
     click.echo("  lockgate runs                    # every run, its status and duration")
     click.echo("  lockgate schema update           # what new data would change in schema.yaml")
     click.echo(f"  lockgate run --set {change}   # re-runs that step and what follows")
+    if template == "penguins":
+        click.echo(
+            "  lockgate run --set train.trainer=logistic_regression --set 'train.params={\"C\": 0.001}'"
+            "   # a worse model: the gate names the failing slices, production keeps its version"
+        )
     if not result.ok:
         raise click.exceptions.Exit(1)
 

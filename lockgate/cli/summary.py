@@ -81,12 +81,12 @@ def render_run(result: RunResult, *, model_registry: Any | None = None) -> None:
     infra = outputs.get("InfraBlessing")
     if infra is not None:
         props = infra.properties
-        measured = (
-            f"loaded in {_number(props.get('load_time_s'))} s, p99"
-            f" {_number(props.get('p99_ms'))} ms, peak RSS {_number(props.get('peak_rss_mb'))} MiB"
-            if props.get("load_time_s") is not None
-            else "the server did not come up"
-        )
+        load, p99, rss = (props.get(k) for k in ("load_time_s", "p99_ms", "peak_rss_mb"))
+        measured = "the server did not come up"
+        if load is not None:
+            measured = f"loaded in {load:.2f} s"
+            measured += f", p99 {p99:.1f} ms" if p99 is not None else ""
+            measured += f", peak RSS {rss:.0f} MiB" if rss is not None else ""
         verdict = "yes" if props.get("blessed") else "no"
         click.echo(f"Infra-validated in a real server: {verdict} ({measured})")
         for reason in props.get("reasons", []):

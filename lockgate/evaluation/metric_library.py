@@ -146,7 +146,8 @@ def resolve(
     *,
     has_proba: bool,
 ) -> tuple[list[str], list[Metric]]:
-    """Split ``metrics=`` into built-in names (checked) and user metrics, in the order given."""
+    """Split ``metrics=`` into built-in names (checked) and user metrics, in the order given.
+    User metrics come on top of the built-ins: with no built-in named, all of the task's."""
     default = metric_names(task, n_classes, class_names, has_proba=has_proba)
     if requested is None:
         return default, []
@@ -164,6 +165,8 @@ def resolve(
             raise ConfigError(
                 f"a metric must be a name or a function fn(y_true, y_pred, proba); got {item!r}"
             )
+    if not builtins:
+        builtins = default
     names = builtins + [u.name for u in users]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

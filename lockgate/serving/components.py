@@ -89,7 +89,10 @@ def check_blessed(
     for artifact, file_name, who, hint in verdicts:
         verdict = json.loads((Path(artifact.uri) / file_name).read_text())
         if not verdict.get("blessed"):
-            reasons = "; ".join(verdict.get("reasons", [])) or "no reason recorded"
+            listed = list(verdict.get("reasons", []))
+            reasons = "; ".join(listed[:2]) or "no reason recorded"
+            if len(listed) > 2:  # the run summary and the evaluation list every one
+                reasons += f"; and {len(listed) - 2} more"
             raise NotBlessedError(
                 f"push refused: model {model.uri} is not blessed by {who} ({reasons})",
                 hint=hint,
