@@ -183,12 +183,22 @@ def evaluate(
         bless_without_thresholds=bless_without_thresholds,
         confidence_level=confidence_level,
     )
+    refusals = []
     if mismatch is not None:
-        decision.blessed = False
-        decision.reasons.insert(
-            0, f"the candidate cannot be compared with the model in production: {mismatch}"
+        refusals.append(
+            f"the candidate cannot be compared with the model in production: {mismatch}"
         )
     y_true = graph.encode_label(table)
+    if graph.task == "classification" and len(np.unique(y_true)) < 2:
+        present = sorted({str(v) for v in table.column(graph.label).to_pylist()})
+        refusals.append(
+            f"the eval split holds {table.num_rows} rows of {len(present)} class(es) {present}:"
+            " a classifier cannot be judged on one class (ROC-AUC, recall of the others and"
+            " the comparison are undefined); ingest more data or a larger eval_fraction"
+        )
+    if refusals:
+        decision.blessed = False
+        decision.reasons[:0] = refusals
     report = {
         "format_version": 2,
         "task": graph.task,

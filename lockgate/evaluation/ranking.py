@@ -81,6 +81,8 @@ class RankingScores:
 
         def cum_at(index: np.ndarray) -> np.ndarray:
             """Cumulative negative weight through ``index`` (0 where the index is 0)."""
+            if neg_cum.shape[0] == 0:  # no negative anywhere: nothing to count
+                return np.zeros((len(index), r))
             out = neg_cum[np.maximum(index - 1, 0)]
             out[index == 0] = 0.0
             return out

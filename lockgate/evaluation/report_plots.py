@@ -126,6 +126,8 @@ def _legend_size(series: Series, key: str) -> tuple[float, float]:
 
 
 def _legend(fig: Any, ax: Any, size: tuple[float, float], loc: str) -> None:
+    if not ax.get_legend_handles_labels()[1]:  # no curve drawn (one class in the split)
+        return
     if size == _SIZE:
         ax.legend(loc=loc)
     else:

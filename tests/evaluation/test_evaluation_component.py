@@ -201,3 +201,62 @@ def test_bad_evaluation_settings_fail_the_step_with_a_clear_error_and_push_nothi
         raise result.error
     assert store.artifacts_of_type("PushedModel") == []
     assert Registry(store).models() == []
+
+
+def test_an_eval_split_of_one_class_does_not_bless_and_says_why(tmp_path: Path) -> None:
+    """Trained on every species, evaluated on Adelie penguins only: accuracy alone would
+    pass, but nothing can be judged on one class."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from lockgate.core.artifacts import (
+        Blessing,
+        Examples,
+        Model,
+        ModelEvaluation,
+        TransformGraph,
+    )
+    from lockgate.evaluation.components import evaluate
+    from lockgate.training.model_files import save_model
+    from lockgate.training.trainers import train_model
+    from lockgate.training.transform import TransformGraph as Graph
+    from lockgate.training.transform import drop_missing_label
+
+    data = Path(__file__).parents[2] / "lockgate/templates/penguins/data/penguins.csv"
+    options = pacsv.ConvertOptions(null_values=["NA", ""], strings_can_be_null=True)
+    table = drop_missing_label(pacsv.read_csv(data, convert_options=options), "species")
+    adelie = table.filter(pa_equal(table, "species", "Adelie"))
+    for split, rows in (("train", table), ("eval", adelie.slice(0, 40))):
+        (tmp_path / "examples" / split).mkdir(parents=True)
+        pq.write_table(rows, tmp_path / "examples" / split / "part-0.parquet")
+    graph = Graph.fit(table, label="species")
+    graph.save(tmp_path / "transform")
+    fitted = train_model(
+        graph.apply(table), graph.encode_label(table), spec="lightgbm", task=graph.task
+    )
+    info = save_model(fitted, tmp_path / "model")
+    for name in ("evaluation", "blessing"):
+        (tmp_path / name).mkdir()
+    blessing = Blessing(uri=str(tmp_path / "blessing"))
+    evaluate.fn(
+        examples=Examples(uri=str(tmp_path / "examples")),
+        transform=TransformGraph(uri=str(tmp_path / "transform")),
+        model=Model(uri=str(tmp_path / "model"), properties={"sha256": info.sha256}),
+        baseline=None,
+        evaluation=ModelEvaluation(uri=str(tmp_path / "evaluation")),
+        blessing=blessing,
+        thresholds={"accuracy": {"lower_bound": 0.5}},
+        n_resamples=20,
+    )
+    assert blessing.properties["blessed"] is False
+    reason = blessing.properties["reasons"][0]
+    assert "40 rows of 1 class(es) ['Adelie']" in reason and "cannot be judged" in reason
+    report = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
+    assert report["candidate"][0]["metrics"]["accuracy"]["value"] > 0.5  # it would have passed
+    assert report["candidate"][0]["metrics"]["roc_auc"]["value"] is None
+
+
+def pa_equal(table: Any, column: str, value: str) -> Any:
+    import pyarrow.compute as pc
+
+    return pc.equal(table[column], value)

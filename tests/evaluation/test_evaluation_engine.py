@@ -422,3 +422,26 @@ def test_regression_slices_constant_target_and_user_metric() -> None:
         assert got["max_error"] == pytest.approx(skm.max_error(yt, yp))
         assert s.metrics["max_error"].samples.shape == (10,)
     assert [s.example_count for s in scores.slices[-4:]] == [100, 100, 100, 100]
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_a_whole_split_of_one_class_is_scored_with_ranking_metrics_undefined(
+    n_classes: int,
+) -> None:
+    """Every eval row of one class (no negatives anywhere for the one-vs-rest AUC)."""
+    rng = np.random.default_rng(4)
+    proba = rng.dirichlet(np.ones(n_classes), size=60)
+    y_true = np.zeros(60, dtype=np.int64)
+    y_pred = proba.argmax(axis=1)
+    scores = score_models(
+        "classification",
+        y_true,
+        {"candidate": Predictions(y_pred, proba)},
+        pa.table({"g": np.arange(60) % 2}),
+        slice_by=["g"],
+        bootstrap=BootstrapSettings(n_resamples=10),
+    )["candidate"]
+    overall = scores.overall.metrics
+    assert overall["roc_auc"].value is None and overall["pr_auc"].value is None
+    assert overall["accuracy"].value == pytest.approx(float(np.mean(y_pred == 0)))
+    assert overall["accuracy"].lower is not None
