@@ -62,7 +62,9 @@ def render_run(result: RunResult, *, model_registry: Any | None = None) -> None:
         headline = props.get("headline")
         if headline:  # with bootstrap intervals (evaluations since format 2)
             shown = "  ".join(f"{k} {_estimate(v)}" for k, v in headline.items())
-            click.echo(f"Model metrics (eval split, {props.get('slices', 1)} slices): {shown}")
+            count = props.get("slices", 1)
+            slices = f"{count} slice{'' if count == 1 else 's'}"
+            click.echo(f"Model metrics (eval split, {slices}): {shown}")
             baseline = props.get("baseline")
             if baseline:
                 baseline = {k: baseline.get(k) for k in headline}
