@@ -58,13 +58,6 @@ import click
     default=None,
     help="Seconds for a body to arrive (408) and the model to answer (504; default 30).",
 )
-@click.option(
-    "--exit-with-stdin",
-    is_flag=True,
-    hidden=True,
-    help="Stop when standard input closes: a server started by another process (the"
-    " infra-validation sandbox) ends with it, even when that process is killed.",
-)
 def serve_command(
     project_dir: Path,
     host: str | None,
@@ -75,7 +68,6 @@ def serve_command(
     auth_token: str | None,
     max_body_bytes: int | None,
     request_timeout: float | None,
-    exit_with_stdin: bool,
 ) -> None:
     """Serve the project's models (Open Inference Protocol V2), following the registry."""
     from lockgate.cli.project import load_settings
@@ -103,8 +95,6 @@ def serve_command(
     # uvicorn stops on SIGTERM, then raises it again: end through `finally` instead of
     # dying, so the request log is flushed and this server's serving_status removed.
     signal.signal(signal.SIGTERM, _exit)
-    if exit_with_stdin:
-        _stop_when_stdin_closes()
     server.serve(say=_say)
 
 
@@ -119,25 +109,6 @@ def _say(line: str, *, error: bool = False) -> None:
 
 def _exit(signum: int, frame: Any) -> None:
     raise SystemExit(0)
-
-
-def _stop_when_stdin_closes() -> None:
-    """SIGTERM to this process once standard input reaches its end: the parent holds the
-    pipe's other end, and the kernel closes it when the parent dies, however it dies."""
-    import os
-    import sys
-    import threading
-
-    def watch() -> None:  # the raw descriptor: no lock of sys.stdin held at exit
-        try:
-            while os.read(fd, 4096):
-                pass
-        finally:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    fd = sys.stdin.fileno()
-
-    threading.Thread(target=watch, name="lockgate-stdin-watch", daemon=True).start()
 
 
 COMMANDS = [serve_command]

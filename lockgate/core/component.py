@@ -184,6 +184,7 @@ class Component:
     on_publish: Callable[..., None] | None = None
     external_inputs: Callable[[dict[str, Any]], dict[str, str] | None] | None = None
     libraries: tuple[str, ...] = ()
+    prepare: Callable[[], None] | None = None
 
     def __call__(self, **kwargs: Any) -> Step:
         """Bind inputs and params; returns the step (nothing runs yet)."""
@@ -247,6 +248,7 @@ def component(
     on_publish: Callable[..., None] | None = None,
     external_inputs: Callable[[dict[str, Any]], dict[str, str] | None] | None = None,
     libraries: tuple[str, ...] = (),
+    prepare: Callable[[], None] | None = None,
 ) -> Any:
     """Make a typed function a component. Inputs and outputs are found from annotations.
 
@@ -261,7 +263,11 @@ def component(
     it reads something that cannot be fingerprinted (a database), and then the step is never
     served from the cache. ``libraries`` names distributions (``"catboost"``) whose
     version joins the cache key besides lockgate's, NumPy's, scikit-learn's and the others
-    in ``lockgate.core.project_code.LIBRARIES``.
+    in ``lockgate.core.project_code.LIBRARIES``. ``prepare()`` is called on the driver,
+    in the background of the run, once the run has done work that makes this step likely
+    to run (a step before it ran rather than came from the cache): for slow set-up that
+    needs no input (infra-validation starts its warm server parent). It must be quick,
+    idempotent, and never fail the run.
     """
 
     def wrap(f: Callable[..., Any]) -> Component:
@@ -275,6 +281,7 @@ def component(
         built.on_publish = on_publish
         built.external_inputs = external_inputs
         built.libraries = tuple(libraries)
+        built.prepare = prepare
         return built
 
     return wrap(fn) if fn is not None else wrap

@@ -74,6 +74,20 @@ def run_pipeline(
         artifacts.close()
 
 
+def _prepare_downstream(pipeline: Pipeline, ran: str) -> None:
+    """Call ``prepare`` of the steps after ``ran`` (a step that did work), once each."""
+    after = {ran}
+    for name in pipeline.order:
+        step = pipeline.steps[name]
+        if name != ran and after & set(step.dependencies()):
+            after.add(name)
+            if step.component.prepare is not None:
+                try:
+                    step.component.prepare()
+                except Exception:  # noqa: BLE001 - a warm-up never fails the run
+                    pass
+
+
 def _run(
     pipeline: Pipeline,
     store: MetadataStore,
@@ -98,6 +112,7 @@ def _run(
     pending = list(pipeline.order)
     running: dict[Future[StepResult], str] = {}
     stopped = False
+    prepared = False
     with ThreadPoolExecutor(max_workers=runner.max_parallel_steps) as pool:
         while pending or running:
             if not stopped:
@@ -117,6 +132,9 @@ def _run(
                     produced[name] = result.outputs
                 else:
                     stopped = True
+                if result.status == COMPLETE and not prepared:
+                    prepared = True
+                    _prepare_downstream(pipeline, name)
     for name in pending:
         results[name] = StepResult(name, SKIPPED)
     statuses = {r.status for r in results.values()}

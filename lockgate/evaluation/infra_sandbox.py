@@ -3,7 +3,8 @@
 
 The candidate is packaged by push's own code (``package_pushed``) into a temporary project
 with a fresh SQLite store and artifact root, registered there as the production version of
-its name, and served by a ``lockgate serve`` subprocess on 127.0.0.1 and a free port. The
+its name, and served by a ``lockgate serve`` process on 127.0.0.1 and a free port, forked
+by the warm server zygote (``server_zygote``: it ends with this process, even on kill -9). The
 project's store, registry and servers are never touched: the child gets no ``LOCKGATE_*``
 variable of ours, only the temporary project. The server is always stopped (terminate, then
 kill after a grace period), also when the caller is interrupted or the interpreter exits.
@@ -25,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from lockgate.core.artifacts import Model, PushedModel, TransformGraph
+from lockgate.evaluation.server_zygote import ServerProcess
 
 #: Seconds a terminated server has to exit before it is killed.
 STOP_GRACE_S = 5.0
 
-_live: set[subprocess.Popen[bytes]] = set()
+_live: set[ServerProcess] = set()
 _live_lock = threading.Lock()
 
 
@@ -48,8 +50,9 @@ class Sandbox:
 
     folder: Path
     model_name: str
+    framework: str | None = None
     port: int = 0
-    process: subprocess.Popen[bytes] | None = None
+    process: ServerProcess | None = None
     started_at: float = 0.0
     log_path: Path = field(init=False)
 
@@ -63,8 +66,10 @@ class Sandbox:
     def start(self) -> None:
         """Start ``lockgate serve`` on the sandbox project; returns at once (see ``wait``)."""
         self.port = free_port()
-        command = [
-            *serve_command(),
+        from lockgate.evaluation.server_zygote import zygote
+
+        argv = [
+            "lockgate",
             "serve",
             "--project",
             str(self.folder),
@@ -76,18 +81,15 @@ class Sandbox:
             self.model_name,
             "--log-sample-rate",
             "0",
-            "--exit-with-stdin",  # the server ends with this process, even on kill -9
         ]
-        with open(self.log_path, "wb") as log:
-            self.started_at = time.perf_counter()
-            self.process = subprocess.Popen(
-                command,
-                cwd=self.folder,
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=child_environment(),
-            )
+        self.started_at = time.perf_counter()
+        self.process = zygote().spawn(
+            argv,
+            cwd=str(self.folder),
+            env=child_environment(),
+            log=str(self.log_path),
+            framework=self.framework,
+        )
         with _live_lock:
             _live.add(self.process)
 
@@ -144,7 +146,7 @@ class Sandbox:
             stop_process(self.process)
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: ServerProcess) -> None:
     try:
         if process.poll() is None:
             process.terminate()
@@ -154,8 +156,6 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
                 process.kill()
                 process.wait(timeout=STOP_GRACE_S)
     finally:
-        if process.stdin is not None:
-            process.stdin.close()
         with _live_lock:
             _live.discard(process)
 
@@ -184,7 +184,7 @@ def make_sandbox(
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return Sandbox(folder, model_name)
+    return Sandbox(folder, model_name, model.properties.get("framework"))
 
 
 def _register_candidate(
@@ -232,11 +232,6 @@ def _register_candidate(
         store.finish_run(run_id, "complete")
     finally:
         store.close()
-
-
-def serve_command() -> list[str]:
-    """The ``lockgate`` command as this interpreter runs it."""
-    return [sys.executable, "-m", "lockgate.cli.main"]
 
 
 def child_environment(environ: dict[str, str] | None = None) -> dict[str, str]:

@@ -64,7 +64,15 @@ class InfraLimits:
     atol: float = 1e-9
 
 
-@component
+def _warm_servers() -> None:
+    """Start the server zygote while the steps before validation run (its imports take
+    the seconds a server's start would)."""
+    from lockgate.evaluation.server_zygote import warm
+
+    warm()
+
+
+@component(prepare=_warm_servers)
 def infra_validate(
     model: Input[Model],
     transform: Input[TransformGraph],
