@@ -104,6 +104,18 @@ class _FileInfo:
 _files: dict[Path, _FileInfo] = {}
 _files_lock = threading.Lock()
 
+#: Held by every lockgate call into CPython's ast module (ast.parse here; numpy's
+#: ast.literal_eval of .npy headers inside skops loads): CPython 3.11 keeps the AST
+#: converter's recursion depth per interpreter, not per thread, so two threads converting
+#: at once fail with "AST constructor recursion depth mismatch" (gh-106905).
+AST_LOCK = threading.RLock()
+
+
+def parse_source(source: str | bytes, filename: str = "<unknown>") -> ast.AST:
+    """``ast.parse`` under ``AST_LOCK``."""
+    with AST_LOCK:
+        return ast.parse(source, filename=filename)
+
 
 def _file_info(path: Path) -> _FileInfo:
     stat = path.stat()
@@ -114,7 +126,7 @@ def _file_info(path: Path) -> _FileInfo:
         return known
     data = path.read_bytes()
     try:
-        tree: ast.AST | None = ast.parse(data, filename=str(path))
+        tree: ast.AST | None = parse_source(data, filename=str(path))
     except (SyntaxError, ValueError):
         tree = None  # it fails when imported; its hash still changes with the text
     info = _FileInfo(stamp, hashlib.sha256(data).hexdigest(), _imports(tree))
@@ -173,7 +185,7 @@ class ProjectCode:
         seen.add(id(fn))
         try:
             source = textwrap.dedent(inspect.getsource(fn))
-            tree = ast.parse(source)
+            tree = parse_source(source)
         except (OSError, TypeError, SyntaxError):
             return
         own_module = getattr(fn, "__module__", None)
@@ -288,7 +300,7 @@ def _own_sources(fn: Any, seen: set[int]) -> list[str]:
     if namespace is None:
         return sources
     try:
-        tree = ast.parse(textwrap.dedent(source))
+        tree = parse_source(textwrap.dedent(source))
     except SyntaxError:
         return sources
     for name in sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}):

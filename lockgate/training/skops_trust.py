@@ -148,8 +148,11 @@ def untrusted_types(data: bytes, path: Path) -> list[str]:
     """What skops reports beyond its default set, read without building anything."""
     import skops.io
 
+    from lockgate.core.project_code import AST_LOCK
+
     try:
-        return list(skops.io.get_untrusted_types(data=data))
+        with AST_LOCK:  # skops reads arrays through numpy's .npy header parser (ast)
+            return list(skops.io.get_untrusted_types(data=data))
     except Exception as exc:  # noqa: BLE001 - any failure here means a corrupt file
         raise ModelError(f"{path} is not a readable skops file: {exc}", path=str(path)) from exc
 
@@ -200,8 +203,11 @@ def load_skops(data: bytes, path: Path, *, trusted: Collection[str], hint: Hint)
         raise ModelError(f"the trusted types for {path} must be a list of names; got {trusted!r}")
     untrusted = untrusted_types(data, path)
     refuse_untrusted(untrusted, frozenset(trusted), path, hint=hint)
+    from lockgate.core.project_code import AST_LOCK
+
     try:
-        model = skops.io.loads(data, trusted=sorted(untrusted))
+        with AST_LOCK:  # skops reads arrays through numpy's .npy header parser (ast)
+            model = skops.io.loads(data, trusted=sorted(untrusted))
     except Exception as exc:  # noqa: BLE001 - corrupt content past the type check
         raise ModelError(f"{path} could not be loaded by skops: {exc}", path=str(path)) from exc
     check_trees(model, path)

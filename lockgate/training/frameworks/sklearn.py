@@ -193,8 +193,11 @@ def _dump_skops(estimator: Any, path: Path, trusted: Collection[str]) -> list[st
     unless lockgate itself (or the caller's explicit trust) can read it back."""
     import skops.io
 
+    from lockgate.core.project_code import AST_LOCK
+
     try:
-        data = skops.io.dumps(estimator)
+        with AST_LOCK:
+            data = skops.io.dumps(estimator)
     except Exception as exc:  # noqa: BLE001 - skops refuses types it cannot persist
         raise ModelError(f"skops cannot save {type(estimator).__name__}: {exc}") from exc
     untrusted = skops_trust.untrusted_types(data, path)
