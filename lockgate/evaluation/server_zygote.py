@@ -28,8 +28,7 @@ from typing import IO, Any
 
 #: What a server imports before it listens; absent libraries are skipped. (Not torch: it
 #: starts threads at import, and a process with threads must not be forked.)
-PRELOAD = (
-    "lockgate.cli.main",
+PRELOAD = (  # (lockgate.cli.main is run, not imported: runpy warns about a module imported before)
     "lockgate.cli.serve",
     "lockgate.serving.server",
     "lockgate.serving.app",
@@ -259,17 +258,13 @@ def _child(request: dict[str, Any]) -> None:
         sys.argv = list(request["argv"])
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-        import gc
+        import runpy
 
-        from lockgate.cli.main import cli
-
-        try:
-            cli.main(args=sys.argv[1:], prog_name="lockgate")
+        try:  # what `python -m lockgate.cli.main serve ...` runs (the CLI is the layer above)
+            runpy.run_module("lockgate.cli.main", run_name="__main__", alter_sys=True)
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        finally:
-            gc.collect()  # as lockgate's main does: Arrow readers before Arrow's threads
     except BaseException:  # noqa: BLE001 - the traceback goes to the server's log
         import traceback
 

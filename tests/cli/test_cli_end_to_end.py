@@ -35,6 +35,7 @@ STEPS = [
     "fit_transform",
     "train",
     "evaluate",
+    "infra_validate",
     "push",
 ]
 

@@ -22,7 +22,7 @@ def run(project: Path, store: SqlMetadataStore, *overrides: str):  # type: ignor
 def test_an_unblessed_model_is_refused_by_push_and_production_is_untouched(
     penguins_project: Path, store: SqlMetadataStore
 ) -> None:
-    result = run(penguins_project, store, 'evaluate.thresholds.log_loss={"upper_bound": 1e-9}')
+    result = run(penguins_project, store, 'evaluate.thresholds={"log_loss": {"upper_bound": 1e-9}}')
     assert result.status == "blocked" and result.failed_step == "push"
     assert isinstance(result.error, NotBlessedError)
     assert "push refused" in str(result.error) and "log_loss" in str(result.error)

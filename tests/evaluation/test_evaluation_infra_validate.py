@@ -303,7 +303,7 @@ from test_evaluation_infra_validate import make_candidate
 from lockgate.evaluation import infra_sandbox
 
 model, transform, _ = make_candidate(Path({folder!r}), "lightgbm")
-sandbox = infra_sandbox.make_sandbox(model, transform, "penguins")
+sandbox = infra_sandbox.make_sandbox(model, transform, "penguins", root=Path({folder!r}))
 sandbox.start()
 assert sandbox.wait(60).ready, sandbox.log_tail()
 print(sandbox.process.pid, flush=True)
