@@ -141,7 +141,12 @@ def failed(verdict: InfraVerdict) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("trainer", "label"),
-    [("lightgbm", "species"), ("xgboost", "body_mass_g"), ("logistic_regression", "species")],
+    [
+        ("lightgbm", "species"),
+        ("xgboost", "body_mass_g"),
+        ("logistic_regression", "species"),
+        ("torch_mlp", "species"),
+    ],
 )
 def test_a_trained_model_passes_in_a_real_server_which_is_stopped_afterwards(
     tmp_path: Path, trainer: str, label: str, sandboxes: list[Any]
