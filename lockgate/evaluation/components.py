@@ -39,6 +39,26 @@ def predictions_of(graph: Any, loaded: Any, table: Any) -> Any:
     )
 
 
+def load_candidate(
+    model: Model, transform: TransformGraph, examples: Examples
+) -> tuple[Any, Any, Any]:
+    """(transform graph, eval rows with a label, loaded model) of a candidate, as evaluate
+    and infra-validation both judge it: the model file checked against the sha256 and the
+    trust the store recorded when it was trained, not what model.json says now."""
+    from lockgate.training.model_files import load_model
+    from lockgate.training.transform import TransformGraph as Graph
+    from lockgate.training.transform import drop_missing_label
+
+    graph = Graph.load(transform.uri)
+    table = drop_missing_label(read_split(examples, "eval"), graph.label)
+    loaded = load_model(
+        Path(model.uri),
+        sha256=model.properties["sha256"],
+        trusted=model.properties.get("trusted_types", []),
+    )
+    return graph, table, loaded
+
+
 def load_pushed(pushed: PushedModel) -> tuple[Any, Any]:
     """(transform, model) of a PushedModel, loaded as the server loads it: folder fingerprint
     and model sha256 checked before anything is deserialised, and only the skops types the
@@ -133,18 +153,8 @@ def evaluate(
     from lockgate.evaluation.engine import higher_is_better, score_models
     from lockgate.evaluation.report import render_html
     from lockgate.evaluation.results import BootstrapSettings, differences
-    from lockgate.training.model_files import load_model
-    from lockgate.training.transform import TransformGraph as Graph
-    from lockgate.training.transform import drop_missing_label
 
-    graph = Graph.load(transform.uri)
-    table = drop_missing_label(read_split(examples, "eval"), graph.label)
-    # the trust the store recorded when the model was trained, not what model.json says now
-    loaded = load_model(
-        Path(model.uri),
-        sha256=model.properties["sha256"],
-        trusted=model.properties.get("trusted_types", []),
-    )
+    graph, table, loaded = load_candidate(model, transform, examples)
     predictions = {"candidate": predictions_of(graph, loaded, table)}
     mismatch = None
     if baseline is not None:

@@ -173,19 +173,10 @@ def _in_process(model: Model, transform: TransformGraph, examples: Examples) -> 
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from lockgate.data.components import read_split
+    from lockgate.evaluation.components import load_candidate
     from lockgate.serving.servable import TensorSpec, label_tensor
-    from lockgate.training.model_files import load_model
-    from lockgate.training.transform import TransformGraph as Graph
-    from lockgate.training.transform import drop_missing_label
 
-    graph = Graph.load(transform.uri)
-    table = drop_missing_label(read_split(examples, "eval"), graph.label)
-    loaded = load_model(
-        Path(model.uri),
-        sha256=model.properties["sha256"],
-        trusted=model.properties.get("trusted_types", []),
-    )
+    graph, table, loaded = load_candidate(model, transform, examples)
     inputs = [
         TensorSpec(name, "FP64" if kind == "numeric" else "BYTES", [-1])
         for name, kind in graph.features.items()

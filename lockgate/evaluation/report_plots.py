@@ -11,8 +11,6 @@ that the page references nothing outside itself.
 from __future__ import annotations
 
 import contextlib
-import io
-import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -44,7 +42,6 @@ _RC: dict[Any, Any] = {
     "legend.frameon": False,
     "legend.fontsize": _FONT - 0.5,
 }
-_NO_METADATA = {"Creator": None, "Date": None, "Format": None, "Type": None}
 _CLASS_COLOURS = [
     "#3568c9",
     "#e37400",
@@ -77,15 +74,9 @@ def _figure(size: tuple[float, float] = _SIZE) -> Iterator[Any]:
 
 def _to_svg(fig: Any, ident: str) -> str:
     """The figure as an ``<svg>`` element with ids unique on the page and no URLs."""
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata=_NO_METADATA)
-    svg = buf.getvalue()
-    svg = svg[svg.index("<svg") :]
-    svg = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", svg, count=2)
-    svg = re.sub(r'\bid="([^"]+)"', rf'id="{ident}-\1"', svg)
-    svg = re.sub(r"url\(#([^)]+)\)", rf"url(#{ident}-\1)", svg)
-    svg = re.sub(r'xlink:href="#([^"]+)"', rf'href="#{ident}-\1"', svg)
-    return svg.replace("<svg ", f'<svg class="chart" role="img" data-chart="{ident}" ', 1)
+    from lockgate.data.report.charts import svg_element
+
+    return svg_element(fig, ident, css_class="chart", no_urls=True)
 
 
 def _style(model: int, k: int, n_classes: int) -> dict[str, Any]:

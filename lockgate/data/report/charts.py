@@ -59,16 +59,21 @@ def _figure(height: float) -> Iterator[Any]:
             fig.clear()
 
 
-def _to_svg(fig: Any, ident: str) -> str:
-    """The figure as an ``<svg>`` element whose ids are unique on the page (``ident-``)."""
+def svg_element(fig: Any, ident: str, *, css_class: str, no_urls: bool = False) -> str:
+    """The figure as an ``<svg>`` element for an HTML page: its ids made unique on the
+    page (``ident-``); ``no_urls`` drops the namespace declarations (inline SVG in HTML
+    needs none) and writes ``href`` for ``xlink:href``, so the page names no URL at all."""
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata=_NO_METADATA)
     svg = buf.getvalue()
     svg = svg[svg.index("<svg") :]
+    if no_urls:
+        svg = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", svg, count=2)
     svg = re.sub(r'\bid="([^"]+)"', rf'id="{ident}-\1"', svg)
     svg = re.sub(r"url\(#([^)]+)\)", rf"url(#{ident}-\1)", svg)
-    svg = re.sub(r'xlink:href="#([^"]+)"', rf'xlink:href="#{ident}-\1"', svg)
-    return svg.replace("<svg ", f'<svg class="chart-svg" role="img" data-chart="{ident}" ', 1)
+    href = "href" if no_urls else "xlink:href"
+    svg = re.sub(r'xlink:href="#([^"]+)"', rf'{href}="#{ident}-\1"', svg)
+    return svg.replace("<svg ", f'<svg class="{css_class}" role="img" data-chart="{ident}" ', 1)
 
 
 def _margins(fig: Any, *, left: float, bottom: float, right: float, top: float) -> None:
@@ -128,7 +133,7 @@ def histogram_svg(
         _margins(fig, left=0.4, bottom=0.4 if time else 0.26, right=0.16, top=0.06)
         ax = fig.add_subplot()
         _draw_histogram(ax, drawn, compare=compare, time=time, integer=integer)
-        return _to_svg(fig, ident)
+        return svg_element(fig, ident, css_class="chart-svg")
 
 
 def _compact(value: float, _pos: int | None = None) -> str:
@@ -192,7 +197,7 @@ def bars_svg(
         room = _WIDTH - left - 0.04  # inches for the bars and the notes after them
         note = 0.06 + _CHAR * max((len(n) for n in notes), default=0)
         _draw_bars(fig.add_subplot(), labels, series, notes, room=max(1 - note / room, 0.3))
-        return _to_svg(fig, ident)
+        return svg_element(fig, ident, css_class="chart-svg")
 
 
 def _draw_bars(
