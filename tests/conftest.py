@@ -4,6 +4,7 @@ on a real PostgreSQL (a fresh database per test session, emptied before each tes
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -60,8 +61,32 @@ def store(store_url: str) -> Iterator[SqlMetadataStore]:
 
 
 @pytest.fixture
-def penguins_project(tmp_path: Path) -> Path:
-    """A fresh copy of the penguins project template."""
+def penguins_project_with_infra(tmp_path: Path) -> Path:
+    """A fresh copy of the penguins project template, as shipped."""
     target = tmp_path / "project"
     shutil.copytree(TEMPLATE, target, ignore=shutil.ignore_patterns("__pycache__"))
     return target
+
+
+@pytest.fixture
+def penguins_project(penguins_project_with_infra: Path) -> Path:
+    """The penguins template without its infra_validate step (push then needs the
+    evaluator's blessing only): for the many tests of other things, which would each pay
+    a server's start. Infra-validation's own tests use ``penguins_project_with_infra``."""
+    pipeline = penguins_project_with_infra / "pipeline.py"
+    pipeline.write_text(without_infra(pipeline.read_text()))
+    return penguins_project_with_infra
+
+
+def without_infra(source: str) -> str:
+    """The template's pipeline.py with the infra_validate step taken out."""
+    source, steps = re.subn(
+        r"\n    infra = infra_validate\(.*?\n    \)\n", "\n", source, flags=re.S
+    )
+    source, inputs = re.subn(
+        r"\n        infra_blessing=infra\.outputs\.infra_blessing,", "", source
+    )
+    source, listed = re.subn(r"\(evaluation, infra, pushed\)", "(evaluation, pushed)", source)
+    if (steps, inputs, listed) != (1, 1, 1):
+        raise AssertionError("the template's pipeline.py changed: update without_infra()")
+    return source

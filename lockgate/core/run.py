@@ -74,18 +74,22 @@ def run_pipeline(
         artifacts.close()
 
 
-def _prepare_downstream(pipeline: Pipeline, ran: str) -> None:
-    """Call ``prepare`` of the steps after ``ran`` (a step that did work), once each."""
-    after = {ran}
-    for name in pipeline.order:
+def _prepare_next(
+    pipeline: Pipeline, pending: list[str], ready: set[str], prepared: set[str]
+) -> None:
+    """Call ``prepare`` of each pending step that is next in line (every step it depends
+    on is done or running, ``ready``), once: its set-up then overlaps the step before it.
+    Called only in a run that has done work, so a run served from the cache starts nothing."""
+    for name in pending:
         step = pipeline.steps[name]
-        if name != ran and after & set(step.dependencies()):
-            after.add(name)
-            if step.component.prepare is not None:
-                try:
-                    step.component.prepare()
-                except Exception:  # noqa: BLE001 - a warm-up never fails the run
-                    pass
+        if step.component.prepare is None or name in prepared:
+            continue
+        if step.dependencies() <= ready:
+            prepared.add(name)
+            try:
+                step.component.prepare()
+            except Exception:  # noqa: BLE001 - a warm-up never fails the run
+                pass
 
 
 def _run(
@@ -112,7 +116,8 @@ def _run(
     pending = list(pipeline.order)
     running: dict[Future[StepResult], str] = {}
     stopped = False
-    prepared = False
+    prepared: set[str] = set()
+    did_work = False
     with ThreadPoolExecutor(max_workers=runner.max_parallel_steps) as pool:
         while pending or running:
             if not stopped:
@@ -121,6 +126,9 @@ def _run(
                     if all(dep in produced for dep in step.dependencies()):
                         pending.remove(name)
                         running[pool.submit(launcher.launch, step, dict(produced))] = name
+                if did_work:
+                    ready = set(produced) | set(running.values())
+                    _prepare_next(pipeline, pending, ready, prepared)
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -132,9 +140,7 @@ def _run(
                     produced[name] = result.outputs
                 else:
                     stopped = True
-                if result.status == COMPLETE and not prepared:
-                    prepared = True
-                    _prepare_downstream(pipeline, name)
+                did_work = did_work or result.status == COMPLETE
     for name in pending:
         results[name] = StepResult(name, SKIPPED)
     statuses = {r.status for r in results.values()}

@@ -225,7 +225,10 @@ def test_cli_errors_are_one_line_with_a_hint_and_verbose_adds_the_traceback(tmp_
     assert "Traceback (most recent call last)" in verbose.stderr
 
 
-def test_the_pipeline_runs_against_postgresql(penguins_project: Path, empty_postgres: str) -> None:
+def test_the_pipeline_runs_against_postgresql(
+    penguins_project_with_infra: Path, empty_postgres: str
+) -> None:
+    penguins_project = penguins_project_with_infra
     env = {**os.environ, "LOCKGATE_STORE_URL": empty_postgres}
     first = lockgate("run", cwd=penguins_project, env=env)
     assert first.returncode == 0, first.stdout + first.stderr

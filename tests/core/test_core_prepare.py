@@ -1,6 +1,6 @@
-"""A component's ``prepare`` hook (infra-validation's warm server parent): called once a
-step before it did work in this run, never on a run served from the cache, and a failing
-warm-up never fails the run."""
+"""A component's ``prepare`` hook (infra-validation's warm server parent): called once,
+while the step before it runs, in a run that has done work; never on a run served from
+the cache; a failing warm-up never fails the run."""
 
 from __future__ import annotations
 
@@ -26,21 +26,27 @@ def source(examples: Output[Examples], *, value: str = "a") -> None:
     Path(examples.uri, "data.txt").write_text(value)
 
 
+@component
+def middle(examples: Input[Examples], statistics: Output[Statistics]) -> None:
+    PREPARED.append("middle ran")
+
+
 @component(prepare=_prepare)
-def late(examples: Input[Examples], statistics: Output[Statistics]) -> None:
+def late(examples: Input[Examples], statistics: Input[Statistics], out: Output[Statistics]) -> None:
     PREPARED.append("late ran")
 
 
 @component(prepare=_broken)
-def fragile(examples: Input[Examples], statistics: Output[Statistics]) -> None:
+def fragile(examples: Input[Statistics], statistics: Output[Statistics]) -> None:
     pass
 
 
 def pipeline(value: str) -> Pipeline:
     first = source(value=value)
+    between = middle(examples=first.outputs.examples)
+    last = late(examples=first.outputs.examples, statistics=between.outputs.statistics)
     return Pipeline(
-        "prepared",
-        [first, late(examples=first.outputs.examples), fragile(examples=first.outputs.examples)],
+        "prepared", [first, between, last, fragile(examples=between.outputs.statistics)]
     )
 
 
@@ -56,13 +62,13 @@ def test_prepare_runs_once_after_work_and_never_on_a_cached_run(tmp_path: Path) 
 
         PREPARED.clear()
         run("a")
-        # prepared after `source` completed, before the steps ran; the broken one is harmless
-        assert sorted(PREPARED) == ["broken", "late", "late ran"]
+        # prepared while `middle` ran (after `source` did work); the broken one is harmless
+        assert sorted(PREPARED) == ["broken", "late", "late ran", "middle ran"]
         assert PREPARED.index("late") < PREPARED.index("late ran")
         PREPARED.clear()
         run("a")  # everything from the cache: no warm-up
         assert PREPARED == []
         run("b")
-        assert sorted(PREPARED) == ["broken", "late", "late ran"]
+        assert sorted(PREPARED) == ["broken", "late", "late ran", "middle ran"]
     finally:
         store.close()

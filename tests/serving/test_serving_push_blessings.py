@@ -71,8 +71,9 @@ def run(project: Path, store: SqlMetadataStore, *overrides: str):  # type: ignor
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_a_pipeline_with_infra_validation_pushes_only_with_both_blessings(
-    penguins_project: Path, store: SqlMetadataStore
+    penguins_project_with_infra: Path, store: SqlMetadataStore
 ) -> None:
+    penguins_project = penguins_project_with_infra
     # the penguins template validates its candidate in a real server before push
     first = run(penguins_project, store)
     assert first.ok, first.error

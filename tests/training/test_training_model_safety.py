@@ -367,10 +367,19 @@ def test_a_pipelines_own_trainer_needs_trust_by_name_and_serves_with_it(
     cause = cause or refused.error.__cause__
     assert isinstance(cause, UntrustedModelError) and cause.types == KNN_TYPES
     assert f"train(..., trust={KNN_TYPES})" in str(cause.hint)
-    trusted = run(f"train.trust={json.dumps(KNN_TYPES)}", "evaluate.thresholds={}", "evaluate.bless_without_thresholds=true")
+    trusted = run(
+        f"train.trust={json.dumps(KNN_TYPES)}",
+        "evaluate.thresholds={}",
+        "evaluate.bless_without_thresholds=true",
+    )
     assert trusted.ok, trusted.error
     assert trusted.steps["train"].outputs["model"].properties["trusted_types"] == KNN_TYPES
-    again = run(f"train.trust={json.dumps(KNN_TYPES)}", "evaluate.thresholds={}", "evaluate.bless_without_thresholds=true", "train.seed=1")
+    again = run(
+        f"train.trust={json.dumps(KNN_TYPES)}",
+        "evaluate.thresholds={}",
+        "evaluate.bless_without_thresholds=true",
+        "train.seed=1",
+    )
     assert again.ok, again.error  # the evaluator loaded the pushed KNN as its baseline
     assert again.steps["evaluate"].outputs["evaluation"].properties["baseline"] is not None
     version = Registry(store).get("penguins")  # type: ignore[arg-type]
