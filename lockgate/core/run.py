@@ -77,14 +77,14 @@ def run_pipeline(
 def _prepare_next(
     pipeline: Pipeline, pending: list[str], ready: set[str], prepared: set[str]
 ) -> None:
-    """Call ``prepare`` of each pending step that is next in line (every step it depends
-    on is done or running, ``ready``), once: its set-up then overlaps the step before it.
-    Called only in a run that has done work, so a run served from the cache starts nothing."""
+    """Call ``prepare`` of each pending step once a step it depends on is done or running
+    (``ready``): its set-up then overlaps the steps before it. Called only in a run that
+    has done work, so a run served from the cache starts nothing."""
     for name in pending:
         step = pipeline.steps[name]
         if step.component.prepare is None or name in prepared:
             continue
-        if step.dependencies() <= ready:
+        if step.dependencies() & ready:
             prepared.add(name)
             try:
                 step.component.prepare()

@@ -1,5 +1,5 @@
 """A component's ``prepare`` hook (infra-validation's warm server parent): called once,
-while the step before it runs, in a run that has done work; never on a run served from
+while the steps before it run, in a run that has done work; never on a run served from
 the cache; a failing warm-up never fails the run."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def test_prepare_runs_once_after_work_and_never_on_a_cached_run(tmp_path: Path) 
 
         PREPARED.clear()
         run("a")
-        # prepared while `middle` ran (after `source` did work); the broken one is harmless
+        # prepared once `source` did work, before `late` ran; the broken one is harmless
         assert sorted(PREPARED) == ["broken", "late", "late ran", "middle ran"]
         assert PREPARED.index("late") < PREPARED.index("late ran")
         PREPARED.clear()
