@@ -168,9 +168,10 @@ def evaluate(
     settings = BootstrapSettings(
         n_resamples=n_resamples, confidence_level=confidence_level, seed=seed
     )
+    y_true = graph.encode_label(table)
     scores = score_models(
         graph.task,
-        graph.encode_label(table),
+        y_true,
         predictions,
         table,
         slice_by=list(slice_by or []),
@@ -198,7 +199,6 @@ def evaluate(
         refusals.append(
             f"the candidate cannot be compared with the model in production: {mismatch}"
         )
-    y_true = graph.encode_label(table)
     if graph.task == "classification" and len(np.unique(y_true)) < 2:
         present = sorted({str(v) for v in table.column(graph.label).to_pylist()})
         refusals.append(
