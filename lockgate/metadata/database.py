@@ -36,26 +36,51 @@ CONNECT_TIMEOUT_S = 10
 MIGRATION_LOCK_KEY = 108111099107
 
 
-def create_engine(url: str) -> Engine:
-    """The engine for a store URL; a URL that does not parse or names a driver that is not
-    installed is a ``ConfigError`` that says how to fix it."""
+def check_store_url(url: str) -> sa.URL:
+    """The parsed store URL, once it is known to name SQLite or PostgreSQL through a driver
+    that is installed: a ``ConfigError`` that says how to fix it otherwise. Connects to
+    nothing (``lockgate init --store`` checks a URL for a server that may not exist yet)."""
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError as exc:
         raise ConfigError(
             f"the metadata store URL {url.split('@')[-1]!r} is not a database URL",
-            hint="write it as sqlite:///path/metadata.db or"
-            " postgresql+psycopg://user@host:5432/database ([store] url in lockgate.toml,"
-            " or LOCKGATE_STORE_URL)",
+            hint=URL_HINT,
         ) from exc
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(
             f"the metadata store URL {_shown(url)} names the database"
             f" '{parsed.get_backend_name()}'; the store runs on SQLite and PostgreSQL",
-            hint="use sqlite:///path/metadata.db or postgresql+psycopg://user@host/database",
+            hint=URL_HINT,
         )
-    if url.startswith("sqlite"):
-        database = sa.engine.make_url(url).database
+    try:
+        parsed.get_dialect().import_dbapi()
+    except ImportError as exc:
+        raise missing_driver_error(url, exc) from exc
+    except sa.exc.NoSuchModuleError as exc:
+        raise ConfigError(
+            f"the metadata store URL {_shown(url)} names the driver '{parsed.get_driver_name()}',"
+            " which SQLAlchemy does not know",
+            hint=URL_HINT,
+        ) from exc
+    return parsed
+
+
+URL_HINT = (
+    "write it as sqlite:///path/metadata.db or postgresql+psycopg://user@host:5432/database"
+    " ([store] url in lockgate.toml, LOCKGATE_STORE_URL, or lockgate init --store URL)"
+)
+#: Drivers that take ``connect_timeout`` (seconds) as a connection argument.
+_CONNECT_TIMEOUT_DRIVERS = ("psycopg", "psycopg2")
+
+
+def create_engine(url: str) -> Engine:
+    """The engine for a store URL (``check_store_url`` first). A server that does not
+    answer within ``CONNECT_TIMEOUT_S`` (or the URL's own ``connect_timeout``) is an error,
+    not a hang."""
+    parsed = check_store_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
@@ -79,10 +104,13 @@ def create_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
         return engine
-    try:
-        return sa.create_engine(
-            url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
+    connect_args: dict[str, Any] = {}
+    if parsed.get_driver_name() in _CONNECT_TIMEOUT_DRIVERS:
+        connect_args["connect_timeout"] = int(
+            parsed.query.get("connect_timeout", CONNECT_TIMEOUT_S)  # type: ignore[arg-type]
         )
+    try:
+        return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     except ImportError as exc:  # SQLAlchemy imports the URL's driver here (psycopg, ...)
         raise missing_driver_error(url, exc) from exc
 
