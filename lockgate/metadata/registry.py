@@ -3,6 +3,13 @@
 A version points at a ``PushedModel`` artifact (transform and model side by side). An alias
 moves only to a blessed version unless forced, and a forced move must say why; every move
 is kept in ``alias_history`` so that rollbacks and audits can read it.
+
+Concurrency (several runs and people on one store): a version's number is taken under a
+lock on the model's row, so numbers are never shared and are in commit order; a push moves
+``production`` in the transaction that registers its version, so pushes at once leave it on
+the highest version. A person's move names the version it expects the alias on
+(``expected=``, compare-and-set): of several moves at once, the first wins and the others get
+``AliasConflictError`` instead of silently undoing it.
 """
 
 from __future__ import annotations
@@ -10,12 +17,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import EllipsisType
 from typing import Any
 
 import sqlalchemy as sa
 
 from lockgate.core.artifacts import Artifact
-from lockgate.errors import ConfigError, NotBlessedError, NotFoundError, did_you_mean
+from lockgate.errors import (
+    AliasConflictError,
+    ConfigError,
+    NotBlessedError,
+    NotFoundError,
+    did_you_mean,
+)
 from lockgate.metadata import tables as t
 from lockgate.metadata.store import (
     SqlMetadataStore,
@@ -28,6 +42,8 @@ from lockgate.metadata.store import (
 )
 
 PRODUCTION = "production"
+#: ``expected=ANY``: move the alias wherever it is (no compare-and-set).
+ANY = ...
 #: The alias whose version a canary serves next to production (see serving/canary.py).
 CANARY = "canary"
 
@@ -152,11 +168,15 @@ class Registry:
         *,
         force: bool = False,
         reason: str | None = None,
+        expected: int | None | EllipsisType = ANY,
     ) -> ModelVersion:
-        """Point ``alias`` at ``version``. Unblessed versions need ``force`` and a reason."""
+        """Point ``alias`` at ``version``. Unblessed versions need ``force`` and a reason.
+        With ``expected`` (a version, or None: not set), the move happens only if the alias
+        is still there when the lock is held; ``AliasConflictError`` otherwise."""
         target = self._checked_target(model_name, alias, version, force=force, reason=reason)
         with self.store.transaction() as conn:
             model_id = self._lock_model(conn, model_name)
+            self._check_expected(conn, model_name, model_id, alias, expected)
             self._move_alias(
                 conn, model_id, alias, target.id, reason=reason, forced=force and not target.blessed
             )
@@ -235,7 +255,13 @@ class Registry:
         return self.get(model_name, int(number))
 
     def rollback(
-        self, model_name: str, alias: str = PRODUCTION, *, reason: str, to: int | None = None
+        self,
+        model_name: str,
+        alias: str = PRODUCTION,
+        *,
+        reason: str,
+        to: int | None = None,
+        expected: int | None | EllipsisType = ANY,
     ) -> ModelVersion:
         """Move ``alias`` back to the version it pointed at before (or to ``to``).
 
@@ -258,7 +284,7 @@ class Registry:
                     hint=f"promote a version instead: lockgate models promote {model_name} N",
                 )
             to = int(earlier[0])
-        return self.set_alias(model_name, alias, to, force=True, reason=reason)
+        return self.set_alias(model_name, alias, to, force=True, reason=reason, expected=expected)
 
     def update_properties(self, model_name: str, version: int, **properties: Any) -> ModelVersion:
         """Merge ``properties`` into a version's (a ``None`` value removes the key); read and
@@ -289,6 +315,7 @@ class Registry:
         shadow: bool = False,
         force: bool = False,
         reason: str | None = None,
+        expected: int | None | EllipsisType = ANY,
     ) -> ModelVersion:
         """Point the ``canary`` alias at ``version`` with its traffic share (kept on the
         version as ``canary_percent`` / ``canary_shadow``; no percent: the server's default)."""
@@ -297,6 +324,7 @@ class Registry:
         target = self._checked_target(model_name, CANARY, version, force=force, reason=reason)
         with self.store.transaction() as conn:  # its share and the alias move land together
             model_id = self._lock_model(conn, model_name)
+            self._check_expected(conn, model_name, model_id, CANARY, expected)
             self._merge_properties(
                 conn, target.id, canary_percent=percent, canary_shadow=shadow or None
             )
@@ -381,6 +409,25 @@ class Registry:
             .with_for_update()
         ).scalar()
         return int(model_id) if model_id is not None else self._model_id(conn, model_name)
+
+    @staticmethod
+    def _check_expected(
+        conn: sa.Connection,
+        model_name: str,
+        model_id: int,
+        alias: str,
+        expected: int | None | EllipsisType,
+    ) -> None:
+        """Compare-and-set: the alias must be where the mover saw it (read under the lock)."""
+        if expected is ANY:
+            return
+        current = conn.execute(
+            sa.select(t.model_versions.c.version)
+            .join(t.model_aliases, t.model_aliases.c.version_id == t.model_versions.c.id)
+            .where(t.model_aliases.c.model_id == model_id, t.model_aliases.c.alias == alias)
+        ).scalar()
+        if current != expected:
+            raise AliasConflictError(model_name, alias, expected=expected, current=current)
 
     @staticmethod
     def _move_alias(
