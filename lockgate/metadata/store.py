@@ -214,7 +214,9 @@ class SqlMetadataStore:
         are registered, but a blocked execution is never a cache hit.
         """
         with self.transaction() as conn:
+            inherited = _examples_span(conn, execution_id)
             for artifact in outputs.values():
+                own = span_of(artifact)
                 artifact.id = inserted_id(
                     conn.execute(
                         t.artifacts.insert().values(
@@ -222,7 +224,7 @@ class SqlMetadataStore:
                             uri=artifact.uri,
                             fingerprint=artifact.fingerprint,
                             properties=artifact.properties,
-                            span=span_of(artifact),
+                            span=inherited if own is None else own,
                             created_at=now(),
                         )
                     )
@@ -476,39 +478,15 @@ class SqlMetadataStore:
     def previous_span_statistics(self, statistics_id: int) -> Artifact | None:
         """The Statistics computed on the newest span before the span of the examples that
         ``statistics_id`` was computed on; None for the first span, or when those examples
-        have no span. One query: the span is an indexed column of the examples' row."""
-        took = t.events.alias("took")
-        examples = t.artifacts.alias("examples")
-        gave = t.events.alias("gave")
+        have no span. One query on the (type, span) index: statistics carry the span of the
+        examples they were computed on (``publish_execution``)."""
         current_span = (
-            sa.select(examples.c.span)
-            .select_from(took)
-            .join(examples, examples.c.id == took.c.artifact_id)
-            .where(
-                took.c.execution_id == _producer_id(statistics_id),
-                took.c.direction == "input",
-                took.c.name == "examples",
-            )
-            .limit(1)
-            .scalar_subquery()
+            sa.select(t.artifacts.c.span).where(t.artifacts.c.id == statistics_id).scalar_subquery()
         )
         query = (
             sa.select(t.artifacts)
-            .select_from(examples)
-            .join(took, sa.and_(took.c.artifact_id == examples.c.id, took.c.direction == "input"))
-            .join(t.executions, t.executions.c.id == took.c.execution_id)
-            .join(
-                gave,
-                sa.and_(gave.c.execution_id == t.executions.c.id, gave.c.direction == "output"),
-            )
-            .join(t.artifacts, t.artifacts.c.id == gave.c.artifact_id)
-            .where(
-                examples.c.span < current_span,
-                took.c.name == "examples",
-                t.executions.c.status.in_(_PRODUCED),
-                t.artifacts.c.type_name == "Statistics",
-            )
-            .order_by(examples.c.span.desc(), t.artifacts.c.id.desc())
+            .where(t.artifacts.c.type_name == "Statistics", t.artifacts.c.span < current_span)
+            .order_by(t.artifacts.c.span.desc(), t.artifacts.c.id.desc())
             .limit(1)
         )
         with self.reading() as conn:
@@ -521,8 +499,9 @@ class SqlMetadataStore:
 
 
 def span_of(artifact: Artifact) -> int | None:
-    """The span an artifact holds (``Examples`` of span N), kept in an indexed column so that
-    "the newest span before N" is one indexed lookup; None when it has none."""
+    """The span an artifact holds (``Examples`` of span N); None when it has none. Kept in
+    an indexed column, as is the span of the examples an output was computed from (its
+    step's ``examples`` input), so that "the newest span before N" is one index lookup."""
     span = artifact.properties.get("span")
     if isinstance(span, bool) or span is None:
         return None
@@ -530,6 +509,20 @@ def span_of(artifact: Artifact) -> int | None:
         return int(span)
     except (TypeError, ValueError):
         return None
+
+
+def _examples_span(conn: Connection, execution_id: int) -> int | None:
+    """The span of the examples an execution took (its input named ``examples``)."""
+    return conn.execute(
+        sa.select(t.artifacts.c.span)
+        .join(t.events, t.events.c.artifact_id == t.artifacts.c.id)
+        .where(
+            t.events.c.execution_id == execution_id,
+            t.events.c.direction == "input",
+            t.events.c.name == "examples",
+        )
+        .limit(1)
+    ).scalar()
 
 
 def _producer_id(artifact_id: int) -> sa.ScalarSelect[Any]:

@@ -74,10 +74,11 @@ artifacts = Table(
     Column("uri", Text, nullable=False, index=True),
     Column("fingerprint", String(64), nullable=True),
     Column("properties", JSON, nullable=False, default=dict),
-    # properties["span"] of examples, as a column: "the newest span before N" is one
-    # indexed lookup instead of a walk through every artifact's properties.
-    Column("span", Integer, nullable=True, index=True),
+    # The span of examples (properties["span"]), and of what was computed from examples
+    # (statistics of span N): "the newest statistics before span N" is one index lookup.
+    Column("span", Integer, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_artifacts_type_span", "type_name", "span"),
 )
 
 events = Table(

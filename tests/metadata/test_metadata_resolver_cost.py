@@ -74,7 +74,7 @@ def store_history(store: SqlMetadataStore, n: int) -> None:
                 for i in range(n)
                 for type_name, properties, span in (
                     ("Examples", {"span": i}, i),
-                    ("Statistics", {}, None),
+                    ("Statistics", {}, i),  # the span of its examples (publish_execution)
                     ("InferenceLog", {"model_name": "m", "shadow": i % 2 == 1}, None),
                     ("PushedModel", {"model_fingerprint": f"old{i}"}, None),
                 )
@@ -279,7 +279,7 @@ def _statistics_of_span(store: SqlMetadataStore, span: int) -> Artifact:
     )
 
 
-def test_a_store_at_revision_0003_gets_the_span_column_filled(store_url: str) -> None:
+def test_a_store_at_revision_0003_gets_the_span_column_filled_and_inherited(store_url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
@@ -298,11 +298,42 @@ def test_a_store_at_revision_0003_gets_the_span_column_filled(store_url: str) ->
                 ),
                 {"uri": f"/e/{span}{properties}", "properties": json.dumps(properties), "t": now()},
             )
+        # statistics computed on the span-7 examples (artifact 1) by execution 1
+        conn.execute(
+            sa.text(
+                "INSERT INTO artifacts (type_name, uri, properties, created_at)"
+                " VALUES ('Statistics', '/s', '{}', :t)"
+            ),
+            {"t": now()},
+        )
+        conn.execute(
+            sa.text("INSERT INTO pipelines (name, created_at) VALUES ('p', :t)"), {"t": now()}
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO runs (pipeline_id, status, properties, started_at)"
+                " VALUES (1, 'complete', '{}', :t)"
+            ),
+            {"t": now()},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO executions (run_id, step_name, component, status, params, started_at)"
+                " VALUES (1, 'statistics', 'compute_statistics', 'complete', '{}', :t)"
+            ),
+            {"t": now()},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO events (execution_id, artifact_id, direction, name) VALUES"
+                " (1, 1, 'input', 'examples'), (1, 4, 'output', 'statistics')"
+            )
+        )
     engine.dispose()
     store = SqlMetadataStore(store_url)  # migrates to the newest revision
     try:
         with store.reading() as conn:
             spans = conn.execute(sa.select(t.artifacts.c.span).order_by(t.artifacts.c.id))
-            assert list(spans.scalars()) == [7, None, None]
+            assert list(spans.scalars()) == [7, None, None, 7]
     finally:
         store.close()
