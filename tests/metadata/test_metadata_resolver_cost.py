@@ -1,5 +1,5 @@
 """The resolvers' cost does not grow with the store's history: the SQL statements a resolver
-issues are counted (SQLAlchemy's ``before_cursor_execute``) with 50 and with 5,000 of each
+(and a registry or lineage lookup) issues are counted (SQLAlchemy's ``before_cursor_execute``) with 50 and with 5,000 of each
 kind of artifact stored, on SQLite and PostgreSQL, and must be the same. Also: the answers
 are right, and migration 0004 fills the new ``span`` column of rows written before it."""
 
@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from lockgate import Examples, Model, PushedModel, Statistics
 from lockgate.core.artifacts import Artifact
 from lockgate.metadata import tables as t
+from lockgate.metadata.lineage import artifact_lineage
 from lockgate.metadata.registry import PRODUCTION, Registry
 from lockgate.metadata.resolvers import (
     latest_inference_log,
@@ -207,6 +208,10 @@ def resolver_calls(
             production_model("m"), {"examples": made["examples"]}, TRAIN_PARAMS
         ),
         "production_baseline": call(production_baseline("m"), {"model": made["model"]}),
+        # and what the CLI and a UI ask of the registry and of lineage
+        "registry.get": lambda: Registry(store).get("m").artifact,
+        "registry.versions": lambda: Registry(store).versions("m")[-1].artifact,
+        "lineage": lambda: artifact_lineage(store, made["pushed"]).artifact,
     }
 
 
