@@ -18,7 +18,8 @@ The tree::
     │   ├── ModelIntegrityError      a model file whose sha256 does not match
     │   └── UntrustedModelError      a model file naming types nobody trusted (types)
     ├── MetadataError                the metadata store (connection, migration)
-    │   └── NotFoundError            an artifact, run, model or alias that is not there (KeyError)
+    │   ├── NotFoundError            an artifact, run, model or alias that is not there (KeyError)
+    │   └── AliasConflictError       an alias moved by someone else since it was read
     └── ServingError                 the model server
         ├── InferenceRequestError    a malformed or invalid request -> HTTP 400
         ├── ModelNotFoundError       unknown model or version -> HTTP 404
@@ -207,6 +208,24 @@ class MetadataError(LockgateError):
 
 class NotFoundError(MetadataError, KeyError):
     """An artifact, run, model, version or alias that the store does not hold."""
+
+
+class AliasConflictError(MetadataError):
+    """An alias move that expected the alias on one version found it on another: someone
+    moved it meanwhile (compare-and-set). Nothing changed; ``current`` is where it is."""
+
+    def __init__(
+        self, model: str, alias: str, *, expected: int | None, current: int | None
+    ) -> None:
+        where = "not set" if current is None else f"on version {current}"
+        wanted = "not set" if expected is None else f"on version {expected}"
+        super().__init__(
+            f"alias '{alias}' of model '{model}' is {where}, but this move expected it {wanted}:"
+            " another process moved it meanwhile; nothing changed",
+            hint=f"see who moved it with: lockgate models history {model} --alias {alias};"
+            " then move it again if you still mean to",
+        )
+        self.model, self.alias, self.expected, self.current = model, alias, expected, current
 
     def __str__(self) -> str:
         return self.message

@@ -74,7 +74,7 @@ def publish_pushed_model(store: Any, artifact: Any, *, pipeline: str = "p") -> A
         component="push",
         cache_key=None,
         code_fingerprint=None,
-        params="{}",
+        params={},
         inputs={},
     )
     store.publish_execution(execution, {"pushed_model": artifact})

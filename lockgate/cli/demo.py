@@ -52,12 +52,40 @@ def _check_empty(target: Path) -> None:
     help="Your data (a CSV, JSON-lines or Parquet file or folder): the project is made for it.",
 )
 @click.option("--label", default=None, help="With --data: the column the model predicts.")
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    metavar="URL",
+    help="The metadata store, for a team a PostgreSQL URL (postgresql+psycopg://user@host/db)"
+    "  [default: a SQLite file in the project]",
+)
+@click.option(
+    "--artifacts",
+    "artifact_root",
+    default=None,
+    metavar="URL",
+    help="Where artifact files live, a folder or URL every machine reaches"
+    "  [default: .lockgate/artifacts in the project]",
+)
 @input_options
 def init_command(
-    name: Path, template: str, data: Path | None, label: str | None, read: InputOptions
+    name: Path,
+    template: str,
+    data: Path | None,
+    label: str | None,
+    store_url: str | None,
+    artifact_root: str | None,
+    read: InputOptions,
 ) -> None:
     """Create a new project folder NAME: for your data with --data PATH --label COLUMN
-    (pipeline, settings and model named NAME), else from a template."""
+    (pipeline, settings and model named NAME), else from a template. --store and
+    --artifacts point it at a team's shared metadata store and artifact storage."""
+    has_password = False
+    if store_url is not None:
+        from lockgate.metadata.database import check_store_url
+
+        has_password = check_store_url(store_url).password is not None  # before any write
     if data is None:
         if label is not None or read != InputOptions():
             raise click.UsageError("--label and the input options go with --data PATH")
@@ -71,6 +99,16 @@ def init_command(
         made = create_project_from_data(name, data, label, read)
         for line in made.describe():
             click.echo(line)
+    if store_url is not None or artifact_root is not None:
+        from lockgate.cli.project import write_store_settings
+
+        write_store_settings(name, store_url=store_url, artifact_root=artifact_root)
+        click.echo(f"{name}/lockgate.toml: [store] set for a shared store.")
+        if has_password:
+            click.echo(
+                f"Note: {name}/lockgate.toml now holds the database password; keep it out of"
+                " version control, or set LOCKGATE_STORE_URL (or ~/.pgpass) instead."
+            )
     click.echo(f"Next: cd {name} && lockgate run")
 
 

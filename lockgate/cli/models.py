@@ -243,7 +243,7 @@ def promote_command(
     with _registry(project_dir, verify=True) as registry:
         before = registry.aliases(name).get(alias)
         with _stays(alias, before):
-            registry.set_alias(name, alias, version, force=force, reason=reason)
+            registry.set_alias(name, alias, version, force=force, reason=reason, expected=before)
     was = f" (was {before})" if before is not None else ""
     click.echo(f"model '{name}': {alias} -> version {version}{was}")
 
@@ -259,7 +259,7 @@ def rollback_command(name: str, project_dir: Path, alias: str, to: int | None, r
     with _registry(project_dir, verify=True) as registry:
         before = registry.aliases(name).get(alias)
         with _stays(alias, before):
-            moved = registry.rollback(name, alias, reason=reason, to=to)
+            moved = registry.rollback(name, alias, reason=reason, to=to, expected=before)
     click.echo(f"model '{name}': {alias} -> version {moved.version} (was {before})")
 
 
@@ -293,9 +293,16 @@ def canary_command(
             return
         if version is None:
             raise ConfigError("give the VERSION to canary, or --stop to end the canary")
-        with _stays(CANARY, registry.aliases(name).get(CANARY)):
+        before = registry.aliases(name).get(CANARY)
+        with _stays(CANARY, before):
             registry.start_canary(
-                name, version, percent=percent, shadow=shadow, force=force, reason=reason
+                name,
+                version,
+                percent=percent,
+                shadow=shadow,
+                force=force,
+                reason=reason,
+                expected=before,
             )
     mode = (
         "shadow (answers logged, not returned)"

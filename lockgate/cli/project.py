@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,48 @@ def load_settings(project_dir: str | Path, **overrides: Any) -> Settings:
 
 def open_store(settings: Settings) -> SqlMetadataStore:
     return SqlMetadataStore(settings.resolved_store_url)
+
+
+def write_store_settings(
+    project_dir: Path, *, store_url: str | None = None, artifact_root: str | None = None
+) -> None:
+    """Set ``[store] url`` and ``artifact_root`` in the project's lockgate.toml (``lockgate
+    init --store URL --artifacts URL``), keeping the file's comments and other settings:
+    the file is the team's to read and edit."""
+    path = project_dir / CONFIG_FILE
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    for key, value in (("url", store_url), ("artifact_root", artifact_root)):
+        if value is not None:
+            lines = _set_toml_value(lines, "store", key, value)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    written = Settings.load(project_dir, environ={})  # the file still parses, and says so
+    if (store_url is not None and written.store_url != store_url) or (
+        artifact_root is not None and written.artifact_root != artifact_root
+    ):  # pragma: no cover - a TOML string holds any str; this guards the writer above
+        raise ConfigError(f"{path}: the [store] settings did not round-trip")
+
+
+def _set_toml_value(lines: list[str], section: str, key: str, value: str) -> list[str]:
+    """``lines`` of a TOML file with ``key = "value"`` in ``[section]`` (replaced where the
+    key is set, else added at the section's top; the section is added when missing)."""
+    entry = f"{key} = {json.dumps(value)}"  # a JSON string is a TOML basic string
+    header = re.compile(r"^\s*\[([^\]]+)\]\s*(#.*)?$")
+    assignment = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    start = next(
+        (
+            i
+            for i, line in enumerate(lines)
+            if (m := header.match(line)) and m[1].strip() == section
+        ),
+        None,
+    )
+    if start is None:
+        return [*lines, "", f"[{section}]", entry]
+    end = next((i for i in range(start + 1, len(lines)) if header.match(lines[i])), len(lines))
+    for i in range(start + 1, end):
+        if assignment.match(lines[i]):
+            return [*lines[:i], entry, *lines[i + 1 :]]
+    return [*lines[: start + 1], entry, *lines[start + 1 :]]
 
 
 def load_pipeline(path: Path) -> Pipeline:

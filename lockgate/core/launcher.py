@@ -34,9 +34,16 @@ from lockgate.core.fingerprint import path_fingerprint
 from lockgate.core.project_code import ProjectCode, library_versions
 from lockgate.core.protocols import MetadataStore, Runner
 from lockgate.core.runners import set_current_runner
+from lockgate.core.status import Status
 from lockgate.errors import DataFileError, GateClosedError
 
-COMPLETE, CACHED, FAILED, BLOCKED, SKIPPED = "complete", "cached", "failed", "blocked", "skipped"
+COMPLETE, CACHED, FAILED, BLOCKED, SKIPPED = (
+    Status.COMPLETE,
+    Status.CACHED,
+    Status.FAILED,
+    Status.BLOCKED,
+    Status.SKIPPED,
+)
 
 
 @dataclass
@@ -226,7 +233,7 @@ class Launcher:
             component=step.component.name,
             cache_key=key.digest,
             code_fingerprint=step.component.code_fingerprint,
-            params=params_json,
+            params=step.params,
             inputs=inputs,
             status=status,
             cache_parts=key.parts or None,

@@ -6,10 +6,15 @@ but the accumulator it was handed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, Self, runtime_checkable
 
 import pyarrow as pa
+
+from lockgate.core.artifacts import Artifact
+from lockgate.core.records import ExecutionRecord, RunRecord
+from lockgate.core.status import Status
 
 
 @runtime_checkable
@@ -29,14 +34,44 @@ class Accumulator(Protocol):
 
 
 class MetadataStore(Protocol):
-    """What the launcher needs from a metadata store (``lockgate.metadata`` implements it)."""
+    """Where runs, executions, artifacts and their lineage live (``lockgate.metadata``
+    implements it on SQLite and PostgreSQL): every query the launcher, the resolvers, the
+    registry, the CLI and a UI make, so that none of them reaches past it.
+
+    Statuses are ``Status`` members (a plain string with the same value is accepted).
+    Writes that must land together (outputs, a model version, its alias) go through
+    ``transaction()``, whose handle is opaque here: only the implementation's own layer
+    (the registry, the serving status) writes with it.
+    """
 
     #: the database URL (a component that keeps its own tables there, ``tune``, opens it)
     url: str
 
+    def close(self) -> None: ...
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        """One write transaction: everything written with its handle lands, or nothing."""
+        ...
+
+    # --- runs -----------------------------------------------------------------------------
+
     def start_run(self, pipeline: str, properties: dict[str, Any] | None = None) -> int: ...
 
     def finish_run(self, run_id: int, status: str, error: str | None = None) -> None: ...
+
+    def list_runs(self, limit: int = 20, pipeline: str | None = None) -> list[RunRecord]:
+        """The newest runs first."""
+        ...
+
+    def get_run(self, run_id: int) -> RunRecord:
+        """Raises ``NotFoundError`` for an unknown id."""
+        ...
+
+    def run_executions(self, run_id: int) -> list[ExecutionRecord]:
+        """The run's executions in the order they started."""
+        ...
+
+    # --- executions -----------------------------------------------------------------------
 
     def start_execution(
         self,
@@ -46,20 +81,23 @@ class MetadataStore(Protocol):
         component: str,
         cache_key: str | None,
         code_fingerprint: str | None,
-        params: str,
-        inputs: dict[str, Any],
-        status: str = "running",
+        params: Mapping[str, Any],
+        inputs: Mapping[str, Artifact | None],
+        status: str = Status.RUNNING,
         cache_parts: dict[str, Any] | None = None,
         miss_reason: str | None = None,
-    ) -> int: ...
+    ) -> int:
+        """Record a step as started; ``params`` are the step's parameters as given (the
+        store keeps their canonical JSON and gives them back as a dict)."""
+        ...
 
     def publish_execution(
         self,
         execution_id: int,
-        outputs: dict[str, Any],
+        outputs: Mapping[str, Artifact],
         *,
         within: Callable[[Any], None] | None = None,
-        status: str = "complete",
+        status: str = Status.COMPLETE,
         error: str | None = None,
     ) -> None:
         """Register the outputs and complete the execution in one transaction; ``within``
@@ -67,23 +105,75 @@ class MetadataStore(Protocol):
         ``status="blocked"`` keeps a closed gate's findings (never a cache hit)."""
         ...
 
-    def record_cached_execution(self, execution_id: int, outputs: dict[str, Any]) -> None: ...
+    def record_cached_execution(
+        self, execution_id: int, outputs: Mapping[str, Artifact]
+    ) -> None: ...
 
-    def fail_execution(self, execution_id: int, error: str, status: str = "failed") -> None: ...
+    def fail_execution(
+        self, execution_id: int, error: str, status: str = Status.FAILED
+    ) -> None: ...
 
-    def find_cached_outputs(self, cache_key: str) -> dict[str, Any] | None: ...
+    def get_execution(self, execution_id: int) -> ExecutionRecord:
+        """Raises ``NotFoundError`` for an unknown id."""
+        ...
 
-    def previous_execution(self, pipeline: str, step: str, *, before: int | None = None) -> Any:
+    def execution_artifacts(self, execution_id: int, direction: str) -> dict[str, Artifact]:
+        """The artifacts an execution took (``"input"``) or gave (``"output"``), by name."""
+        ...
+
+    def find_cached_outputs(self, cache_key: str) -> dict[str, Artifact] | None: ...
+
+    def previous_execution(
+        self, pipeline: str, step: str, *, before: int | None = None
+    ) -> ExecutionRecord | None:
         """The newest earlier execution of the step that ended (its ``status``,
         ``cache_key``, ``cache_parts`` and ``params``), or None: what a cache miss is
         explained against."""
         ...
 
-    def mark_abandoned(self) -> list[Any]:
+    def mark_abandoned(self) -> list[ExecutionRecord]:
         """Mark what dead processes of this host left running; return those executions."""
         ...
 
+    # --- artifacts and lineage --------------------------------------------------------------
+
+    def get_artifact(self, artifact_id: int) -> Artifact:
+        """Raises ``NotFoundError`` for an unknown id."""
+        ...
+
     def is_registered(self, uri: str) -> bool: ...
+
+    def artifacts_of_type(
+        self,
+        type_name: str,
+        *,
+        properties: Mapping[str, str | int | bool] | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[Artifact]:
+        """Artifacts of one type (oldest first unless ``newest_first``), those whose
+        ``properties`` hold the given values only when ``properties`` is given."""
+        ...
+
+    def producer(self, artifact_id: int) -> ExecutionRecord | None:
+        """The execution that first wrote the artifact (not the cached reuses)."""
+        ...
+
+    def producer_inputs(
+        self, artifact_id: int
+    ) -> tuple[ExecutionRecord, dict[str, Artifact]] | None:
+        """The producer and the artifacts it took, by input name, in one query: one step of
+        lineage (None: the artifact was imported, not produced by a step)."""
+        ...
+
+    def consumers(self, artifact_id: int) -> list[ExecutionRecord]:
+        """Every execution that took the artifact as an input, oldest first."""
+        ...
+
+    def previous_span_statistics(self, statistics_id: int) -> Artifact | None:
+        """The Statistics computed on the newest span before the span of ``statistics_id``'s
+        examples (None for the first span): one indexed query whatever the history."""
+        ...
 
 
 class Runner(Protocol):

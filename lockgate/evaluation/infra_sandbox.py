@@ -209,7 +209,7 @@ def _register_candidate(
             component="push",
             cache_key=None,
             code_fingerprint=None,
-            params="{}",
+            params={},
             inputs={},
         )
         pushed = PushedModel(

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lockgate.core.artifacts import Artifact
-from lockgate.metadata.store import ExecutionRecord, SqlMetadataStore
+from lockgate.core.protocols import MetadataStore
+from lockgate.core.records import ExecutionRecord
 
 
 @dataclass
@@ -56,12 +57,14 @@ def _reading_order(name: str) -> tuple[int, str]:
     return (_ORDER.index(name) if name in _ORDER else len(_ORDER), name)
 
 
-def artifact_lineage(store: SqlMetadataStore, artifact: Artifact) -> LineageNode:
-    """The artifact and, recursively, the inputs of the execution that produced it."""
+def artifact_lineage(store: MetadataStore, artifact: Artifact) -> LineageNode:
+    """The artifact and, recursively, the inputs of the execution that produced it: one
+    query per artifact on the way."""
     seen: set[int] = set()
 
     def walk(current: Artifact) -> LineageNode:
-        producer = store.producer(current.id) if current.id is not None else None
+        made = store.producer_inputs(current.id) if current.id is not None else None
+        producer, parents = made if made is not None else (None, {})
         node = LineageNode(current, producer)
         if current.id in seen:
             node.seen_before = True
@@ -69,7 +72,6 @@ def artifact_lineage(store: SqlMetadataStore, artifact: Artifact) -> LineageNode
         if current.id is not None:
             seen.add(current.id)
         if producer is not None:
-            parents = store.execution_artifacts(producer.id, "input")
             for name in sorted(parents, key=_reading_order):
                 if name in REFERENCE_INPUTS:  # the baseline has a lineage of its own
                     parent = parents[name]

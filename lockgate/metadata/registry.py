@@ -3,6 +3,13 @@
 A version points at a ``PushedModel`` artifact (transform and model side by side). An alias
 moves only to a blessed version unless forced, and a forced move must say why; every move
 is kept in ``alias_history`` so that rollbacks and audits can read it.
+
+Concurrency (several runs and people on one store): a version's number is taken under a
+lock on the model's row, so numbers are never shared and are in commit order; a push moves
+``production`` in the transaction that registers its version, so pushes at once leave it on
+the highest version. A person's move names the version it expects the alias on
+(``expected=``, compare-and-set): of several moves at once, the first wins and the others get
+``AliasConflictError`` instead of silently undoing it.
 """
 
 from __future__ import annotations
@@ -10,16 +17,33 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import EllipsisType
 from typing import Any
 
 import sqlalchemy as sa
 
 from lockgate.core.artifacts import Artifact
-from lockgate.errors import ConfigError, NotBlessedError, NotFoundError, did_you_mean
+from lockgate.errors import (
+    AliasConflictError,
+    ConfigError,
+    NotBlessedError,
+    NotFoundError,
+    did_you_mean,
+)
 from lockgate.metadata import tables as t
-from lockgate.metadata.store import SqlMetadataStore, insert_or_ignore, inserted_id, now, upsert
+from lockgate.metadata.store import (
+    SqlMetadataStore,
+    artifact_columns,
+    artifact_from_row,
+    insert_or_ignore,
+    inserted_id,
+    now,
+    upsert,
+)
 
 PRODUCTION = "production"
+#: ``expected=ANY``: move the alias wherever it is (no compare-and-set).
+ANY = ...
 #: The alias whose version a canary serves next to production (see serving/canary.py).
 CANARY = "canary"
 
@@ -48,7 +72,7 @@ class Registry:
         self.verify = verify
 
     def models(self) -> list[str]:
-        with self.store.engine.connect() as conn:
+        with self.store.reading() as conn:
             return list(
                 conn.execute(
                     sa.select(t.registered_models.c.name).order_by(t.registered_models.c.name)
@@ -67,7 +91,7 @@ class Registry:
     ) -> ModelVersion:
         """Add a new version (numbered 1, 2, ...) pointing at a registered artifact, and
         point ``alias`` at it in the same transaction when one is given."""
-        with self.store._write() as conn:
+        with self.store.transaction() as conn:
             number = self.register_within(
                 conn,
                 model_name,
@@ -125,14 +149,16 @@ class Registry:
         """The version registered for a PushedModel artifact (None: not registered)."""
         if artifact.id is None:
             return None
-        with self.store.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(t.model_versions, t.registered_models.c.name)
+        with self.store.reading() as conn:
+            found = self._load(
+                conn,
+                _VERSIONS.add_columns(t.registered_models.c.name.label("model_name"))
                 .join(t.registered_models, t.registered_models.c.id == t.model_versions.c.model_id)
                 .where(t.model_versions.c.artifact_id == artifact.id)
                 .order_by(t.model_versions.c.id)
-            ).first()
-            return None if row is None else self._version(conn, row.name, row)
+                .limit(1),
+            )
+            return found[0] if found else None
 
     def set_alias(
         self,
@@ -142,11 +168,15 @@ class Registry:
         *,
         force: bool = False,
         reason: str | None = None,
+        expected: int | None | EllipsisType = ANY,
     ) -> ModelVersion:
-        """Point ``alias`` at ``version``. Unblessed versions need ``force`` and a reason."""
+        """Point ``alias`` at ``version``. Unblessed versions need ``force`` and a reason.
+        With ``expected`` (a version, or None: not set), the move happens only if the alias
+        is still there when the lock is held; ``AliasConflictError`` otherwise."""
         target = self._checked_target(model_name, alias, version, force=force, reason=reason)
-        with self.store._write() as conn:
+        with self.store.transaction() as conn:
             model_id = self._lock_model(conn, model_name)
+            self._check_expected(conn, model_name, model_id, alias, expected)
             self._move_alias(
                 conn, model_id, alias, target.id, reason=reason, forced=force and not target.blessed
             )
@@ -176,7 +206,7 @@ class Registry:
 
     def remove_alias(self, model_name: str, alias: str, *, reason: str | None = None) -> None:
         """Take an alias off its version (a canary ends); the removal is kept in history."""
-        with self.store._write() as conn:
+        with self.store.transaction() as conn:
             model_id = self._lock_model(conn, model_name)
             deleted = conn.execute(
                 t.model_aliases.delete().where(
@@ -198,7 +228,7 @@ class Registry:
 
     def aliases(self, model_name: str) -> dict[str, int]:
         """Every alias of a model and its version number, in one query (the server polls it)."""
-        with self.store.engine.connect() as conn:
+        with self.store.reading() as conn:
             model_id = self._model_id(conn, model_name)
             rows = conn.execute(
                 sa.select(t.model_aliases.c.alias, t.model_versions.c.version)
@@ -209,7 +239,7 @@ class Registry:
 
     def latest(self, model_name: str, *, blessed: bool = True) -> ModelVersion:
         """The newest version (the newest blessed one unless ``blessed=False``)."""
-        with self.store.engine.connect() as conn:
+        with self.store.reading() as conn:
             model_id = self._model_id(conn, model_name)
             query = sa.select(sa.func.max(t.model_versions.c.version)).where(
                 t.model_versions.c.model_id == model_id
@@ -225,7 +255,13 @@ class Registry:
         return self.get(model_name, int(number))
 
     def rollback(
-        self, model_name: str, alias: str = PRODUCTION, *, reason: str, to: int | None = None
+        self,
+        model_name: str,
+        alias: str = PRODUCTION,
+        *,
+        reason: str,
+        to: int | None = None,
+        expected: int | None | EllipsisType = ANY,
     ) -> ModelVersion:
         """Move ``alias`` back to the version it pointed at before (or to ``to``).
 
@@ -248,13 +284,13 @@ class Registry:
                     hint=f"promote a version instead: lockgate models promote {model_name} N",
                 )
             to = int(earlier[0])
-        return self.set_alias(model_name, alias, to, force=True, reason=reason)
+        return self.set_alias(model_name, alias, to, force=True, reason=reason, expected=expected)
 
     def update_properties(self, model_name: str, version: int, **properties: Any) -> ModelVersion:
         """Merge ``properties`` into a version's (a ``None`` value removes the key); read and
         written in one transaction, so two updates at once both land."""
         target = self.get(model_name, version)
-        with self.store._write() as conn:
+        with self.store.transaction() as conn:
             self._merge_properties(conn, target.id, **properties)
         return self.get(model_name, version)
 
@@ -279,14 +315,16 @@ class Registry:
         shadow: bool = False,
         force: bool = False,
         reason: str | None = None,
+        expected: int | None | EllipsisType = ANY,
     ) -> ModelVersion:
         """Point the ``canary`` alias at ``version`` with its traffic share (kept on the
         version as ``canary_percent`` / ``canary_shadow``; no percent: the server's default)."""
         if percent is not None and not 0 <= percent <= 100:
             raise ConfigError(f"canary percent must be between 0 and 100; got {percent}")
         target = self._checked_target(model_name, CANARY, version, force=force, reason=reason)
-        with self.store._write() as conn:  # its share and the alias move land together
+        with self.store.transaction() as conn:  # its share and the alias move land together
             model_id = self._lock_model(conn, model_name)
+            self._check_expected(conn, model_name, model_id, CANARY, expected)
             self._merge_properties(
                 conn, target.id, canary_percent=percent, canary_shadow=shadow or None
             )
@@ -305,37 +343,33 @@ class Registry:
         ref = PRODUCTION if ref is None else ref
         if isinstance(ref, str) and ref.isdigit():
             ref = int(ref)
-        with self.store.engine.connect() as conn:
+        with self.store.reading() as conn:
             model_id = self._model_id(conn, model_name)
-            query = sa.select(t.model_versions).where(t.model_versions.c.model_id == model_id)
+            query = _VERSIONS.where(t.model_versions.c.model_id == model_id)
             if isinstance(ref, int):
                 query = query.where(t.model_versions.c.version == ref)
             else:
                 query = query.join(
                     t.model_aliases, t.model_aliases.c.version_id == t.model_versions.c.id
                 ).where(t.model_aliases.c.alias == ref)
-            row = conn.execute(query).first()
-            if row is None:
+            found = self._load(conn, query.limit(1), model_name)
+            if not found:
                 what = f"version {ref}" if isinstance(ref, int) else f"alias '{ref}'"
                 raise NotFoundError(
                     f"model '{model_name}' has no {what}",
                     hint=f"list its versions with: lockgate lineage {model_name}",
                 )
-            return self._version(conn, model_name, row)
+            return found[0]
 
     def versions(self, model_name: str) -> list[ModelVersion]:
-        with self.store.engine.connect() as conn:
+        with self.store.reading() as conn:
             model_id = self._model_id(conn, model_name)
-            rows = conn.execute(
-                sa.select(t.model_versions)
-                .where(t.model_versions.c.model_id == model_id)
-                .order_by(t.model_versions.c.version)
-            ).all()
-            return [self._version(conn, model_name, row) for row in rows]
+            query = _VERSIONS.where(t.model_versions.c.model_id == model_id)
+            return self._load(conn, query.order_by(t.model_versions.c.version), model_name)
 
     def alias_history(self, model_name: str, alias: str = PRODUCTION) -> list[dict[str, Any]]:
         """Moves of an alias, newest first: version (None when removed), when, why, forced."""
-        with self.store.engine.connect() as conn:
+        with self.store.reading() as conn:
             model_id = self._model_id(conn, model_name)
             rows = conn.execute(
                 sa.select(t.alias_history, t.model_versions.c.version)
@@ -375,6 +409,25 @@ class Registry:
             .with_for_update()
         ).scalar()
         return int(model_id) if model_id is not None else self._model_id(conn, model_name)
+
+    @staticmethod
+    def _check_expected(
+        conn: sa.Connection,
+        model_name: str,
+        model_id: int,
+        alias: str,
+        expected: int | None | EllipsisType,
+    ) -> None:
+        """Compare-and-set: the alias must be where the mover saw it (read under the lock)."""
+        if expected is ANY:
+            return
+        current = conn.execute(
+            sa.select(t.model_versions.c.version)
+            .join(t.model_aliases, t.model_aliases.c.version_id == t.model_versions.c.id)
+            .where(t.model_aliases.c.model_id == model_id, t.model_aliases.c.alias == alias)
+        ).scalar()
+        if current != expected:
+            raise AliasConflictError(model_name, alias, expected=expected, current=current)
 
     @staticmethod
     def _move_alias(
@@ -419,19 +472,37 @@ class Registry:
             )
         return int(model_id)
 
-    def _version(self, conn: sa.Connection, model_name: str, row: Any) -> ModelVersion:
-        aliases = list(
-            conn.execute(
-                sa.select(t.model_aliases.c.alias).where(t.model_aliases.c.version_id == row.id)
-            ).scalars()
-        )
-        return ModelVersion(
-            model_name=model_name,
-            version=row.version,
-            artifact=self.store.get_artifact(row.artifact_id),
-            blessed=row.blessed,
-            created_at=row.created_at,
-            properties=row.properties or {},
-            aliases=sorted(aliases),
-            id=row.id,
-        )
+    @staticmethod
+    def _load(
+        conn: sa.Connection, query: sa.Select[Any], model_name: str | None = None
+    ) -> list[ModelVersion]:
+        """The versions a ``_VERSIONS`` query selects, with their artifacts and aliases: two
+        queries however many versions there are."""
+        rows = conn.execute(query).all()
+        aliases: dict[int, list[str]] = {row.id: [] for row in rows}
+        if rows:
+            for alias, version_id in conn.execute(
+                sa.select(t.model_aliases.c.alias, t.model_aliases.c.version_id).where(
+                    t.model_aliases.c.version_id.in_(list(aliases))
+                )
+            ):
+                aliases[version_id].append(alias)
+        return [
+            ModelVersion(
+                model_name=model_name if model_name is not None else row.model_name,
+                version=row.version,
+                artifact=artifact_from_row(row, "pushed_"),
+                blessed=row.blessed,
+                created_at=row.created_at,
+                properties=row.properties or {},
+                aliases=sorted(aliases[row.id]),
+                id=row.id,
+            )
+            for row in rows
+        ]
+
+
+#: Versions with the PushedModel each points at (its columns labelled ``pushed_*``).
+_VERSIONS = sa.select(t.model_versions, *artifact_columns(t.artifacts, "pushed_")).join(
+    t.artifacts, t.artifacts.c.id == t.model_versions.c.artifact_id
+)

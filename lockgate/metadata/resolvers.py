@@ -1,4 +1,7 @@
-"""Resolvers: inputs that come from the metadata store when a step is about to run."""
+"""Resolvers: inputs that come from the metadata store when a step is about to run.
+
+Each asks the store (``MetadataStore``) a fixed number of indexed queries, so that a step's
+cost does not grow with the history the store holds."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import Any
 
 from lockgate.core.artifacts import Artifact, InferenceLog, PushedModel, Statistics
 from lockgate.core.component import Resolver
+from lockgate.core.protocols import MetadataStore
 
 
 def production_baseline(model_name: str, *, candidate_input: str = "model") -> Resolver:
@@ -65,18 +69,22 @@ def production_model(model_name: str) -> Resolver:
     return Resolver(PushedModel, f"the production model of '{model_name}'", resolve)
 
 
-def _training(store: Any, pushed: Artifact) -> tuple[dict[str, Any], dict[str, Artifact]] | None:
+def _training(
+    store: MetadataStore, pushed: Artifact
+) -> tuple[dict[str, Any], dict[str, Artifact]] | None:
     """(params, inputs) of the train step whose model ``pushed`` holds (None: imported)."""
-    push = store.producer(pushed.id)
+    if pushed.id is None:
+        return None
+    push = store.producer_inputs(pushed.id)
     if push is None:
         return None
-    model = store.execution_artifacts(push.id, "input").get("model")
+    model = push[1].get("model")
     if model is None or model.id is None:
         return None
-    train = store.producer(model.id)
+    train = store.producer_inputs(model.id)
     if train is None:
         return None
-    return train.params, store.execution_artifacts(train.id, "input")
+    return train[0].params, train[1]
 
 
 def _same(
@@ -100,17 +108,8 @@ def previous_span_statistics(*, current_input: str = "statistics") -> Resolver:
         current = inputs.get(current_input)
         if current is None or current.id is None:
             return None
-        store = context.store
-        current_span = _span_of_statistics(store, current)
-        best: tuple[int, int, Artifact] | None = None
-        for candidate in store.artifacts_of_type("Statistics"):
-            span = _span_of_statistics(store, candidate)
-            if span is None or current_span is None or span >= current_span:
-                continue
-            key = (span, candidate.id or 0)
-            if best is None or key > best[:2]:
-                best = (*key, candidate)
-        return best[2] if best is not None else None
+        store: MetadataStore = context.store
+        return store.previous_span_statistics(current.id)
 
     return Resolver(Statistics, "the statistics of the previous span", resolve)
 
@@ -122,23 +121,13 @@ def latest_inference_log(model_name: str, *, include_shadow: bool = False) -> Re
     """
 
     def resolve(context: Any, inputs: dict[str, Artifact | None]) -> Artifact | None:
-        logs = [
-            log
-            for log in context.store.artifacts_of_type(InferenceLog.TYPE_NAME)
-            if log.properties.get("model_name") == model_name
-            and (include_shadow or not log.properties.get("shadow"))
-        ]
-        return logs[-1] if logs else None
+        store: MetadataStore = context.store
+        wanted: dict[str, str | int | bool] = {"model_name": model_name}
+        if not include_shadow:
+            wanted["shadow"] = False
+        logs = store.artifacts_of_type(
+            InferenceLog.TYPE_NAME, properties=wanted, newest_first=True, limit=1
+        )
+        return logs[0] if logs else None
 
     return Resolver(InferenceLog, f"the newest request log of model '{model_name}'", resolve)
-
-
-def _span_of_statistics(store: Any, statistics: Artifact) -> int | None:
-    producer = store.producer(statistics.id)
-    if producer is None:
-        return None
-    examples = store.execution_artifacts(producer.id, "input").get("examples")
-    if examples is None:
-        return None
-    span = examples.properties.get("span")
-    return int(span) if span is not None else None

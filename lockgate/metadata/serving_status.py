@@ -87,7 +87,7 @@ def report(
 ) -> None:
     """Replace everything ``server`` reported before with ``rows``, in one transaction."""
     stamp = now()
-    with store._write() as conn:
+    with store.transaction() as conn:
         conn.execute(t.serving_status.delete().where(_is(server)))
         if rows:
             conn.execute(
@@ -109,7 +109,7 @@ def report(
 
 def forget(store: SqlMetadataStore, server: ServerId) -> None:
     """Remove ``server``'s rows (it stops cleanly)."""
-    with store._write() as conn:
+    with store.transaction() as conn:
         conn.execute(t.serving_status.delete().where(_is(server)))
 
 
@@ -117,7 +117,7 @@ def forget_gone(store: SqlMetadataStore, server: ServerId) -> int:
     """Remove rows that a dead process left on ``server``'s host and port, and rows nobody
     refreshed for ``FORGET_AFTER``; return how many went."""
     s = t.serving_status.c
-    with store._write() as conn:
+    with store.transaction() as conn:
         dead = [
             row.id
             for row in conn.execute(
@@ -140,7 +140,7 @@ def reports(
     if model_name is not None:
         query = query.where(s.model_name == model_name)
     at = at or now()
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         rows = conn.execute(query).all()
     result = []
     for r in rows:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -18,7 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 metadata = MetaData()
 
@@ -48,7 +49,7 @@ executions = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("run_id", Integer, ForeignKey("runs.id"), nullable=False, index=True),
-    Column("step_name", String(255), nullable=False),
+    Column("step_name", String(255), nullable=False, index=True),
     Column("component", String(255), nullable=False),
     Column("status", String(32), nullable=False),
     Column("cache_key", String(64), nullable=True, index=True),
@@ -70,10 +71,14 @@ artifacts = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("type_name", String(64), nullable=False, index=True),
-    Column("uri", Text, nullable=False),
+    Column("uri", Text, nullable=False, index=True),
     Column("fingerprint", String(64), nullable=True),
     Column("properties", JSON, nullable=False, default=dict),
+    # The span of examples (properties["span"]), and of what was computed from examples
+    # (statistics of span N): "the newest statistics before span N" is one index lookup.
+    Column("span", Integer, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_artifacts_type_span", "type_name", "span"),
 )
 
 events = Table(
@@ -100,7 +105,7 @@ model_versions = Table(
     Column("id", Integer, primary_key=True),
     Column("model_id", Integer, ForeignKey("registered_models.id"), nullable=False),
     Column("version", Integer, nullable=False),
-    Column("artifact_id", Integer, ForeignKey("artifacts.id"), nullable=False),
+    Column("artifact_id", Integer, ForeignKey("artifacts.id"), nullable=False, index=True),
     Column("blessed", Boolean, nullable=False, default=False),
     Column("properties", JSON, nullable=False, default=dict),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -112,7 +117,7 @@ model_aliases = Table(
     metadata,
     Column("model_id", Integer, ForeignKey("registered_models.id"), primary_key=True),
     Column("alias", String(64), primary_key=True),
-    Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=False, index=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -126,6 +131,7 @@ alias_history = Table(
     Column("reason", Text, nullable=True),
     Column("forced", Boolean, nullable=False, default=False),
     Column("set_at", DateTime(timezone=True), nullable=False),
+    Index("ix_alias_history_model_alias", "model_id", "alias"),
 )
 
 # What each running model server serves, next to what the registry says (serving_status.py).

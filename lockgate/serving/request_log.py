@@ -19,7 +19,6 @@ log with training data directly; everything else starts with ``_``: ``_request_i
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import random
@@ -252,7 +251,7 @@ class RequestLogger:
                 component="request_log",
                 cache_key=None,
                 code_fingerprint=None,
-                params=json.dumps(params),
+                params=params,
                 inputs={"pushed_model": first.source},
             )
         )

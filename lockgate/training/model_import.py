@@ -393,7 +393,7 @@ def _import_into(
         component="models.import",
         cache_key=None,
         code_fingerprint=None,
-        params=json.dumps(params),
+        params=params,
         inputs={},
     )
     target = artifacts.final_dir("lockgate-import", "import", "pushed_model", execution)

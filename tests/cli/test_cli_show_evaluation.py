@@ -49,7 +49,7 @@ def publish_evaluation(project: Path, evaluation: Any, *, report_html: str | Non
             component="evaluate",
             cache_key=None,
             code_fingerprint=None,
-            params="{}",
+            params={},
             inputs={},
         )
         artifact = ModelEvaluation(uri=str(folder))

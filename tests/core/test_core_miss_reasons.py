@@ -142,7 +142,7 @@ def test_an_execution_recorded_before_the_reasons_existed(
 ) -> None:
     """A store migrated from revision 0002 has executions with no key parts."""
     run(toy(), store, project)
-    with store.engine.begin() as conn:
+    with store.transaction() as conn:
         conn.execute(t.executions.update().values(cache_key="0" * 64, cache_parts=None))
     assert reasons(run(toy(), store, project))["read"] == (
         "the earlier run was recorded by an older lockgate (its cache key differs)"

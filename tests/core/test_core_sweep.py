@@ -171,7 +171,7 @@ def test_a_dead_sessions_unregistered_folders_go_and_its_registered_ones_stay(
         component="s",
         cache_key=None,
         code_fingerprint=None,
-        params="{}",
+        params={},
         inputs={},
     )
     folders = []

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lockgate.errors import MetadataError
-from lockgate.metadata import store as store_module
+from lockgate.metadata import database
 from lockgate.metadata.store import SqlMetadataStore
 
 
@@ -18,7 +18,7 @@ def test_a_store_busy_past_the_timeout_is_a_metadata_error_with_a_hint(
 ) -> None:
     path = tmp_path / "metadata.db"
     SqlMetadataStore(f"sqlite:///{path}").close()
-    monkeypatch.setattr(store_module, "SQLITE_BUSY_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_S", 0.3)
     store = SqlMetadataStore(f"sqlite:///{path}")
     other = sqlite3.connect(path, isolation_level=None)
     try:

@@ -48,7 +48,7 @@ def test_a_store_at_revision_0001_upgrades_and_keeps_its_data(store_url: str) ->
     try:
         assert Registry(store).models() == ["m"]
         assert ss.reports(store) == []
-        with store.engine.connect() as conn:
+        with store.reading() as conn:
             revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
             assert sa.inspect(conn).has_table("serving_status")
         assert revision == tables.SCHEMA_REVISION

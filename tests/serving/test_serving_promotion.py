@@ -44,7 +44,7 @@ def break_samples(store: SqlMetadataStore, version: Any) -> None:
 
     samples = Path(version.artifact.uri) / "samples.json"
     samples.write_text(json.dumps({"inputs": {"bill_length_mm": ["x"]}}))
-    with store._write() as conn:
+    with store.transaction() as conn:
         conn.execute(
             tables.artifacts.update()
             .where(tables.artifacts.c.id == version.artifact.id)

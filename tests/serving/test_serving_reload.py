@@ -158,7 +158,7 @@ def test_a_version_that_fails_warm_up_is_reported_and_the_old_one_serves(
     samples = Path(bad.artifact.uri) / "samples.json"
     samples.write_text(json.dumps({"inputs": {"bill_length_mm": ["x"]}}))
     # the samples file changed too, so re-record the fingerprint as if it had been pushed so
-    with store._write() as conn:
+    with store.transaction() as conn:
         from lockgate.core.fingerprint import path_fingerprint
         from lockgate.metadata import tables
 
