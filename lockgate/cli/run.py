@@ -28,6 +28,9 @@ def run_project(
     settings = load_settings(project_dir, runner_name=runner, runner_address=address)
     pipeline = apply_overrides(load_pipeline(settings.pipeline_path), list(assignments))
     chosen = runner_named(settings.runner_name, address=settings.runner_address)
+    start = getattr(chosen, "start", None)
+    if start is not None:  # Ray: on this (main) thread, before the steps' threads
+        start()
     store = open_store(settings)
     try:
         result = run_pipeline(

@@ -225,7 +225,7 @@ def _outcome(ray: Any, ref: Any, step: str, *, retries: int) -> Any:
     """The task's result, its exception re-raised here, or a StepFailedError when the
     worker itself was lost."""
     try:
-        status, value = ray.get(ref)
+        status, value = cloudpickle.loads(ray.get(ref))
     except ray.exceptions.RayError as exc:
         tries = f" after {retries + 1} attempts" if retries else ""
         raise StepFailedError(
@@ -253,7 +253,7 @@ def _portable_error(exc: BaseException) -> tuple[Any, str, str, str]:
     return payload, type(exc).__name__, str(exc), traceback.format_exc()
 
 
-def _run_step(payload: bytes, context: bytes, project_dir: str | None) -> tuple[str, Any]:
+def _run_step(payload: bytes, context: bytes, project_dir: str | None) -> bytes:
     """The task body of a step: project importable, step context and runner set, call."""
     from lockgate.core.launcher import run_in_step
 
@@ -264,14 +264,20 @@ def _run_step(payload: bytes, context: bytes, project_dir: str | None) -> tuple[
     set_current_runner(RayRunner._inside())
     try:
         fn, args, kwargs = cloudpickle.loads(payload)
-        return "ok", run_in_step(cloudpickle.loads(context), fn, *args, **kwargs)
+        return _answer("ok", run_in_step(cloudpickle.loads(context), fn, *args, **kwargs))
     except Exception as exc:  # noqa: BLE001 - sent back to the driver, raised there
-        return "error", _portable_error(exc)
+        return _answer("error", _portable_error(exc))
 
 
-def _run_shard(fn: bytes, item: bytes) -> tuple[str, Any]:
+def _run_shard(fn: bytes, item: bytes) -> bytes:
     """The task body of a data shard."""
     try:
-        return "ok", cloudpickle.loads(fn)(cloudpickle.loads(item))
+        return _answer("ok", cloudpickle.loads(fn)(cloudpickle.loads(item)))
     except Exception as exc:  # noqa: BLE001 - sent back to the driver, raised there
-        return "error", _portable_error(exc)
+        return _answer("error", _portable_error(exc))
+
+
+def _answer(status: str, value: Any) -> bytes:
+    """Pickled here, so that the driver gets writable arrays (Ray hands NumPy arrays back
+    read-only from its object store, and accumulators merge in place)."""
+    return cloudpickle.dumps((status, value))
