@@ -17,10 +17,12 @@ puts the recorded project folder on ``sys.path`` before it unpickles the step.
 from __future__ import annotations
 
 import pickle
+import shutil
 import socket
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
@@ -39,7 +41,7 @@ def _import_ray() -> Any:
         import ray
     except ImportError as exc:
         raise ConfigError(
-            "the Ray runner needs Ray, which is not installed",
+            f"the Ray runner needs Ray, which is not installed: {INSTALL_HINT}",
             hint=f"{INSTALL_HINT}, or run with the local runner (--runner local)",
         ) from exc
     return ray
@@ -149,7 +151,7 @@ class RayRunner:
         portable = cloudpickle.dumps(context.portable() if context is not None else None)
         options = _task_options(comp.resources if comp else {}, comp.retries if comp else 0)
         task = _remote(ray, _run_step).options(name=f"lockgate:{step}", **options)
-        ref = task.remote(payload, portable, project_dir)
+        ref = task.remote(payload, portable, project_dir, _output_folders(args))
         return _outcome(ray, ref, step, retries=options["max_retries"])
 
     def map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
@@ -253,9 +255,32 @@ def _portable_error(exc: BaseException) -> tuple[Any, str, str, str]:
     return payload, type(exc).__name__, str(exc), traceback.format_exc()
 
 
-def _run_step(payload: bytes, context: bytes, project_dir: str | None) -> bytes:
-    """The task body of a step: project importable, step context and runner set, call."""
+def _output_folders(args: tuple[Any, ...]) -> list[str]:
+    """The local output folders of ``execute_component(component, inputs, outputs, ...)``,
+    which a retried attempt must find as empty as the first did."""
+    from lockgate.core.artifacts import Artifact
+
+    if len(args) < 3 or not isinstance(args[2], dict):
+        return []
+    return [a.uri for a in args[2].values() if isinstance(a, Artifact) and Path(a.uri).is_dir()]
+
+
+def _empty(folder: str) -> None:
+    for entry in Path(folder).iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _run_step(payload: bytes, context: bytes, project_dir: str | None, outputs: list[str]) -> bytes:
+    """The task body of a step: outputs empty (a retry finds no leftovers of the attempt
+    that died), project importable, step context and runner set, call."""
     from lockgate.core.launcher import run_in_step
+
+    for folder in outputs:
+        if Path(folder).is_dir():
+            _empty(folder)
 
     if project_dir is not None:
         from lockgate.core.project_code import make_importable
