@@ -37,21 +37,14 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray() -> Iterator[None]:
-    """One Ray for the module (a start costs seconds): two CPUs and a custom resource."""
+    """One Ray for the module (a start costs seconds): two CPUs and a custom resource.
+    The tests' runners find it running and leave it to this fixture to stop."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(
-        address="local",
-        num_cpus=2,
-        resources={"lockgate_test": 1},
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        configure_logging=False,
-        log_to_driver=False,
-    )
+    runner = RayRunner(num_cpus=2, resources={"lockgate_test": 1}).start()
     try:
         yield
     finally:
-        ray.shutdown()
+        runner.shutdown()
 
 
 def run(pipeline: Pipeline, project: Path, runner: object = None) -> tuple[RunResult, Path]:

@@ -16,6 +16,7 @@ puts the recorded project folder on ``sys.path`` before it unpickles the step.
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 import socket
@@ -34,9 +35,20 @@ INSTALL_HINT = 'pip install "lockgate[ray]"'
 #: how long joining a cluster may take before the address counts as unreachable
 CONNECT_TIMEOUT_S = 5.0
 _RESERVED = ("num_cpus", "num_gpus", "memory")
+_LOOPBACK = ("127.0.0.1:", "localhost:")
+#: Ray's switch for "this is one host": node addresses stay 127.0.0.1
+_SINGLE_HOST = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
-def _import_ray() -> Any:
+def _import_ray(*, single_host: bool = False) -> Any:
+    """Ray, told when this process starts or joins a cluster on 127.0.0.1 only: Ray swaps
+    127.0.0.1 for the machine's routable address (and listens on every interface) unless
+    it believes it is on one host."""
+    if single_host:
+        os.environ.setdefault(_SINGLE_HOST, "0")
+        loaded = sys.modules.get("ray._private.ray_constants")
+        if loaded is not None:  # imported already: the variable was read then
+            loaded.ENABLE_RAY_CLUSTER = False
     try:
         import ray
     except ImportError as exc:
@@ -70,8 +82,9 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
 class RayRunner:
     """Runs steps and shards as Ray tasks; see the module docstring.
 
-    ``num_cpus`` limits a Ray started here (default: every core). A runner that finds Ray
-    already initialised in this process uses that instance and leaves it running.
+    ``num_cpus`` limits a Ray started here (default: every core) and ``resources`` gives
+    its node custom resources. A runner that finds Ray already initialised in this process
+    uses that instance and leaves it running.
     """
 
     def __init__(
@@ -79,12 +92,14 @@ class RayRunner:
         address: str | None = None,
         *,
         num_cpus: int | None = None,
+        resources: dict[str, float] | None = None,
         max_parallel_steps: int = 16,
         runtime_env: dict[str, Any] | None = None,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
         self.address = address
         self.num_cpus = num_cpus
+        self.resources = resources
         self.max_parallel_steps = max_parallel_steps
         self.runtime_env = runtime_env
         self.connect_timeout_s = connect_timeout_s
@@ -97,26 +112,34 @@ class RayRunner:
         """Start or join Ray (idempotent)."""
         if self._ray is not None:
             return self
-        ray = _import_ray()
+        address = self.address
+        client = address is not None and address.startswith("ray://")
+        loopback = address is None or address.removeprefix("ray://").startswith(_LOOPBACK)
+        ray = _import_ray(single_host=loopback and not client)
+        if address is not None:
+            check_reachable(address, self.connect_timeout_s)
         if not ray.is_initialized():
-            if self.address is not None:
-                check_reachable(self.address, self.connect_timeout_s)
-                if self.address.startswith("ray://"):
+            if address is not None:
+                if client:
                     _require_client()
                 ray.init(
-                    address=self.address,
+                    address=address,
                     runtime_env=self.runtime_env,
                     configure_logging=False,
+                    # a driver on a node of a cluster bound to 127.0.0.1 must say so
+                    **({"_node_ip_address": "127.0.0.1"} if loopback and not client else {}),
                 )
             else:
                 ray.init(
                     address="local",
                     num_cpus=self.num_cpus,
+                    resources=self.resources,
                     include_dashboard=False,
                     _node_ip_address="127.0.0.1",
                     runtime_env=self.runtime_env,
                     configure_logging=False,
                 )
+                _check_loopback(ray)
             self._owns = True
         self._ray = ray
         return self
@@ -203,6 +226,19 @@ def _task_options(resources: dict[str, float], retries: int) -> dict[str, Any]:
     return options
 
 
+def _check_loopback(ray: Any) -> None:
+    """A Ray started here must be on 127.0.0.1; stop it when this Ray version moved it."""
+    address = ray.util.get_node_ip_address()
+    if address != "127.0.0.1":
+        ray.shutdown()
+        raise ConfigError(
+            f"the local Ray came up on {address}, not 127.0.0.1: this Ray version ignores "
+            f"{_SINGLE_HOST}=0",
+            hint="start Ray yourself (ray start --head --node-ip-address 127.0.0.1) and "
+            "pass --address, or pin the Ray version lockgate[ray] names",
+        )
+
+
 def _require_client() -> None:
     try:
         import grpc  # noqa: F401  # Ray Client speaks gRPC
@@ -228,6 +264,14 @@ def _outcome(ray: Any, ref: Any, step: str, *, retries: int) -> Any:
     worker itself was lost."""
     try:
         status, value = cloudpickle.loads(ray.get(ref))
+    except ray.exceptions.RayTaskError as exc:  # the task body could not even start
+        raise StepFailedError(
+            f"step '{step}' could not start on its Ray worker: "
+            f"{str(exc.cause) if exc.cause is not None else exc}",
+            step=step,
+            hint="every node needs lockgate and the project's libraries at the driver's "
+            "versions (or runtime_env with pip/py_modules)",
+        ) from exc
     except ray.exceptions.RayError as exc:
         tries = f" after {retries + 1} attempts" if retries else ""
         raise StepFailedError(
