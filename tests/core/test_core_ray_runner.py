@@ -312,3 +312,12 @@ def test_without_ray_installed_the_ray_runner_names_the_extra(
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ConfigError, match=r'pip install "lockgate\[ray\]"'):
         runner_named("ray")
+
+
+def test_an_address_without_the_ray_runner_is_refused() -> None:
+    from lockgate.core.runners import LocalRunner, runner_named
+
+    assert isinstance(runner_named("local"), LocalRunner)
+    assert isinstance(runner_named("ray", address="127.0.0.1:6379"), RayRunner)
+    with pytest.raises(ConfigError, match=r"a runner address \(127.0.0.1:6379\) needs the Ray"):
+        runner_named("local", address="127.0.0.1:6379")
