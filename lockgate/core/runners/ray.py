@@ -83,8 +83,9 @@ class RayRunner:
     """Runs steps and shards as Ray tasks; see the module docstring.
 
     ``num_cpus`` limits a Ray started here (default: every core) and ``resources`` gives
-    its node custom resources. A runner that finds Ray already initialised in this process
-    uses that instance and leaves it running.
+    its node custom resources; ``shard_cpus`` is what each data shard asks for. A runner
+    that finds Ray already initialised in this process uses that instance and leaves it
+    running.
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class RayRunner:
         *,
         num_cpus: int | None = None,
         resources: dict[str, float] | None = None,
+        shard_cpus: float = 1,
         max_parallel_steps: int = 16,
         runtime_env: dict[str, Any] | None = None,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
@@ -100,6 +102,7 @@ class RayRunner:
         self.address = address
         self.num_cpus = num_cpus
         self.resources = resources
+        self.shard_cpus = shard_cpus
         self.max_parallel_steps = max_parallel_steps
         self.runtime_env = runtime_env
         self.connect_timeout_s = connect_timeout_s
@@ -178,13 +181,13 @@ class RayRunner:
         return _outcome(ray, ref, step, retries=options["max_retries"])
 
     def map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
-        """``fn`` over ``items`` as one Ray task each (1 CPU), results in ``items`` order
-        for the caller to merge."""
+        """``fn`` over ``items`` as one Ray task each (``shard_cpus`` CPUs), results in
+        ``items`` order for the caller to merge."""
         ray = self.start()._ray
         if not items:
             return []
         _pickle_pipeline_by_value()
-        shard = _remote(ray, _run_shard)
+        shard = _remote(ray, _run_shard).options(num_cpus=self.shard_cpus)
         fn_ref = ray.put(cloudpickle.dumps(fn))
         refs = [shard.remote(fn_ref, cloudpickle.dumps(item)) for item in items]
         results = []
