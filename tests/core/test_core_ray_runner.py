@@ -19,7 +19,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from lockgate import Examples, Input, Output, Pipeline, Statistics, component, run_pipeline
-from lockgate.cli.project import load_pipeline
 from lockgate.core.fingerprint import path_fingerprint
 from lockgate.core.run import RunResult
 from lockgate.errors import ConfigError, StepFailedError
@@ -62,30 +61,53 @@ def run(pipeline: Pipeline, project: Path, runner: object = None) -> tuple[RunRe
     return result, project / "metadata.db"
 
 
-def fingerprints(result: RunResult) -> dict[str, str | None]:
-    return {
-        f"{step}.{name}": artifact.fingerprint
-        for step, outcome in result.steps.items()
-        for name, artifact in outcome.outputs.items()
-    }
-
-
-def test_the_demo_on_ray_gives_the_local_runners_fingerprints(
+def test_the_demo_with_runner_ray_gives_the_local_runners_fingerprints(
     penguins_project: Path, tmp_path: Path
 ) -> None:
     import shutil
 
+    from click.testing import CliRunner
+
+    from lockgate.cli.main import cli
+
     twin = tmp_path / "twin"
     shutil.copytree(penguins_project, twin)
-    local, _ = run(load_pipeline(penguins_project / "pipeline.py"), penguins_project)
-    on_ray, _ = run(load_pipeline(twin / "pipeline.py"), twin, RayRunner())
-    assert local.ok, local.error
-    assert on_ray.ok, on_ray.error
-    assert fingerprints(on_ray) == fingerprints(local)
-    assert len(fingerprints(local)) >= 8
-    for outcome in on_ray.steps.values():  # and the files on disk are what was registered
-        for artifact in outcome.outputs.values():
-            assert path_fingerprint(artifact.uri) == artifact.fingerprint
+    local = CliRunner().invoke(cli, ["run", "--project", str(penguins_project)])
+    assert local.exit_code == 0, local.output
+    (twin / "lockgate.toml").write_text(
+        (twin / "lockgate.toml").read_text() + '\n[runner]\nname = "ray"\n'
+    )
+    on_ray = CliRunner().invoke(cli, ["run", "--project", str(twin)])
+    assert on_ray.exit_code == 0, on_ray.output
+    fingerprints = {}
+    for project in (penguins_project, twin):
+        store = SqlMetadataStore(f"sqlite:///{project / '.lockgate/metadata.db'}")
+        try:
+            fingerprints[project] = {
+                (a.type_name, a.fingerprint)
+                for name in ARTIFACT_TYPES
+                for a in store.artifacts_of_type(name)
+            }
+            for name in ARTIFACT_TYPES:  # the files on disk are what was registered
+                for artifact in store.artifacts_of_type(name):
+                    assert path_fingerprint(artifact.uri) == artifact.fingerprint
+        finally:
+            store.close()
+    assert fingerprints[twin] == fingerprints[penguins_project]
+    assert len(fingerprints[twin]) >= 9
+
+
+ARTIFACT_TYPES = (
+    "Examples",
+    "Statistics",
+    "Schema",
+    "Anomalies",
+    "TransformGraph",
+    "Model",
+    "ModelEvaluation",
+    "Blessing",
+    "PushedModel",
+)
 
 
 @component
