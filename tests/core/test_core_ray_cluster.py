@@ -32,7 +32,7 @@ from lockgate.metadata.store import SqlMetadataStore
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 ray = pytest.importorskip("ray")
 
-import cloudpickle  # noqa: E402
+from ray import cloudpickle  # noqa: E402
 
 from lockgate.core.runners.ray import RayRunner  # noqa: E402
 

@@ -26,7 +26,7 @@ from lockgate.metadata.store import SqlMetadataStore
 
 ray = pytest.importorskip("ray")
 
-import cloudpickle  # noqa: E402
+from ray import cloudpickle  # noqa: E402
 
 from lockgate.core.runners.ray import RayRunner  # noqa: E402
 

@@ -26,8 +26,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cloudpickle
-
 from lockgate.core.runners import set_current_runner
 from lockgate.errors import ConfigError, StepFailedError
 
@@ -48,7 +46,7 @@ def _import_ray(*, single_host: bool = False) -> Any:
         os.environ.setdefault(_SINGLE_HOST, "0")
         loaded = sys.modules.get("ray._private.ray_constants")
         if loaded is not None:  # imported already: the variable was read then
-            loaded.ENABLE_RAY_CLUSTER = False
+            loaded.ENABLE_RAY_CLUSTER = False  # type: ignore[attr-defined]
     try:
         import ray
     except ImportError as exc:
@@ -164,6 +162,8 @@ class RayRunner:
     def execute(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` (a step) as a Ray task with the component's declared
         resources and retries; the step context goes with it, for ``current_step()``."""
+        from ray import cloudpickle
+
         from lockgate.core.component import Component
         from lockgate.core.launcher import current_step
 
@@ -183,6 +183,8 @@ class RayRunner:
     def map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
         """``fn`` over ``items`` as one Ray task each (``shard_cpus`` CPUs), results in
         ``items`` order for the caller to merge."""
+        from ray import cloudpickle
+
         ray = self.start()._ray
         if not items:
             return []
@@ -254,6 +256,8 @@ def _require_client() -> None:
 
 def _pickle_pipeline_by_value() -> None:
     """A pipeline file is imported under a name no worker can import: ship its code."""
+    from ray import cloudpickle
+
     for name, module in list(sys.modules.items()):
         if name.startswith("lockgate_user_pipeline_"):
             try:
@@ -265,6 +269,8 @@ def _pickle_pipeline_by_value() -> None:
 def _outcome(ray: Any, ref: Any, step: str, *, retries: int) -> Any:
     """The task's result, its exception re-raised here, or a StepFailedError when the
     worker itself was lost."""
+    from ray import cloudpickle
+
     try:
         status, value = cloudpickle.loads(ray.get(ref))
     except ray.exceptions.RayTaskError as exc:  # the task body could not even start
@@ -295,6 +301,8 @@ def _outcome(ray: Any, ref: Any, step: str, *, retries: int) -> Any:
 
 def _portable_error(exc: BaseException) -> tuple[Any, str, str, str]:
     """The exception as it can travel back (None when it does not survive pickling)."""
+    from ray import cloudpickle
+
     try:
         payload: Any = pickle.loads(cloudpickle.dumps(exc))
     except Exception:  # noqa: BLE001 - any exception's own pickling may fail
@@ -323,6 +331,8 @@ def _empty(folder: str) -> None:
 def _run_step(payload: bytes, context: bytes, project_dir: str | None, outputs: list[str]) -> bytes:
     """The task body of a step: outputs empty (a retry finds no leftovers of the attempt
     that died), project importable, step context and runner set, call."""
+    from ray import cloudpickle
+
     from lockgate.core.launcher import run_in_step
 
     for folder in outputs:
@@ -343,6 +353,8 @@ def _run_step(payload: bytes, context: bytes, project_dir: str | None, outputs: 
 
 def _run_shard(fn: bytes, item: bytes) -> bytes:
     """The task body of a data shard."""
+    from ray import cloudpickle
+
     try:
         return _answer("ok", cloudpickle.loads(fn)(cloudpickle.loads(item)))
     except Exception as exc:  # noqa: BLE001 - sent back to the driver, raised there
@@ -352,4 +364,6 @@ def _run_shard(fn: bytes, item: bytes) -> bytes:
 def _answer(status: str, value: Any) -> bytes:
     """Pickled here, so that the driver gets writable arrays (Ray hands NumPy arrays back
     read-only from its object store, and accumulators merge in place)."""
+    from ray import cloudpickle
+
     return cloudpickle.dumps((status, value))
