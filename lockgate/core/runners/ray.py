@@ -139,6 +139,7 @@ class RayRunner:
                     _node_ip_address="127.0.0.1",
                     runtime_env=self.runtime_env,
                     configure_logging=False,
+                    _system_config=_keep_workers(self.num_cpus or os.cpu_count() or 1),
                 )
                 _check_loopback(ray)
             self._owns = True
@@ -229,6 +230,16 @@ def _task_options(resources: dict[str, float], retries: int) -> dict[str, Any]:
     if custom:
         options["resources"] = custom
     return options
+
+
+def _keep_workers(cpus: int) -> dict[str, int]:
+    """A step blocked on its shards lends its CPU to them, so shards run in workers beyond
+    the CPU count; Ray kills such idle workers after a second, and the next step's shards
+    then pay a new process and its imports (seconds). Keep them a minute instead."""
+    return {
+        "idle_worker_killing_time_threshold_ms": 60_000,
+        "num_workers_soft_limit": max(4, 2 * cpus),
+    }
 
 
 def _check_loopback(ray: Any) -> None:
