@@ -58,6 +58,18 @@ def test_an_unreachable_address_fails_fast_with_a_clear_error() -> None:
     assert time.monotonic() - started < 5
 
 
+def test_a_ray_client_address_without_ray_client_names_the_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as listener:  # something listens: the address is reachable
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        address = f"ray://127.0.0.1:{listener.getsockname()[1]}"
+        monkeypatch.setitem(sys.modules, "grpc", None)  # Ray Client's gRPC, not installed
+        with pytest.raises(ConfigError, match="a ray:// address needs Ray Client"):
+            RayRunner(address).start()
+
+
 def test_the_cli_says_so_in_one_line_and_a_hint(penguins_project: Path) -> None:
     address = f"127.0.0.1:{free_port()}"
     result = CliRunner().invoke(

@@ -117,7 +117,7 @@ class RayRunner:
         client = address is not None and address.startswith("ray://")
         loopback = address is None or address.removeprefix("ray://").startswith(_LOOPBACK)
         ray = _import_ray(single_host=loopback and not client)
-        if address is not None:
+        if address is not None and address != "auto":  # "auto": the one ray start began here
             check_reachable(address, self.connect_timeout_s)
         if not ray.is_initialized():
             if address is not None:
