@@ -58,6 +58,31 @@ def test_an_unreachable_address_fails_fast_with_a_clear_error() -> None:
     assert time.monotonic() - started < 5
 
 
+JOIN_NOT_RAY = """
+import socket, sys, time
+from lockgate.core.runners.ray import RayRunner
+from lockgate.errors import ConfigError
+with socket.socket() as listener:  # reachable, but it never answers as a Ray cluster
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    started = time.monotonic()
+    try:
+        RayRunner(f"127.0.0.1:{listener.getsockname()[1]}", join_timeout_s=3).start()
+    except ConfigError as exc:
+        print(f"{time.monotonic() - started:.1f}", exc)
+"""
+
+
+def test_a_port_that_is_not_rays_is_given_up_after_the_join_timeout() -> None:
+    # in a process of its own: the abandoned attempt keeps trying in the background
+    done = subprocess.run(
+        [sys.executable, "-c", JOIN_NOT_RAY], capture_output=True, text=True, timeout=60
+    )
+    took, _, message = done.stdout.strip().partition(" ")
+    assert "no Ray cluster could be joined there within 3 s" in message, done.stdout
+    assert float(took) < 6
+
+
 def test_a_ray_client_address_without_ray_client_names_the_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

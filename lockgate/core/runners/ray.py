@@ -21,6 +21,7 @@ import pickle
 import shutil
 import socket
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,9 @@ from lockgate.errors import ConfigError, StepFailedError
 INSTALL_HINT = 'pip install "lockgate[ray]"'
 #: how long joining a cluster may take before the address counts as unreachable
 CONNECT_TIMEOUT_S = 5.0
+#: how long joining a reachable address may take (a port that is not Ray's, a token that
+#: does not match: Ray itself retries those for minutes)
+JOIN_TIMEOUT_S = 30.0
 _RESERVED = ("num_cpus", "num_gpus", "memory")
 _LOOPBACK = ("127.0.0.1:", "localhost:")
 #: Ray's switch for "this is one host": node addresses stay 127.0.0.1
@@ -96,6 +100,7 @@ class RayRunner:
         max_parallel_steps: int = 16,
         runtime_env: dict[str, Any] | None = None,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        join_timeout_s: float = JOIN_TIMEOUT_S,
     ) -> None:
         self.address = address
         self.num_cpus = num_cpus
@@ -104,6 +109,7 @@ class RayRunner:
         self.max_parallel_steps = max_parallel_steps
         self.runtime_env = runtime_env
         self.connect_timeout_s = connect_timeout_s
+        self.join_timeout_s = join_timeout_s
         self._ray: Any = None
         self._owns = False
 
@@ -123,8 +129,10 @@ class RayRunner:
             if address is not None:
                 if client:
                     _require_client()
-                ray.init(
-                    address=address,
+                _join(
+                    ray,
+                    address,
+                    self.join_timeout_s,
                     runtime_env=self.runtime_env,
                     configure_logging=False,
                     # a driver on a node of a cluster bound to 127.0.0.1 must say so
@@ -230,6 +238,36 @@ def _task_options(resources: dict[str, float], retries: int) -> dict[str, Any]:
     if custom:
         options["resources"] = custom
     return options
+
+
+def _join(ray: Any, address: str, timeout_s: float, **options: Any) -> None:
+    """``ray.init(address)``, given up after ``timeout_s`` with a ConfigError. The attempt
+    is left to finish in a daemon thread: Ray's connection cannot be interrupted."""
+    outcome: list[BaseException | None] = []
+
+    def attempt() -> None:
+        try:
+            ray.init(address=address, **options)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=attempt, name="lockgate-ray-join", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if not outcome:
+        raise ConfigError(
+            f"something listens at {address}, but no Ray cluster could be joined there "
+            f"within {timeout_s:g} s",
+            hint="check the port (ray start --head prints the address) and, with token "
+            "authentication, that this machine has the cluster's token (RAY_AUTH_TOKEN or "
+            "~/.ray/auth_token)",
+        )
+    if outcome[0] is not None:
+        raise ConfigError(
+            f"could not join the Ray cluster at {address}: {outcome[0]}",
+            hint="check the address and that this Ray's version matches the cluster's",
+        ) from outcome[0]
 
 
 def _keep_workers(cpus: int) -> dict[str, int]:
