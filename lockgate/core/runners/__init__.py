@@ -36,9 +36,10 @@ def runner_named(name: str, *, address: str | None = None) -> Runner:
             )
         return LocalRunner()
     if name == "ray":
-        from lockgate.core.runners.ray import RayRunner, _import_ray
+        from lockgate.core.runners.ray import RayRunner
+        from lockgate.core.runners.ray_connect import import_ray
 
-        _import_ray()  # a missing extra is reported now, before the run starts
+        import_ray()  # a missing extra is reported now, before the run starts
         return RayRunner(address)
     raise ConfigError(f"unknown runner {name!r}; runners are {list(RUNNERS)}")
 
