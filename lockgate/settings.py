@@ -22,6 +22,8 @@ _TOML_KEYS = {
     ("project", "pipeline"): "pipeline_file",
     ("store", "url"): "store_url",
     ("store", "artifact_root"): "artifact_root",
+    ("runner", "name"): "runner_name",
+    ("runner", "address"): "runner_address",
     ("serve", "host"): "serve_host",
     ("serve", "port"): "serve_port",
     ("serve", "models"): "serve_models",
@@ -58,6 +60,11 @@ class Settings:
     pipeline_file: str = "pipeline.py"
     store_url: str = "sqlite:///.lockgate/metadata.db"
     artifact_root: str = ".lockgate/artifacts"
+    #: where steps run: "local" (threads of this process) or "ray" (Ray tasks; the extra
+    #: ``lockgate[ray]``). ``runner_address`` joins a running Ray cluster ("host:6379",
+    #: "ray://host:10001"); None starts a local Ray bound to 127.0.0.1.
+    runner_name: str = "local"
+    runner_address: str | None = None
     serve_host: str = "127.0.0.1"
     serve_port: int = 8080
     #: ``name`` (its production alias), ``name@latest`` (newest blessed version),
@@ -171,6 +178,17 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
                 raise ConfigError(f"{name} must be true or false; got {out[name]!r}")
             out[name] = text in ("1", "true", "yes", "on")
     _check_serve_limits(out)
+    if "runner_name" in out:
+        from lockgate.core.runners import RUNNERS
+
+        out["runner_name"] = str(out["runner_name"]).strip().lower()
+        if out["runner_name"] not in RUNNERS:
+            raise ConfigError(
+                f"[runner] name must be one of {sorted(RUNNERS)}; got {out['runner_name']!r}"
+                f"{did_you_mean(out['runner_name'], RUNNERS)}"
+            )
+    if out.get("runner_address") == "":
+        out["runner_address"] = None
     if "serve_models" in out:
         models = out["serve_models"]
         if isinstance(models, str):

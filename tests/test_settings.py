@@ -36,3 +36,16 @@ def test_unknown_keys_and_broken_files_are_named(tmp_path: Path) -> None:
     (tmp_path / "lockgate.toml").write_text("")
     with pytest.raises(ConfigError, match="serve port must be an integer; got 'eighty'"):
         Settings.load(tmp_path, environ={"LOCKGATE_SERVE_PORT": "eighty"})
+
+
+def test_the_runner_layers_and_a_misspelt_name(tmp_path: Path) -> None:
+    assert Settings.load(tmp_path, environ={}).runner_name == "local"
+    (tmp_path / "lockgate.toml").write_text('[runner]\nname = "ray"\naddress = "127.0.0.1:6379"\n')
+    from_file = Settings.load(tmp_path, environ={})
+    assert (from_file.runner_name, from_file.runner_address) == ("ray", "127.0.0.1:6379")
+    from_env = Settings.load(tmp_path, environ={"LOCKGATE_RUNNER_ADDRESS": "ray://h:10001"})
+    assert from_env.runner_address == "ray://h:10001"
+    from_flag = Settings.load(tmp_path, environ={}, overrides={"runner_name": "local"})
+    assert from_flag.runner_name == "local"
+    with pytest.raises(ConfigError, match=r"\[runner\] name must be one of.*did you mean 'ray'"):
+        Settings.load(tmp_path, environ={"LOCKGATE_RUNNER_NAME": "rey"})

@@ -121,7 +121,13 @@ def init_command(
     help="Project folder  [default: lockgate-demo, or lockgate-demo-TEMPLATE]",
 )
 @click.option("--template", default="penguins", show_default=True, type=click.Choice(TEMPLATES))
-def demo_command(target: Path | None, template: str) -> None:
+@click.option(
+    "--runner",
+    type=click.Choice(["local", "ray"]),
+    default=None,
+    help="Where steps run: local threads (default) or a local Ray.",
+)
+def demo_command(target: Path | None, template: str, runner: str | None) -> None:
     """Create a project from a template (penguins: classification; diabetes: regression
     with a tuned XGBoost) and run it end to end."""
     from lockgate.cli.run import run_project
@@ -134,7 +140,7 @@ def demo_command(target: Path | None, template: str) -> None:
     else:
         create_project(target, template)
         click.echo(f"Created {target}/ from the '{template}' template ({what}).")
-    result = run_project(target)
+    result = run_project(target, runner=runner)
     click.echo("")
     click.echo("Next, try:")
     click.echo(f"  cd {target}")

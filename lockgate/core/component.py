@@ -185,6 +185,12 @@ class Component:
     external_inputs: Callable[[dict[str, Any]], dict[str, str] | None] | None = None
     libraries: tuple[str, ...] = ()
     prepare: Callable[[], None] | None = None
+    #: what one run of the step needs where it runs (``{"num_cpus": 2, "num_gpus": 1}``, or a
+    #: cluster's own resource such as ``{"worker_node": 1}``); the Ray runner asks Ray for it.
+    resources: dict[str, float] = field(default_factory=dict)
+    #: how many times a runner may run the step again when its worker dies under it (a
+    #: killed process, a lost node); an exception raised by the step itself is never retried.
+    retries: int = 0
 
     def __call__(self, **kwargs: Any) -> Step:
         """Bind inputs and params; returns the step (nothing runs yet)."""
@@ -249,6 +255,8 @@ def component(
     external_inputs: Callable[[dict[str, Any]], dict[str, str] | None] | None = None,
     libraries: tuple[str, ...] = (),
     prepare: Callable[[], None] | None = None,
+    resources: dict[str, float] | None = None,
+    retries: int = 0,
 ) -> Any:
     """Make a typed function a component. Inputs and outputs are found from annotations.
 
@@ -267,7 +275,11 @@ def component(
     in the background of the run, once the run has done work that makes this step likely
     to run (a step before it ran rather than came from the cache): for slow set-up that
     needs no input (infra-validation starts its warm server parent). It must be quick,
-    idempotent, and never fail the run.
+    idempotent, and never fail the run. ``resources`` is what one run of the step needs
+    (``{"num_cpus": 2, "num_gpus": 1}``, a cluster's custom resource); the local runner
+    ignores it, the Ray runner schedules the step's task with it. ``retries`` is how often
+    a lost worker (a killed process, a lost node) may be replaced by a new attempt; the
+    step's own exceptions are never retried.
     """
 
     def wrap(f: Callable[..., Any]) -> Component:
@@ -282,9 +294,31 @@ def component(
         built.external_inputs = external_inputs
         built.libraries = tuple(libraries)
         built.prepare = prepare
+        built.resources = _checked_resources(built.name, resources or {})
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ComponentError(
+                f"component '{built.name}': retries must be an integer >= 0; got {retries!r}"
+            )
+        built.retries = retries
         return built
 
     return wrap(fn) if fn is not None else wrap
+
+
+def _checked_resources(name: str, resources: dict[str, Any]) -> dict[str, float]:
+    """Resource amounts are non-negative numbers, named by strings."""
+    for key, amount in resources.items():
+        if (
+            not isinstance(key, str)
+            or isinstance(amount, bool)
+            or not isinstance(amount, int | float)
+            or amount < 0
+        ):
+            raise ComponentError(
+                f"component '{name}': resources must map names to amounts >= 0, such as "
+                f'{{"num_cpus": 2, "num_gpus": 1}}; got {key!r}: {amount!r}'
+            )
+    return {key: float(amount) for key, amount in resources.items()}
 
 
 def _build_component(fn: Callable[..., Any], name: str) -> Component:

@@ -56,6 +56,19 @@ class StepContext:
     step: str
     params: dict[str, Any]
 
+    def portable(self) -> StepContext:
+        """This context with the store by address only: what travels to a worker process,
+        which opens what it needs by URL (``tune`` its Optuna study)."""
+        address: Any = StoreAddress(self.store.url)
+        return StepContext(address, self.pipeline, self.run_id, self.step, self.params)
+
+
+@dataclass(frozen=True)
+class StoreAddress:
+    """A metadata store by URL, on a worker where the driver's connection is not."""
+
+    url: str
+
 
 _current_step: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
     "step", default=None
@@ -65,9 +78,18 @@ _current_step: contextvars.ContextVar[StepContext | None] = contextvars.ContextV
 def current_step() -> StepContext | None:
     """The step whose component is running in this thread (None outside a pipeline run):
     for a component that keeps state of its own in the project's store (``tune``'s study).
-    Set around the local runner's call; a runner that ships steps elsewhere must set it
-    there too."""
+    Set around the local runner's call; a runner that ships steps elsewhere sets it there
+    with :func:`run_in_step` (and a ``portable()`` context)."""
     return _current_step.get()
+
+
+def run_in_step(context: StepContext | None, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` with ``current_step()`` answering ``context``."""
+    token = _current_step.set(context)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _current_step.reset(token)
 
 
 @dataclass

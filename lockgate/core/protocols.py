@@ -180,10 +180,12 @@ class Runner(Protocol):
     """Decides *where* work runs; the launcher and the metadata store stay on the driver.
 
     ``execute`` runs one step's component function (``execute_component``) and returns its
-    plain-data result; ``map`` runs a function over data shards (statistics per file, say).
-    The local runner uses threads in this process; a Ray runner would send both to Ray tasks
-    (``ray.remote(fn).remote(...)``) without any component changing, because components
-    only see artifact folders and plain parameters.
+    plain-data result; ``map`` runs a function over data shards (statistics per file, say)
+    and returns the results in order, for the caller to merge. The local runner uses
+    threads in this process; the Ray runner (``lockgate.core.runners.ray``) sends both to
+    Ray tasks without any component changing, because components only see artifact
+    folders and plain parameters. A runner that holds a cluster may also have ``start()``
+    and ``shutdown()``, which the CLI calls around a run.
     """
 
     max_parallel_steps: int

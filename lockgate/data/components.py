@@ -130,16 +130,16 @@ def compute_statistics(examples: Input[Examples], statistics: Output[Statistics]
     """Per-feature statistics of every split, and of all of them (``all.json``, which also
     holds ingest's ``invalid_values``: values that did not parse, by column).
 
-    The splits are accumulated as parallel shards on the current runner and then merged,
-    which is the same code path a Ray runner uses across machines.
+    Each file is a shard accumulated on the current runner (a thread here, a Ray task on
+    the Ray runner) and merged in file order, so that every runner gives the same bytes.
     """
     from lockgate.data.ingest import INVALID_VALUES_FILE
     from lockgate.data.statistics import accumulate_files
 
     splits = [s for s in SPLITS if examples.split_path(s).exists()]
-    accumulators = current_runner().map(
-        lambda s: accumulate_files(split_files(examples, s)), splits
-    )
+    shards = [(s, f) for s in splits for f in split_files(examples, s)]  # one per file
+    per_file = current_runner().map(lambda shard: accumulate_files(shard[1]), shards)
+    accumulators = [merge_in_order(per_file, shards, split) for split in splits]
     results = {split: acc.result() for split, acc in zip(splits, accumulators, strict=True)}
     merged = accumulators[0]
     for other in accumulators[1:]:
@@ -152,6 +152,15 @@ def compute_statistics(examples: Input[Examples], statistics: Output[Statistics]
         (Path(statistics.uri) / f"{name}.json").write_text(json.dumps(stats, indent=1))
     statistics.properties["num_rows"] = {name: r["num_rows"] for name, r in results.items()}
     _write_statistics_report(Path(statistics.uri), results)
+
+
+def merge_in_order(accumulators: list[Any], shards: list[tuple[str, Path]], split: str) -> Any:
+    """The shards of one split merged in file order: the same result on any runner."""
+    mine = [acc for acc, (s, _) in zip(accumulators, shards, strict=True) if s == split]
+    merged = mine[0]
+    for other in mine[1:]:
+        merged = merged.merge(other)
+    return merged
 
 
 def _write_statistics_report(folder: Path, results: dict[str, dict]) -> None:

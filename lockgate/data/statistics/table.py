@@ -39,7 +39,14 @@ MISSING_SLICE = "<missing>"
 
 @cache
 def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
+    return ThreadPoolExecutor(max_workers=min(4, _cpus()))
+
+
+def _cpus() -> int:
+    """The cores this process may use: a Ray task's share (Ray sets OMP_NUM_THREADS to the
+    CPUs the task was given), else the machine's, so shards side by side do not oversubscribe."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    return int(given) if given.isdigit() and int(given) > 0 else os.cpu_count() or 1
 
 
 class TableStatisticsAccumulator:

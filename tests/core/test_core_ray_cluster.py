@@ -1,0 +1,221 @@
+"""A real two-node Ray cluster on this machine (``ray start --head`` and a second
+``ray start --address`` node, both on 127.0.0.1, no dashboard): a step that asks for the
+worker node's resource runs there and publishes an artifact the driver reads. And an
+address where nothing listens fails fast with a clear error, not a hang.
+
+The processes the test starts are found by a marker in their environment and stopped by
+pid (``ray stop`` would stop every Ray of this user on the machine)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lockgate import Output, Pipeline, Statistics, component, run_pipeline
+from lockgate.cli.main import cli
+from lockgate.errors import ConfigError
+from lockgate.metadata.store import SqlMetadataStore
+
+# Token authentication, as a local Ray turns it on for its process anyway: set before Ray
+# is imported, which reads it once (the nodes below use Ray's token, ~/.ray/auth_token).
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+ray = pytest.importorskip("ray")
+
+from ray import cloudpickle  # noqa: E402
+
+from lockgate.core.runners.ray import RayRunner  # noqa: E402
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def artifact_root(tmp_path: Path) -> str | Path:
+    """Where the cluster's steps write artifacts: a folder every node sees (one machine)."""
+    return tmp_path / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_an_unreachable_address_fails_fast_with_a_clear_error() -> None:
+    address = f"127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=f"no Ray cluster reachable at {address}"):
+        RayRunner(address, connect_timeout_s=3).start()
+    assert time.monotonic() - started < 5
+
+
+JOIN_NOT_RAY = """
+import socket, sys, time
+from lockgate.core.runners.ray import RayRunner
+from lockgate.errors import ConfigError
+with socket.socket() as listener:  # reachable, but it never answers as a Ray cluster
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    started = time.monotonic()
+    try:
+        RayRunner(f"127.0.0.1:{listener.getsockname()[1]}", join_timeout_s=3).start()
+    except ConfigError as exc:
+        print(f"{time.monotonic() - started:.1f}", exc)
+"""
+
+
+def test_a_port_that_is_not_rays_is_given_up_after_the_join_timeout() -> None:
+    # in a process of its own: the abandoned attempt keeps trying in the background
+    done = subprocess.run(
+        [sys.executable, "-c", JOIN_NOT_RAY], capture_output=True, text=True, timeout=60
+    )
+    took, _, message = done.stdout.strip().partition(" ")
+    assert "no Ray cluster could be joined there within 3 s" in message, done.stdout
+    assert float(took) < 6
+
+
+def test_a_ray_client_address_without_ray_client_names_the_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as listener:  # something listens: the address is reachable
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        address = f"ray://127.0.0.1:{listener.getsockname()[1]}"
+        monkeypatch.setitem(sys.modules, "grpc", None)  # Ray Client's gRPC, not installed
+        with pytest.raises(ConfigError, match="a ray:// address needs Ray Client"):
+            RayRunner(address).start()
+
+
+def test_the_cli_says_so_in_one_line_and_a_hint(penguins_project: Path) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(
+        cli, ["run", "--project", str(penguins_project), "--runner", "ray", "--address", address]
+    )
+    assert result.exit_code != 0
+    assert f"no Ray cluster reachable at {address}" in result.output
+    assert "ray start --head" in result.output
+
+
+# ``ray start`` on 127.0.0.1 only: Ray swaps 127.0.0.1 for the routable address (and then
+# listens on every interface) unless told it is on one host, and it refuses a worker node
+# on one host; this keeps the address a worker node was given.
+RAY_START = (
+    "import sys, ray._private.services as s; r = s.resolve_ip_for_localhost; "
+    "s.resolve_ip_for_localhost = lambda h: h if h == '127.0.0.1' else r(h); "
+    "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()"
+)
+
+
+def _ours(marker: str, temp: Path) -> list[int]:
+    """The pids the cluster's ``ray start`` spawned: ``marker`` in their environment, or
+    the cluster's temp folder among their open files (agents get a fresh environment)."""
+    pids = []
+    needle = f"LOCKGATE_TEST_RAY_CLUSTER={marker}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0") or any(
+                os.readlink(fd).startswith(str(temp)) for fd in (entry / "fd").iterdir()
+            ):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _stop(marker: str, temp: Path) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _ours(marker, temp):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 2
+        while _ours(marker, temp) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def two_nodes() -> Iterator[str]:
+    """A head node (1 CPU) and a worker node (1 CPU, resource ``worker_node``), both on
+    127.0.0.1, with token authentication (this driver shows the same token)."""
+    marker = uuid.uuid4().hex
+    temp = Path(f"/tmp/lg-ray-{marker[:8]}")  # short: Ray's socket paths have a length limit
+    auth = {"RAY_AUTH_MODE": "token"}  # Ray's own token (~/.ray/auth_token), made if missing
+    env = {**os.environ, **auth, "RAY_USAGE_STATS_ENABLED": "0"}
+    env["LOCKGATE_TEST_RAY_CLUSTER"] = marker
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    start = [sys.executable, "-c", RAY_START, "start", "--node-ip-address", "127.0.0.1"]
+    head = [*start, "--head", "--port", str(port), "--num-cpus", "1"]
+    head += ["--include-dashboard=false", "--temp-dir", str(temp)]
+    worker = [*start, "--address", address, "--num-cpus", "1"]
+    worker += ["--resources", '{"worker_node": 1}']
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in auth.items():
+            patch.setenv(key, value)
+        try:
+            subprocess.run(head, env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
+                           check=True, capture_output=True, timeout=120)  # fmt: skip
+            subprocess.run(worker, env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"},
+                           check=True, capture_output=True, timeout=120)  # fmt: skip
+            yield address
+        finally:
+            if ray.is_initialized():
+                ray.shutdown()
+            _stop(marker, temp)
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+@component(resources={"worker_node": 1})
+def on_the_worker(report: Output[Statistics]) -> None:
+    import ray as worker_ray
+
+    node = worker_ray.get_runtime_context().get_node_id()
+    Path(report.uri, "where.txt").write_text(f"{node} {os.getpid()}")
+    report.properties.update(node=node, pid=os.getpid())
+
+
+def test_a_step_runs_on_the_worker_node_and_publishes_what_the_driver_reads(
+    two_nodes: str, tmp_path: Path
+) -> None:
+    runner = RayRunner(two_nodes).start()
+    try:
+        deadline = time.monotonic() + 60
+        while len([n for n in ray.nodes() if n["Alive"]]) < 2:
+            assert time.monotonic() < deadline, "the worker node never joined"
+            time.sleep(0.5)
+        nodes = {n["NodeID"]: n for n in ray.nodes() if n["Alive"]}
+        (worker_node,) = [i for i, n in nodes.items() if "worker_node" in n["Resources"]]
+        (head_node,) = [i for i in nodes if i != worker_node]
+        store = SqlMetadataStore(f"sqlite:///{tmp_path / 'metadata.db'}")
+        try:
+            result = run_pipeline(
+                Pipeline("cluster", [on_the_worker()]),
+                store=store,
+                artifact_root=artifact_root(tmp_path),
+                project_dir=tmp_path,
+                runner=runner,
+            )
+            assert result.ok, result.error
+            report = result.steps["on_the_worker"].outputs["report"]
+            assert report.properties["node"] == worker_node != head_node
+            assert report.properties["pid"] != os.getpid()
+            (registered,) = store.artifacts_of_type("Statistics")
+            assert registered.uri == report.uri and registered.fingerprint == report.fingerprint
+            where = Path(registered.uri, "where.txt").read_text()  # the driver reads it
+            assert where == f"{worker_node} {report.properties['pid']}"
+        finally:
+            store.close()
+    finally:
+        runner.shutdown()
