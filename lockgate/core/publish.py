@@ -73,7 +73,8 @@ class Publication:
 
     def discard(self) -> None:
         """Remove the staging folders and what was published but not registered."""
-        for target in [*self._staging.values(), *self._published]:
+        targets: list[Path | str] = [*self._staging.values(), *self._published]
+        for target in targets:
             self.artifacts.discard(target)
         self._staging.clear()
         self._published.clear()
