@@ -89,9 +89,9 @@ class FsspecArtifactStore(StagingSessions):
             raise ArtifactStoreError(
                 f"an output may not hold a file named {MARKER} (staged for {uri})", uri=uri
             )
+        # No check that the key is free (two requests per artifact on S3): execution ids
+        # are unique, and a reader takes only the files the marker lists, verified.
         self._note_published(uri)
-        if self.fs.exists(path):  # left by a crash between the upload and the store commit
-            self.fs.rm(path, recursive=True)
         if files:
             self.fs.put([str(f) for f in files], [f"{path}/{n}" for n in names])
         manifest = {

@@ -34,7 +34,7 @@ from lockgate.core.component import (
 from lockgate.core.fingerprint import path_fingerprint
 from lockgate.core.project_code import ProjectCode, library_versions
 from lockgate.core.protocols import ArtifactStore, MetadataStore, Runner
-from lockgate.core.publish import Publication, working_copy
+from lockgate.core.publish import Publication, is_published, working_copy
 from lockgate.core.runners import set_current_runner
 from lockgate.errors import DataFileError, GateClosedError
 
@@ -124,7 +124,7 @@ class Launcher:
                 self.use_cache
                 and key.digest is not None
                 and (cached := self.store.find_cached_outputs(key.digest)) is not None
-                and all(self.artifacts.exists(a.uri) for a in cached.values())
+                and all(is_published(self.artifacts, a.uri) for a in cached.values())
             ):
                 execution_id = self._start(step, key, params_json, inputs, status=CACHED)
                 self.store.record_cached_execution(execution_id, cached)

@@ -80,6 +80,21 @@ class Publication:
         self._published.clear()
 
 
+def is_published(artifacts: ArtifactStore, uri: str) -> bool:
+    """Whether a whole artifact is at ``uri``: asked of ``artifacts`` when it lives there,
+    else of the store its URI names (a cache hit from before the root changed)."""
+    from lockgate.core.artifact_store import local_path_of
+
+    if uri.startswith(artifacts.root):
+        return artifacts.exists(uri)
+    local = local_path_of(uri)
+    if local is not None:
+        return local.exists()
+    from lockgate.core.fsspec_store import reader_for
+
+    return reader_for(uri).exists(uri)
+
+
 def working_copy(artifacts: ArtifactStore, artifact: A) -> A:
     """``artifact`` with ``local_path`` set to a local folder of its files: what a component
     reads. The store's own copy when the artifact lives there, else (an artifact published

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from lockgate import Input, Output, Pipeline, Statistics, component, run_pipeline
 from lockgate.core.artifact_store import LocalArtifactStore
 from lockgate.core.artifacts import Examples, InferenceLog
 from lockgate.core.fsspec_store import MARKER, FsspecArtifactStore
@@ -118,3 +119,44 @@ def test_the_request_log_publishes_onto_a_url_through_the_same_path(
     assert fs.exists(f"{log.uri}/{MARKER}")
     table = pq.read_table(log.path / "part-0.parquet")
     assert table.column("bill_length_mm").to_pylist() == [38.0, 43.0]
+
+
+def test_the_artifact_root_setting_may_be_a_url(tmp_path: Path) -> None:
+    from lockgate.settings import Settings
+
+    def root(value: str) -> Path | str:
+        environ = {"LOCKGATE_ARTIFACT_ROOT": value}
+        return Settings.load(tmp_path, environ=environ).resolved_artifact_root
+
+    assert root("s3://bucket/lockgate") == "s3://bucket/lockgate"
+    assert root("file:///mnt/shared") == Path("/mnt/shared")
+    assert root("artifacts") == tmp_path.resolve() / "artifacts"
+
+
+def test_moving_the_root_to_a_url_keeps_the_cache_and_reads_the_old_artifacts(
+    tmp_path: Path, store: SqlMetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOCKGATE_ARTIFACT_CACHE", str(tmp_path / "cache"))
+
+    @component
+    def make(examples: Output[Examples]) -> None:
+        (examples.path / "rows.txt").write_text("1\n2\n")
+
+    @component
+    def count(examples: Input[Examples], statistics: Output[Statistics], *, n: int = 0) -> None:
+        rows = (examples.path / "rows.txt").read_text().split()
+        (statistics.path / "count.txt").write_text(str(len(rows) + n))
+
+    def pipeline(n: int) -> Pipeline:
+        first = make()
+        return Pipeline("moved", [first, count(examples=first.outputs.examples, n=n)])
+
+    assert run_pipeline(pipeline(0), store=store, artifact_root=tmp_path / "artifacts").ok
+    url = f"memory://moved-{tmp_path.name}"
+    again = run_pipeline(pipeline(0), store=store, artifact_root=url)
+    assert {r.status for r in again.steps.values()} == {"cached"}
+    changed = run_pipeline(pipeline(1), store=store, artifact_root=url)
+    assert [r.status for r in changed.steps.values()] == ["cached", "complete"]
+    statistics = changed.steps["count"].outputs["statistics"]
+    assert statistics.uri.startswith(url)
+    assert (statistics.path / "count.txt").read_text() == "3"
