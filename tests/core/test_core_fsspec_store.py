@@ -309,3 +309,26 @@ def test_a_root_picks_its_store_and_a_missing_backend_names_the_extra(tmp_path: 
         artifact_store_for("nosuch://bucket", environ={})
     with pytest.raises(ConfigError, match="LOCKGATE_ARTIFACT_STORAGE_OPTIONS is not JSON"):
         artifact_store_for("memory://x", environ={"LOCKGATE_ARTIFACT_STORAGE_OPTIONS": "{"})
+
+
+def test_lockgate_run_and_show_with_the_artifact_root_in_a_bucket(
+    penguins_project: Path, tmp_path: Path, s3_env: dict[str, str]
+) -> None:
+    """The command line, as a team sets it: LOCKGATE_ARTIFACT_ROOT is a URL."""
+    from support import lockgate
+
+    env = {**os.environ, **s3_env, "LOCKGATE_ARTIFACT_ROOT": f"s3://{BUCKET}/cli"}
+    ran = lockgate("run", cwd=penguins_project, env=env)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "Pushed: yes, model 'penguins' version 1" in ran.stdout
+    assert not (penguins_project / ".lockgate" / "artifacts").exists()
+    store = SqlMetadataStore(f"sqlite:///{penguins_project / '.lockgate' / 'metadata.db'}")
+    try:
+        (statistics,) = store.artifacts_of_type("Statistics")
+    finally:
+        store.close()
+    assert statistics.uri.startswith(f"s3://{BUCKET}/cli/")
+    fresh = {**env, "LOCKGATE_ARTIFACT_CACHE": str(tmp_path / "another-machine")}
+    shown = lockgate("show", str(statistics.id), "--json", cwd=penguins_project, env=fresh)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert json.loads(shown.stdout)["uri"] == statistics.uri
