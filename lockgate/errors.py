@@ -17,6 +17,7 @@ The tree::
     ├── ModelError                   training, saving or loading a model
     │   ├── ModelIntegrityError      a model file whose sha256 does not match
     │   └── UntrustedModelError      a model file naming types nobody trusted (types)
+    ├── ArtifactStoreError           artifact files: unpublished, corrupt, unreachable (uri)
     ├── MetadataError                the metadata store (connection, migration)
     │   ├── NotFoundError            an artifact, run, model or alias that is not there (KeyError)
     │   └── AliasConflictError       an alias moved by someone else since it was read
@@ -200,6 +201,15 @@ class UntrustedModelError(ModelError):
     ):
         super().__init__(message, path=path, hint=hint)
         self.types = sorted(types)
+
+
+class ArtifactStoreError(LockgateError):
+    """An artifact's files cannot be used: not published (no marker), not matching their
+    fingerprint, or their store cannot be reached. ``uri`` names the artifact."""
+
+    def __init__(self, message: str, *, uri: str | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.uri = uri
 
 
 class MetadataError(LockgateError):

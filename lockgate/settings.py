@@ -124,8 +124,12 @@ class Settings:
         return self.store_url
 
     @property
-    def resolved_artifact_root(self) -> Path:
-        return self.project_dir / self.artifact_root
+    def resolved_artifact_root(self) -> Path | str:
+        """The artifact root: a folder (a relative one made absolute against the project),
+        or a URL as given (``s3://bucket/prefix``: artifacts go through fsspec)."""
+        if "://" in self.artifact_root and not self.artifact_root.startswith("file://"):
+            return self.artifact_root
+        return self.project_dir / self.artifact_root.removeprefix("file://")
 
     @property
     def pipeline_path(self) -> Path:

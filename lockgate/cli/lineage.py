@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from lockgate.errors import LockgateError
+
 if TYPE_CHECKING:
+    from lockgate.core.artifacts import Artifact
     from lockgate.metadata.lineage import LineageNode
 
 
@@ -35,7 +38,7 @@ def render_lineage(
     for index, (child_name, child) in enumerate(children):
         lines += render_lineage(child, child_prefix, child_name, index == len(children) - 1)
     if artifact.type_name == "HyperParameters" and not node.seen_before:
-        lines += [f"{child_prefix}   {line}" for line in _trials(artifact.uri)]
+        lines += [f"{child_prefix}   {line}" for line in _trials(artifact)]
     if (
         artifact.type_name == "Examples"
         and "source" in artifact.properties
@@ -48,14 +51,14 @@ def render_lineage(
     return lines
 
 
-def _trials(uri: str) -> list[str]:
+def _trials(artifact: Artifact) -> list[str]:
     """The tune step's trials under its HyperParameters node."""
     from lockgate.cli.tuning import trial_table
 
-    path = Path(uri) / "hyperparameters.json"
     try:
+        path = artifact.path / "hyperparameters.json"
         return trial_table(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, LockgateError) as exc:
         return [f"(trials not readable: {exc})"]
 
 

@@ -53,7 +53,7 @@ def show_command(
         producer = store.producer(artifact_id)
     finally:
         store.close()
-    folder = Path(artifact.uri)
+    folder = artifact.path
     record = {
         "id": artifact.id,
         "type": artifact.type_name,
@@ -181,7 +181,7 @@ def _blessing_of(project_dir: Path, execution_id: int) -> dict[str, Any] | None:
     finally:
         store.close()
     for artifact in outputs.values():
-        path = Path(artifact.uri) / "blessing.json"
+        path = artifact.path / "blessing.json"
         if artifact.type_name == "Blessing" and path.exists():
             try:
                 found = json.loads(path.read_text())

@@ -175,7 +175,7 @@ def _render_data_gate(result: RunResult) -> None:
     if len(found) > 10:
         click.echo(f"  ... and {len(found) - 10} more")
     for name in names:
-        report = Path(checks[name].uri) / "report.html" if name in checks else None
+        report = checks[name].path / "report.html" if name in checks else None
         if stopping.get(name) and report is not None and report.exists():
             click.echo(f"  report: {_shown_path(str(report))}")
 

@@ -7,6 +7,12 @@ An artifact is a folder on disk plus a row in the metadata store::
 
 ``properties`` hold small JSON facts (row counts, metrics, a model's sha256) and
 ``fingerprint`` is the sha256 over the folder's files, which is what the cache keys on.
+
+``uri`` is where the store keeps the artifact: a folder path on the local store, a URL
+(``s3://...``) on a shared one. Code reads and writes the artifact's files through ``path``,
+a local folder, never by joining paths on ``uri``: the launcher stages outputs in a local
+folder and hands inputs over as local working copies (``local_path``); elsewhere ``path``
+asks the store for one (``core.artifact_store.local_copy``: the folder itself when local).
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ from typing import Any, ClassVar
 class Artifact:
     """An artifact handed to or produced by a component.
 
-    A component reads ``uri`` (a folder) of its inputs and writes into ``uri`` of its outputs;
-    it may also set ``properties``. ``id`` and ``fingerprint`` are filled in by the launcher.
+    A component reads the files under ``path`` of its inputs and writes under ``path`` of
+    its outputs; it may also set ``properties``. ``id`` and ``fingerprint`` are filled in by
+    the launcher. ``local_path`` (never stored) is the local folder the launcher prepared.
     """
 
     TYPE_NAME: ClassVar[str] = "Artifact"
@@ -30,10 +37,16 @@ class Artifact:
     properties: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
     fingerprint: str | None = None
+    local_path: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def path(self) -> Path:
-        return Path(self.uri)
+        """The artifact's files as a local folder (read-only for a published artifact)."""
+        if self.local_path is None:
+            from lockgate.core.artifact_store import local_copy
+
+            self.local_path = str(local_copy(self.uri, self.fingerprint))
+        return Path(self.local_path)
 
     @property
     def type_name(self) -> str:

@@ -1,8 +1,10 @@
 """One step's lifecycle: resolve inputs, look in the cache, run, publish — or record the
-failure. The order matters: files are moved into place before the store row is written, so
-a crash never leaves a registered half artifact; a folder moved into place whose row never
-came is removed here when the store refuses it, or at the next run when the process died
-(``LocalArtifactStore.sweep``).
+failure. The order matters: files are published (``core.publish``) before the store row is
+written, so a crash never leaves a registered half artifact; what was published but never
+registered is removed here when the store refuses it, or at the next run when the process
+died (``ArtifactStore.sweep``). A step that runs gets its inputs as local working copies
+(``Artifact.path``; the folder itself on the local store) and writes its outputs into local
+staging folders, whatever store holds the artifacts.
 
 A gate that closes blocks the run; one that closes with ``publish_outputs=True`` publishes
 its findings first, as outputs of the blocked execution. A step that runs (a cache miss)
@@ -18,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lockgate.core.artifact_store import LocalArtifactStore
 from lockgate.core.artifacts import Artifact
 from lockgate.core.cache import CacheKey, cache_key, miss_reason
 from lockgate.core.component import (
@@ -32,7 +33,8 @@ from lockgate.core.component import (
 )
 from lockgate.core.fingerprint import path_fingerprint
 from lockgate.core.project_code import ProjectCode, library_versions
-from lockgate.core.protocols import MetadataStore, Runner
+from lockgate.core.protocols import ArtifactStore, MetadataStore, Runner
+from lockgate.core.publish import Publication, is_published, working_copy
 from lockgate.core.runners import set_current_runner
 from lockgate.core.status import Status
 from lockgate.errors import DataFileError, GateClosedError
@@ -110,7 +112,7 @@ class Launcher:
         self,
         *,
         store: MetadataStore,
-        artifacts: LocalArtifactStore,
+        artifacts: ArtifactStore,
         runner: Runner,
         pipeline: str,
         run_id: int,
@@ -130,8 +132,7 @@ class Launcher:
         started = time.perf_counter()
         set_current_runner(self.runner)
         execution_id: int | None = None
-        staging: dict[str, Path] = {}
-        published: list[Path] = []  # in place, not yet registered: removed if the store fails
+        publication = Publication(self.artifacts, pipeline=self.pipeline, step=step.name)
         params_json = canonical_params(step.params)
         inputs: dict[str, Artifact | None] = {}
         key = CacheKey(None)
@@ -152,6 +153,7 @@ class Launcher:
                 self.use_cache
                 and key.digest is not None
                 and (cached := self.store.find_cached_outputs(key.digest)) is not None
+                and all(is_published(self.artifacts, a.uri) for a in cached.values())
             ):
                 execution_id = self._start(step, key, params_json, inputs, status=CACHED)
                 self.store.record_cached_execution(execution_id, cached)
@@ -165,10 +167,13 @@ class Launcher:
             )
             reason = miss_reason(key, json.loads(params_json), previous, use_cache=self.use_cache)
             execution_id = self._start(step, key, params_json, inputs, reason=reason)
-            outputs: dict[str, Artifact] = {}
-            for name, marker in step.component.outputs.items():
-                staging[name] = self.artifacts.staging_dir(step.name, name)
-                outputs[name] = marker.artifact_type(uri=str(staging[name]))
+            inputs = {
+                n: None if a is None else working_copy(self.artifacts, a) for n, a in inputs.items()
+            }
+            outputs: dict[str, Artifact] = {
+                name: publication.stage(name, marker.artifact_type)
+                for name, marker in step.component.outputs.items()
+            }
             gate: GateClosedError | None = None
             gate_message = ""
             token = _current_step.set(context)
@@ -190,13 +195,13 @@ class Launcher:
                 _current_step.reset(token)
             for name, artifact in outputs.items():
                 artifact.properties = properties[name]
-                artifact.fingerprint = path_fingerprint(staging[name])
-                final = self.artifacts.final_dir(self.pipeline, step.name, name, execution_id)
-                artifact.uri = str(self.artifacts.publish(staging.pop(name), final))
-                published.append(final)
+            execution = execution_id  # an int from here on, for the callbacks
             if gate is not None:  # the findings are kept; the gate's decision stands
-                self.store.publish_execution(
-                    execution_id, outputs, status=BLOCKED, error=gate_message
+                publication.publish(
+                    execution,
+                    lambda outputs: self.store.publish_execution(
+                        execution, outputs, status=BLOCKED, error=gate_message
+                    ),
                 )
                 return StepResult(
                     step.name,
@@ -208,12 +213,15 @@ class Launcher:
                     reason=reason,
                 )
             hook = step.component.on_publish
-            self.store.publish_execution(
-                execution_id,
-                outputs,
-                within=None
-                if hook is None
-                else lambda transaction: hook(context, outputs, params, transaction),
+            publication.publish(
+                execution,
+                lambda outputs: self.store.publish_execution(
+                    execution,
+                    outputs,
+                    within=None
+                    if hook is None
+                    else lambda transaction: hook(context, outputs, params, transaction),
+                ),
             )
             return StepResult(
                 step.name,
@@ -224,8 +232,7 @@ class Launcher:
                 reason=reason,
             )
         except Exception as exc:
-            for path in [*staging.values(), *published]:
-                self.artifacts.discard(path)
+            publication.discard()
             status = BLOCKED if isinstance(exc, GateClosedError) else FAILED
             message = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
             if execution_id is None:

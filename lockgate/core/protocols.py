@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
 import pyarrow as pa
@@ -193,3 +194,50 @@ class Runner(Protocol):
     def execute(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any: ...
 
     def map(self, fn: Any, items: list[Any]) -> list[Any]: ...
+
+
+class ArtifactStore(Protocol):
+    """Where artifact files live, and the one way they get there (``core.publish`` drives it).
+
+    Stage (``staging_dir``: a local folder the component writes into), fingerprint, then
+    ``publish`` to a URI made by ``uri_for``: all or nothing, so that a reader never sees
+    half an artifact; the metadata store registers it after that. What a crash left between
+    publication and registration, ``sweep`` removes. Components read a published artifact
+    through ``local_copy``: a local, read-only folder (the folder itself on a local store, a
+    cached download for a remote one). The local folder is the default; ``FsspecArtifactStore``
+    takes any fsspec URL.
+    """
+
+    #: the root: a local folder path or a URL (``s3://bucket/prefix``)
+    root: str
+
+    def uri_for(self, *parts: str) -> str:
+        """The URI of the artifact at ``root/part/part/...``."""
+        ...
+
+    def staging_dir(self, step: str, output: str) -> Path:
+        """A fresh, empty local folder to write one output into."""
+        ...
+
+    def publish(self, staging: Path, uri: str, *, fingerprint: str) -> str:
+        """Make the finished ``staging`` folder the artifact at ``uri``, atomically or
+        marked-last; ``staging`` is consumed. Returns ``uri``."""
+        ...
+
+    def exists(self, uri: str) -> bool:
+        """Whether a whole, published artifact is at ``uri`` (what the cache reuses)."""
+        ...
+
+    def local_copy(self, uri: str, fingerprint: str | None = None) -> Path:
+        """A local folder holding the published artifact at ``uri``, for reading only."""
+        ...
+
+    def discard(self, target: Path | str) -> None:
+        """Remove a staging folder or a published, unregistered artifact."""
+        ...
+
+    def sweep(self, store: MetadataStore) -> list[str]:
+        """Remove what dead writers left (staging, published but never registered)."""
+        ...
+
+    def close(self) -> None: ...

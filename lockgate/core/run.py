@@ -8,12 +8,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lockgate.core.artifact_store import LocalArtifactStore
+from lockgate.core.artifact_store import artifact_store_for
 from lockgate.core.artifacts import Artifact
 from lockgate.core.launcher import BLOCKED, CACHED, COMPLETE, FAILED, SKIPPED, Launcher, StepResult
 from lockgate.core.pipeline import Pipeline
 from lockgate.core.project_code import importable
-from lockgate.core.protocols import MetadataStore, Runner
+from lockgate.core.protocols import ArtifactStore, MetadataStore, Runner
 from lockgate.core.runners import LocalRunner
 
 
@@ -48,7 +48,7 @@ def run_pipeline(
     pipeline: Pipeline,
     *,
     store: MetadataStore,
-    artifact_root: str | Path,
+    artifact_root: str | Path | ArtifactStore,
     project_dir: str | Path = ".",
     runner: Runner | None = None,
     use_cache: bool = True,
@@ -58,12 +58,17 @@ def run_pipeline(
     After a step fails (or a gate closes) no new step starts; steps already running finish;
     the rest are reported as skipped. The project folder is importable for the whole run (a
     step body may ``import helpers``) and recorded with the run, for a runner whose workers
-    must set it up themselves.
+    must set it up themselves. ``artifact_root`` is a folder (the local store) or a URL that
+    fsspec knows (``s3://bucket/prefix``: ``artifact_store_for``), or a store itself.
     """
     runner = runner or LocalRunner()
     started = time.perf_counter()
     store.mark_abandoned()
-    artifacts = LocalArtifactStore(artifact_root)
+    artifacts = (
+        artifact_store_for(artifact_root)
+        if isinstance(artifact_root, str | Path)
+        else artifact_root
+    )
     artifacts.sweep(store)  # what runs killed before this one left behind
     project = Path(project_dir).resolve()
     run_id = store.start_run(pipeline.name, {"project_dir": str(project)})
@@ -95,7 +100,7 @@ def _prepare_next(
 def _run(
     pipeline: Pipeline,
     store: MetadataStore,
-    artifacts: LocalArtifactStore,
+    artifacts: ArtifactStore,
     runner: Runner,
     run_id: int,
     project_dir: str | Path,

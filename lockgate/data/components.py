@@ -74,7 +74,9 @@ def ingest(
             hint="e.g. ingest(path='data/span-{SPAN}/') or ingest(query='SELECT ...', url='sqlite:///x.db')",
         )
     if query is not None and url is not None:
-        report = ingest_query(url, query, examples.uri, eval_fraction=eval_fraction, salt=salt)
+        report = ingest_query(
+            url, query, str(examples.path), eval_fraction=eval_fraction, salt=salt
+        )
         source, fingerprint = f"{redact_url(url)} {query}", None
     else:
         assert path is not None
@@ -88,7 +90,7 @@ def ingest(
         )
         report = ingest_to_folder(
             resolved,
-            examples.uri,
+            str(examples.path),
             format=format,
             csv=csv,
             eval_fraction=eval_fraction,
@@ -145,13 +147,13 @@ def compute_statistics(examples: Input[Examples], statistics: Output[Statistics]
     for other in accumulators[1:]:
         merged = merged.merge(other)
     results["all"] = merged.result()
-    invalid = Path(examples.uri) / INVALID_VALUES_FILE
+    invalid = examples.path / INVALID_VALUES_FILE
     if invalid.exists():  # values ingest kept as nulls: counted on all splits at once
         results["all"]["invalid_values"] = json.loads(invalid.read_text(encoding="utf-8"))
     for name, stats in results.items():
-        (Path(statistics.uri) / f"{name}.json").write_text(json.dumps(stats, indent=1))
+        (statistics.path / f"{name}.json").write_text(json.dumps(stats, indent=1))
     statistics.properties["num_rows"] = {name: r["num_rows"] for name, r in results.items()}
-    _write_statistics_report(Path(statistics.uri), results)
+    _write_statistics_report(statistics.path, results)
 
 
 def merge_in_order(accumulators: list[Any], shards: list[tuple[str, Path]], split: str) -> Any:
@@ -182,7 +184,7 @@ def _write_statistics_report(folder: Path, results: dict[str, dict]) -> None:
 
 
 def load_statistics(statistics: Statistics, split: str = "train") -> dict:
-    return json.loads((Path(statistics.uri) / f"{split}.json").read_text())
+    return json.loads((statistics.path / f"{split}.json").read_text())
 
 
 def _curated_schema(params: dict[str, Any]) -> dict[str, str] | None:
@@ -203,7 +205,7 @@ def _write_curated_schema(
     written = outputs["schema"].properties.get("written_to")
     if target is None or written is None:
         return
-    source = Path(outputs["schema"].uri) / "schema.yaml"
+    source = outputs["schema"].path / "schema.yaml"
     final = Path(target)
     final.parent.mkdir(parents=True, exist_ok=True)
     # Whole or not at all: a kill mid-write must not leave a half schema that later runs
@@ -246,14 +248,14 @@ def infer_schema(
         schema.properties["source"] = "inferred"
         if schema_file is not None:
             schema.properties["written_to"] = schema_file
-    model.dump(Path(schema.uri) / "schema.yaml")
+    model.dump(schema.path / "schema.yaml")
     schema.properties["features"] = len(model.features)
 
 
 def load_schema(schema: Schema):  # -> lockgate.data.schema.Schema
     from lockgate.data.schema import Schema as SchemaModel
 
-    return SchemaModel.load(Path(schema.uri) / "schema.yaml")
+    return SchemaModel.load(schema.path / "schema.yaml")
 
 
 @component
@@ -297,7 +299,7 @@ def validate_examples(
     previous_of: dict[str, dict | None] = {}
     all_stats = _optional_statistics(statistics, "all") or {}
     for split in SPLITS:
-        path = Path(statistics.uri) / f"{split}.json"
+        path = statistics.path / f"{split}.json"
         if not path.exists():
             continue
         stats_of[split] = json.loads(path.read_text())
@@ -325,9 +327,9 @@ def validate_examples(
         found.setdefault("all", []).extend(
             a.to_dict() for a in duplicate_key_anomalies(model, duplicates)
         )
-    (Path(anomalies.uri) / "anomalies.json").write_text(json.dumps(found, indent=1, default=str))
+    (anomalies.path / "anomalies.json").write_text(json.dumps(found, indent=1, default=str))
     all_found = [dict(a, split=split) for split, items in found.items() for a in items]
-    _write_anomalies_report(Path(anomalies.uri), stats_of, previous_of, found)
+    _write_anomalies_report(anomalies.path, stats_of, previous_of, found)
     anomalies.properties.update(
         errors=sum(a["severity"] == "error" for a in all_found),
         warnings=sum(a["severity"] == "warning" for a in all_found),
@@ -380,7 +382,7 @@ def _stop_if_blocking(found: list[dict], stop_on: str, what: str) -> None:
 
 
 def _optional_statistics(statistics: Statistics, split: str) -> dict | None:
-    path = Path(statistics.uri) / f"{split}.json"
+    path = statistics.path / f"{split}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -430,13 +432,13 @@ def check_skew(
     from lockgate.data.statistics import TableStatisticsAccumulator
 
     _check_stop_on(stop_on, "check_skew")
-    folder = Path(skew.uri)
+    folder = skew.path
     if inference_log is None:
         (folder / "skew.json").write_text(json.dumps({"passed": True, "features": []}))
         skew.properties.update(errors=0, warnings=0, anomalies=[], serving_rows=0)
         return
     training = load_statistics(statistics, split)
-    files = sorted(Path(inference_log.uri).rglob("*.parquet"))
+    files = sorted(inference_log.path.rglob("*.parquet"))
     if not files:
         raise ConfigError(f"inference log {inference_log.uri} holds no Parquet files")
     features = [c for c in _parquet_columns(files[0]) if not c.startswith("_")]

@@ -9,7 +9,6 @@ curves and an HTML report. Nothing here computes a metric or a threshold itself.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,10 +48,10 @@ def load_candidate(
     from lockgate.training.transform import TransformGraph as Graph
     from lockgate.training.transform import drop_missing_label
 
-    graph = Graph.load(transform.uri)
+    graph = Graph.load(transform.path)
     table = drop_missing_label(read_split(examples, "eval"), graph.label)
     loaded = load_model(
-        Path(model.uri),
+        model.path,
         sha256=model.properties["sha256"],
         trusted=model.properties.get("trusted_types", []),
     )
@@ -69,7 +68,7 @@ def load_pushed(pushed: PushedModel) -> tuple[Any, Any]:
     servable = PipelineServable.load(
         pushed.properties.get("model_name", "baseline"),
         "baseline",
-        pushed.uri,
+        pushed.path,
         model_sha256=pushed.properties["model_sha256"],
         fingerprint=pushed.fingerprint,
         trusted_types=pushed.properties.get("trusted_types"),
@@ -233,10 +232,10 @@ def evaluate(
         },
         "blessing": decision.to_dict(),
     }
-    folder = Path(evaluation.uri)
+    folder = evaluation.path
     (folder / "evaluation.json").write_text(json.dumps(report, indent=1, allow_nan=False))
     (folder / "report.html").write_text(render_html(report), encoding="utf-8")
-    (Path(blessing.uri) / "blessing.json").write_text(json.dumps(decision.to_dict(), indent=1))
+    (blessing.path / "blessing.json").write_text(json.dumps(decision.to_dict(), indent=1))
     shown = [*HEADLINE[graph.task], *(c["metric"] for c in decision.to_dict()["checks"])]
     evaluation.properties.update(
         metrics=_flat(candidate.overall),

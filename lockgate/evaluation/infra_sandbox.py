@@ -197,7 +197,7 @@ def _register_candidate(
     from lockgate.settings import Settings
 
     settings = Settings.load(folder, environ={})
-    target = settings.resolved_artifact_root / "infra_validate" / "pushed_model"
+    target = Path(settings.resolved_artifact_root) / "infra_validate" / "pushed_model"
     target.mkdir(parents=True)
     properties = package_pushed(model, transform, target, model_name)
     store = SqlMetadataStore(settings.resolved_store_url)

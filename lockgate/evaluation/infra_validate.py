@@ -22,7 +22,6 @@ import json
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -103,7 +102,7 @@ def infra_validate(
         n_requests=n_requests,
         rows_per_request=rows_per_request,
     )
-    path = Path(infra_blessing.uri) / InfraBlessing.FILE_NAME
+    path = infra_blessing.path / InfraBlessing.FILE_NAME
     path.write_text(json.dumps(verdict.to_dict(), indent=1) + "\n", encoding="utf-8")
     infra_blessing.properties.update(
         blessed=verdict.blessed,

@@ -9,7 +9,6 @@ space, the study's storage and the trial loop are ``lockgate.training.tuning``.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from lockgate.core.artifacts import Examples, HyperParameters, TransformGraph
@@ -113,7 +112,7 @@ def tune(
         "storage": storage.shown,
         "trials": result.trials,
     }
-    path = Path(hyperparameters.uri) / HyperParameters.FILE_NAME
+    path = hyperparameters.path / HyperParameters.FILE_NAME
     path.write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
     hyperparameters.properties.update(
         params=best,

@@ -58,9 +58,7 @@ def push(
     and, when the pipeline infra-validates (``infra_blessing`` given), the infra-validator
     blessed it too."""
     check_blessed(model, blessing, infra_blessing)
-    pushed_model.properties.update(
-        package_pushed(model, transform, Path(pushed_model.uri), model_name)
-    )
+    pushed_model.properties.update(package_pushed(model, transform, pushed_model.path, model_name))
 
 
 def check_blessed(
@@ -87,7 +85,7 @@ def check_blessed(
             )
         )
     for artifact, file_name, who, hint in verdicts:
-        verdict = json.loads((Path(artifact.uri) / file_name).read_text())
+        verdict = json.loads((artifact.path / file_name).read_text())
         if not verdict.get("blessed"):
             listed = list(verdict.get("reasons", []))
             reasons = "; ".join(listed[:2]) or "no reason recorded"
@@ -106,13 +104,13 @@ def package_pushed(
     ``target``, check that the server can load it and that it answers its warm-up requests,
     and return the PushedModel's properties. Push and infra-validation's own registry both
     package a candidate through here, so both serve the same folder."""
-    shutil.copytree(transform.uri, target / "transform")
-    shutil.copytree(model.uri, target / "model")
+    shutil.copytree(transform.path, target / "transform")
+    shutil.copytree(model.path, target / "model")
     # Warm-up requests for the server, from what the transform learned on the train split.
     from lockgate.serving.servable import typical_rows, write_samples
     from lockgate.training.transform import TransformGraph as Graph
 
-    write_samples(target, typical_rows(Graph.load(transform.uri)))
+    write_samples(target, typical_rows(Graph.load(transform.path)))
     trusted = list(model.properties.get("trusted_types") or [])
     _check_servable(target, model_name, model.properties["sha256"], trusted)
     return {

@@ -66,7 +66,7 @@ def check_warm_up(servable: PipelineServable, version: Any) -> None:
     from lockgate.serving.servable import read_samples
 
     try:
-        warm_up(servable, read_samples(version.artifact.uri, servable.transform))
+        warm_up(servable, read_samples(version.artifact.path, servable.transform))
     except Exception as exc:
         raise _refusal(servable.name, version, WARM_UP, exc) from exc
 

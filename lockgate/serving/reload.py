@@ -634,7 +634,7 @@ def load_version(name: str, version: Any) -> PipelineServable:
     return PipelineServable.load(
         name,
         str(version.version),
-        pushed.uri,
+        pushed.path,
         model_sha256=sha256,
         fingerprint=pushed.fingerprint,
         trusted_types=trusted,

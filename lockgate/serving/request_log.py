@@ -10,6 +10,8 @@ logs, so lineage leads from a log back to the model::
     <root>/serving/<model>/inference_log/<execution id>/part-0.parquet
 
 (``<time>-<id>`` instead of the execution id when no metadata store registers the files).
+``root`` is the artifact root, a folder or a URL: files go through the one publish path
+(``core.publish``) of the artifact store for it.
 
 The raw feature columns keep their names, so ``lockgate skew TRAIN_PATH LOG_PATH`` compares a
 log with training data directly; everything else starts with ``_``: ``_request_id``,
@@ -34,9 +36,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lockgate.core.artifact_store import LocalArtifactStore
+from lockgate.core.artifact_store import artifact_store_for
 from lockgate.core.artifacts import Artifact, InferenceLog
-from lockgate.core.fingerprint import path_fingerprint
+from lockgate.core.publish import Publication
 from lockgate.errors import ConfigError
 from lockgate.serving.servable import Servable, ServableWrapper, as_chain
 
@@ -91,8 +93,8 @@ class RequestLogger:
             raise ConfigError(f"log sample rate must be between 0 and 1; got {sample_rate}")
         if flush_rows < 1 or flush_interval_s <= 0:
             raise ConfigError("log flush_rows must be >= 1 and flush_interval_s > 0")
-        self.root = Path(root)
-        self._artifacts = LocalArtifactStore(self.root)
+        self.root = root
+        self._artifacts = artifact_store_for(root)
         self.store = store
         self.sample_rate = sample_rate
         self.flush_rows = flush_rows
@@ -196,24 +198,22 @@ class RequestLogger:
     def _write(self, records: list[_Record]) -> None:
         first = records[0]
         table = pa.concat_tables([_table(r) for r in records], promote_options="permissive")
-        staging = self._artifacts.staging_dir("request_log", first.model)
+        publication = Publication(self._artifacts, pipeline="serving", step=first.model)
+        artifact = publication.stage("inference_log", InferenceLog)
         try:
-            pq.write_table(table, staging / "part-0.parquet")
+            pq.write_table(table, artifact.path / "part-0.parquet")
             # Registered: started first, so that a crash before the commit leaves a running
             # execution whose folder the next run's sweep removes. Else: a unique name.
             execution = self._start_execution(first) if self.store is not None else None
-            name = (
-                str(execution)
-                if execution is not None
-                else f"{first.at.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-            )
-            target = self._artifacts.publish(
-                staging, self.root / "serving" / first.model / "inference_log" / name
-            )
         except BaseException:
-            self._artifacts.discard(staging)
+            publication.discard()
             raise
-        properties = {
+        name = (
+            str(execution)
+            if execution is not None
+            else f"{first.at.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        )
+        artifact.properties = {
             "model_name": first.model,
             "model_version": first.version,
             "shadow": first.shadow,
@@ -225,16 +225,18 @@ class RequestLogger:
             "feature_columns": list(first.columns),
             "output_columns": [f"_output_{n}" for n in first.outputs],
         }
-        artifact = InferenceLog(
-            uri=str(target), properties=properties, fingerprint=path_fingerprint(target)
-        )
-        if execution is not None and self.store is not None:
-            try:
-                self.store.publish_execution(execution, {"inference_log": artifact})
-            except BaseException as exc:
-                self._artifacts.discard(target)
-                self.store.fail_execution(execution, f"{type(exc).__name__}: {exc}")
-                raise
+        store = self.store if execution is not None else None
+        try:
+            publication.publish(
+                name,
+                None
+                if store is None
+                else lambda outputs: store.publish_execution(execution, outputs),
+            )
+        except BaseException as exc:
+            if store is not None and execution is not None:
+                store.fail_execution(execution, f"{type(exc).__name__}: {exc}")
+            raise
         self.stats.rows_written += table.num_rows
         self.stats.files += 1
         self.stats.artifacts.append(artifact)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from lockgate.core.artifacts import (
@@ -57,7 +56,7 @@ def fit_transform(
         graph = Graph.fit(train, label=label, features=chosen, task=task)
     check_label_varies(present, label, task=graph.task)
     rows = present.num_rows
-    graph.save(transform.uri)
+    graph.save(transform.path)
     transform.properties.update(
         label=label,
         task=graph.task,
@@ -110,7 +109,7 @@ def _fit_library(
 def load_transform(transform: TransformGraph) -> Any:
     from lockgate.training.transform import TransformGraph as Graph
 
-    return Graph.load(transform.uri)
+    return Graph.load(transform.path)
 
 
 def prepare(examples: Examples, transform: Any, split: str) -> tuple[Any, Any, Any]:
@@ -189,7 +188,7 @@ def train(
         base_model=base.model if base is not None else None,
         base_framework=base.framework if base is not None else None,
     )
-    info = save_model(estimator, Path(model.uri), trust=trust)
+    info = save_model(estimator, model.path, trust=trust)
     model.properties.update(
         framework=info.framework,
         **framework_record(info.framework),
@@ -219,7 +218,7 @@ def tuned_params(hyperparameters: HyperParameters | None) -> dict[str, Any]:
 
     from lockgate.errors import ModelError
 
-    path = Path(hyperparameters.uri) / HyperParameters.FILE_NAME
+    path = hyperparameters.path / HyperParameters.FILE_NAME
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         params = data["params"]

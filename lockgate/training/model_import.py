@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from lockgate.core.artifact_store import LocalArtifactStore
+from lockgate.core.artifact_store import artifact_store_for
+from lockgate.core.protocols import ArtifactStore
 from lockgate.errors import (
     ConfigError,
     LockgateError,
@@ -302,7 +303,7 @@ def import_model(
             "an imported model needs exactly one of --transform FILE (a transform.json) or"
             " --features a,b,c (its numeric input columns, passed through unchanged)"
         )
-    artifacts = LocalArtifactStore(artifact_root)
+    artifacts = artifact_store_for(artifact_root)
     try:
         return _import_into(
             store,
@@ -325,7 +326,7 @@ def import_model(
 
 def _import_into(
     store: Any,
-    artifacts: LocalArtifactStore,
+    artifacts: ArtifactStore,
     source: str | Path,
     *,
     name: str,
@@ -340,16 +341,19 @@ def _import_into(
     trust: Iterable[str] | None,
 ) -> Any:
     """Stage and check the files, then publish the PushedModel and register its version
-    in one transaction: a crash leaves an imported, registered version or nothing (its
-    staging folder swept by the next run)."""
+    in one transaction (``core.publish``): a crash leaves an imported, registered version or
+    nothing (its staging folder swept by the next run)."""
     import pyarrow as pa
 
     from lockgate.core.artifacts import PushedModel
     from lockgate.core.fingerprint import path_fingerprint
+    from lockgate.core.publish import Publication
     from lockgate.metadata.registry import Registry
     from lockgate.training.transform import TransformGraph
 
-    staging = artifacts.staging_dir("import", name)
+    publication = Publication(artifacts, pipeline="lockgate-import", step="import")
+    pushed = publication.stage("pushed_model", PushedModel)
+    staging = pushed.path
     try:
         info = import_model_files(
             source,
@@ -377,8 +381,9 @@ def _import_into(
                 f"{source} loads but cannot predict on its transform's output: {exc}"
             ) from exc
         _write_json(staging / "samples.json", {"inputs": rows})
+        model_fingerprint = path_fingerprint(staging / "model")
     except BaseException:
-        artifacts.discard(staging)
+        publication.discard()
         raise
     run_id = store.start_run("lockgate-import", {"source": str(Path(source).resolve())})
     params = {
@@ -396,24 +401,18 @@ def _import_into(
         params=params,
         inputs={},
     )
-    target = artifacts.final_dir("lockgate-import", "import", "pushed_model", execution)
     registry = Registry(store)
     number: list[int] = []
     try:
-        artifacts.publish(staging, target)
-        pushed = PushedModel(
-            uri=str(target),
-            properties={
-                "model_name": name,
-                "model_sha256": info.sha256,
-                "model_fingerprint": path_fingerprint(target / "model"),
-                "framework": info.framework,
-                "framework_description": get_framework(info.framework).description,
-                "imported_from": str(Path(source).resolve()),
-                "trusted_types": info.trusted_types,
-            },
-            fingerprint=path_fingerprint(target),
-        )
+        pushed.properties = {
+            "model_name": name,
+            "model_sha256": info.sha256,
+            "model_fingerprint": model_fingerprint,
+            "framework": info.framework,
+            "framework_description": get_framework(info.framework).description,
+            "imported_from": str(Path(source).resolve()),
+            "trusted_types": info.trusted_types,
+        }
         properties: dict[str, Any] = {
             "model_fingerprint": pushed.properties["model_fingerprint"],
             "run_id": run_id,
@@ -424,20 +423,22 @@ def _import_into(
         }
         if bless:
             properties["bless_reason"] = reason
-        store.publish_execution(
+        publication.publish(
             execution,
-            {"pushed_model": pushed},
-            within=lambda transaction: number.append(
-                registry.register_within(
-                    transaction, name, pushed, blessed=bless, properties=properties
-                )
+            lambda outputs: store.publish_execution(
+                execution,
+                outputs,
+                within=lambda transaction: number.append(
+                    registry.register_within(
+                        transaction, name, pushed, blessed=bless, properties=properties
+                    )
+                ),
             ),
         )
     except BaseException as exc:
+        publication.discard()
         store.fail_execution(execution, str(exc))
         store.finish_run(run_id, "failed", str(exc))
-        artifacts.discard(staging)
-        artifacts.discard(target)
         raise
     store.finish_run(run_id, "complete")
     return registry.get(name, number[0])

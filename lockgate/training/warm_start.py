@@ -26,7 +26,7 @@ def load_base_model(pushed: PushedModel, graph: Any) -> BaseModel:
 
     name = pushed.properties.get("model_name", "the base model")
     base_graph, loaded = load_pushed_folder(
-        pushed.uri,
+        pushed.path,
         model_sha256=pushed.properties["model_sha256"],
         fingerprint=pushed.fingerprint,
         trusted_types=pushed.properties.get("trusted_types"),

@@ -178,13 +178,14 @@ def test_a_dead_sessions_unregistered_folders_go_and_its_registered_ones_stay(
     for execution in (kept_execution, kept_execution + 1000):
         staging = dead.staging_dir("s", "examples")
         (staging / "rows.txt").write_text("1\n")
-        folders.append(dead.publish(staging, dead.final_dir("p", "s", "examples", execution)))
+        final = dead.final_dir("p", "s", "examples", execution)
+        folders.append(Path(dead.publish(staging, final, fingerprint="")))
     kept, orphan = folders
     store.publish_execution(kept_execution, {"examples": Examples(uri=str(kept))})
     assert dead._session_lock is not None
     dead._session_lock.close()  # what the kernel does when the process is killed
 
     removed = LocalArtifactStore(tmp_path / "artifacts").sweep(store)
-    assert orphan in removed and not orphan.exists()
+    assert str(orphan) in removed and not orphan.exists()
     assert kept.is_dir() and (kept / "rows.txt").read_text() == "1\n"
     assert list((tmp_path / "artifacts" / ".tmp").iterdir()) == []
