@@ -264,7 +264,8 @@ def _output_folders(args: tuple[Any, ...]) -> list[str]:
 
     if len(args) < 3 or not isinstance(args[2], dict):
         return []
-    return [a.uri for a in args[2].values() if isinstance(a, Artifact) and Path(a.uri).is_dir()]
+    folders = [a.local_path for a in args[2].values() if isinstance(a, Artifact)]
+    return [f for f in folders if f is not None and Path(f).is_dir()]
 
 
 def _empty(folder: str) -> None:
