@@ -185,7 +185,6 @@ def test_interval_coverage_simulation() -> None:
     print(f"coverage: accuracy {acc_cover:.3f}, rmse {rmse_cover:.3f}")
     assert 0.93 <= acc_cover <= 0.97, acc_cover
     assert 0.93 <= rmse_cover <= 0.97, rmse_cover
-    assert time.perf_counter() - started < 20
 
 
 def test_differences_use_paired_samples() -> None:
