@@ -13,6 +13,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import pyarrow as pa
 
+from lockgate.core.artifact_store import ArtifactStoreAddress
 from lockgate.core.artifacts import Artifact
 from lockgate.core.records import ExecutionRecord, RunRecord
 from lockgate.core.status import Status
@@ -210,6 +211,10 @@ class ArtifactStore(Protocol):
 
     #: the root: a local folder path or a URL (``s3://bucket/prefix``)
     root: str
+
+    def address(self) -> ArtifactStoreAddress:
+        """The store as it travels to a worker, which reopens it there (``.open()``)."""
+        ...
 
     def uri_for(self, *parts: str) -> str:
         """The URI of the artifact at ``root/part/part/...``."""
