@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from lockgate.core.artifact_store import ArtifactStoreAddress
@@ -70,11 +69,11 @@ def run_step(task: StepTask, *, project_dir: str | None = None) -> StepOutcome:
         gate, message, properties = _execute(task, inputs, outputs, project_dir)
         for name, artifact in outputs.items():
             artifact.properties = properties[name]
-        publication.publish(task.key)
+        published = publication.publish(task.key)
     except BaseException:
         publication.discard()
         raise
-    return StepOutcome(publication.outputs, gate, message)
+    return StepOutcome({n: _portable(a) for n, a in published.items()}, gate, message)
 
 
 def _execute(
@@ -101,11 +100,15 @@ def _execute(
 
 
 def on_this_node(artifacts: ArtifactStore, artifact: Artifact) -> Artifact:
-    """``artifact`` with a ``local_path`` that exists here: kept when it does (the local
-    store's folder, this node's cached copy), else a working copy made now."""
-    if artifact.local_path is not None and Path(artifact.local_path).is_dir():
-        return dataclasses.replace(artifact)
+    """``artifact`` with ``local_path`` set to a folder of its files on this node: the
+    folder itself on the local store, this node's cached copy, or a download made now."""
     return working_copy(artifacts, artifact)
+
+
+def _portable(artifact: Artifact) -> Artifact:
+    """``artifact`` without its ``local_path``: a folder of this node means nothing on
+    another, which asks the store for its own copy (``Artifact.path``, ``on_this_node``)."""
+    return dataclasses.replace(artifact, local_path=None)
 
 
 def output_uris(artifacts: ArtifactStore, task: StepTask) -> list[str]:
