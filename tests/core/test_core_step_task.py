@@ -13,6 +13,8 @@ import pytest
 
 from lockgate import Examples, Input, Output, Statistics, component
 from lockgate.core.artifact_store import ArtifactStoreAddress, LocalArtifactStore, remember
+from lockgate.core.artifacts import Artifact
+from lockgate.core.component import Component
 from lockgate.core.fingerprint import path_fingerprint
 from lockgate.core.fsspec_store import OPTIONS_ENV, FsspecArtifactStore
 from lockgate.core.step_task import StepTask, output_uris, run_step
@@ -44,10 +46,14 @@ def gate(statistics: Output[Statistics]) -> None:
     raise GateClosedError("1 blocking anomaly", publish_outputs=True)
 
 
-def task(store: LocalArtifactStore, step: object, key: str, **inputs: object) -> StepTask:
-    comp = step.component  # type: ignore[attr-defined]
-    params = dict(step.params)  # type: ignore[attr-defined]
-    return StepTask(comp, dict(inputs), params, store.address(), "p", comp.name, key)  # type: ignore[arg-type]
+def task(
+    store: LocalArtifactStore,
+    comp: Component,
+    key: str,
+    inputs: dict[str, Artifact | None] | None = None,
+    **params: object,
+) -> StepTask:
+    return StepTask(comp, inputs or {}, params, store.address(), "p", comp.name, key)
 
 
 @pytest.fixture
@@ -65,14 +71,14 @@ def test_in_process_the_address_opens_the_drivers_own_store(store: LocalArtifact
 def test_a_step_publishes_by_one_rename_and_reads_its_input_in_place(
     store: LocalArtifactStore,
 ) -> None:
-    written = run_step(task(store, write(text="1\n2\n"), "1")).outputs["examples"]
+    written = run_step(task(store, write, "1", text="1\n2\n")).outputs["examples"]
     assert written.uri == store.uri_for("p", "write", "examples", "1")
     assert written.local_path is None  # a folder of this node does not travel
     assert written.fingerprint == path_fingerprint(Path(written.uri))
     assert Path(written.properties["staged_at"]).parent.parent == Path(store.root, ".tmp")
     assert sorted(p.name for p in Path(written.uri).iterdir()) == ["rows.txt"]
 
-    counted = run_step(task(store, read(examples=None), "2", examples=written))
+    counted = run_step(task(store, read, "2", {"examples": written}))
     assert counted.outputs["statistics"].properties["read_from"] == written.uri  # no copy
     assert counted.gate is None
 
@@ -80,7 +86,7 @@ def test_a_step_publishes_by_one_rename_and_reads_its_input_in_place(
 def test_a_failed_step_leaves_nothing_published_and_nothing_staged(
     store: LocalArtifactStore,
 ) -> None:
-    failing = task(store, fails(), "3")
+    failing = task(store, fails, "3")
     with pytest.raises(ValueError, match="column 'fare' is not in the data"):
         run_step(failing)
     assert not any(Path(uri).exists() for uri in output_uris(store, failing))
@@ -88,7 +94,7 @@ def test_a_failed_step_leaves_nothing_published_and_nothing_staged(
 
 
 def test_a_closed_gate_that_keeps_its_findings_publishes_them(store: LocalArtifactStore) -> None:
-    outcome = run_step(task(store, gate(), "4"))
+    outcome = run_step(task(store, gate, "4"))
     assert isinstance(outcome.gate, GateClosedError)
     assert "GateClosedError: 1 blocking anomaly" in outcome.gate_message
     findings = outcome.outputs["statistics"]
