@@ -199,7 +199,7 @@ class Launcher:
             )
         except Exception as exc:
             if task is not None:
-                self._discard(task)
+                self._discard(task, exc)
             status = BLOCKED if isinstance(exc, GateClosedError) else FAILED
             message = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
             if execution_id is None:
@@ -240,12 +240,17 @@ class Launcher:
             else lambda transaction: hook(context, outputs, params, transaction),
         )
 
-    def _discard(self, task: StepTask) -> None:
+    def _discard(self, task: StepTask, failure: Exception) -> None:
         """Remove what a failed step published but nobody registered, wherever it ran, and
-        the staging a dead worker of this node left (its session's lock is free now)."""
-        for uri in output_uris(self.artifacts, task):
-            self.artifacts.discard(uri)
-        self.artifacts.sweep(self.store)
+        the staging a dead worker of this node left (its session's lock is free now). A
+        cleanup that fails too is noted on ``failure``, which stays the step's error; the
+        next run's sweep tries again."""
+        try:
+            for uri in output_uris(self.artifacts, task):
+                self.artifacts.discard(uri)
+            self.artifacts.sweep(self.store)
+        except Exception as exc:  # noqa: BLE001 - the step's own failure is what to report
+            failure.add_note(f"removing its unregistered outputs failed too: {exc!r}")
 
     def _start(
         self,
