@@ -291,3 +291,44 @@ def test_a_step_runs_on_the_worker_node_and_publishes_what_the_driver_reads(
             store.close()
     finally:
         runner.shutdown()
+
+
+@component(resources={"worker_node": 1}, retries=1)
+def dies_once_on_the_worker(result: Output[Statistics], *, marker: str) -> None:
+    leftovers = sorted(p.name for p in result.path.iterdir())
+    if not Path(marker).exists():
+        Path(result.path, "half.json").write_text("{")
+        Path(marker).write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    Path(result.path, "whole.json").write_text("{}")
+    result.properties.update(leftovers=leftovers, pid=os.getpid())
+
+
+def test_a_step_retried_after_its_worker_died_starts_from_empty_outputs_in_the_bucket(
+    two_nodes: str,
+    s3_options: str,
+    caches: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(OPTIONS_ENV, s3_options)
+    monkeypatch.setenv(CACHE_ENV, str(caches["driver"]))
+    root = f"s3://{BUCKET}/retried-{uuid.uuid4().hex[:8]}"
+    marker = tmp_path / "first-attempt.pid"
+    runner = RayRunner(two_nodes).start()
+    store = SqlMetadataStore(f"sqlite:///{tmp_path / 'metadata.db'}")
+    try:
+        pipeline = Pipeline("retried", [dies_once_on_the_worker(marker=str(marker))])
+        result = run_pipeline(
+            pipeline, store=store, artifact_root=root, project_dir=tmp_path, runner=runner
+        )
+        assert result.ok, result.error
+        (registered,) = store.artifacts_of_type("Statistics")
+        assert registered.properties["leftovers"] == []  # the dead attempt's file is not here
+        assert registered.properties["pid"] != int(marker.read_text())
+        bucket = FsspecArtifactStore(f"s3://{BUCKET}", cache_dir=caches["driver"])
+        keys = bucket.fs.find(root.removeprefix("s3://"))
+        assert sorted(k.rsplit("/", 1)[1] for k in keys) == [MARKER, "whole.json"]
+    finally:
+        store.close()
+        runner.shutdown()
