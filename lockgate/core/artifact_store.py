@@ -31,7 +31,9 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -152,8 +154,12 @@ class ArtifactStoreAddress:
     storage_options: str | None = None
 
     def open(self) -> ArtifactStore:
-        """This process's store for the address: opened once, or the one ``remember``
-        was given (the driver's own, so that an in-process step reuses it for free)."""
+        """This process's store for the address: the driver's own when a step runs in the
+        driver's thread (``in_this_thread``: the local runner, at no cost), else one
+        opened once per process (a worker)."""
+        here = _in_this_thread.get()
+        if here is not None and here.address() == self:
+            return here
         key = self._key()
         with _opened_guard:
             if key not in _opened:
@@ -170,14 +176,19 @@ class ArtifactStoreAddress:
 
 _opened: dict[tuple[str, ...], ArtifactStore] = {}
 _opened_guard = threading.Lock()
+_in_this_thread: ContextVar[ArtifactStore | None] = ContextVar("artifact_store", default=None)
 
 
-def remember(store: ArtifactStore) -> None:
-    """Make ``store`` what its address opens in this process: a step the local runner
-    executes here stages in the driver's own session and publishes by its rename."""
-    key = store.address()._key()
-    with _opened_guard:
-        _opened[key] = store
+@contextmanager
+def in_this_thread(store: ArtifactStore) -> Iterator[None]:
+    """Make ``store`` what its address opens in this thread meanwhile: a step the local
+    runner executes here stages in the driver's own session and publishes by its rename.
+    Per thread, so that concurrent runs in one process each keep their own store."""
+    token = _in_this_thread.set(store)
+    try:
+        yield
+    finally:
+        _in_this_thread.reset(token)
 
 
 def _open(root: str, options: dict[str, Any] | None) -> ArtifactStore:

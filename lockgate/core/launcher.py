@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lockgate.core.artifact_store import remember
+from lockgate.core.artifact_store import in_this_thread
 from lockgate.core.artifacts import Artifact
 from lockgate.core.cache import CacheKey, cache_key, miss_reason
 from lockgate.core.component import (
@@ -129,7 +129,6 @@ class Launcher:
         self.project_dir = project_dir
         self.use_cache = use_cache
         self.project_code = ProjectCode(project_dir)
-        remember(artifacts)  # a step run in this process reopens this very store
 
     def launch(self, step: Step, produced: dict[str, dict[str, Artifact]]) -> StepResult:
         started = time.perf_counter()
@@ -181,9 +180,10 @@ class Launcher:
             )
             token = _current_step.set(context)
             try:
-                outcome: StepOutcome = self.runner.execute(
-                    run_step, task, project_dir=str(self.project_dir)
-                )
+                with in_this_thread(self.artifacts):  # what the task reopens if run here
+                    outcome: StepOutcome = self.runner.execute(
+                        run_step, task, project_dir=str(self.project_dir)
+                    )
             finally:
                 _current_step.reset(token)
             self._register(step, execution_id, outcome, context, params)

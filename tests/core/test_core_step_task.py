@@ -7,12 +7,14 @@ findings publishes them; an address carries storage options only when they were 
 from __future__ import annotations
 
 import pickle
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lockgate import Examples, Input, Output, Statistics, component
-from lockgate.core.artifact_store import ArtifactStoreAddress, LocalArtifactStore, remember
+from lockgate.core.artifact_store import ArtifactStoreAddress, LocalArtifactStore, in_this_thread
 from lockgate.core.artifacts import Artifact
 from lockgate.core.component import Component
 from lockgate.core.fingerprint import path_fingerprint
@@ -57,15 +59,25 @@ def task(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> LocalArtifactStore:
+def store(tmp_path: Path) -> Iterator[LocalArtifactStore]:
     artifacts = LocalArtifactStore(tmp_path / "artifacts")
-    remember(artifacts)
-    return artifacts
+    with in_this_thread(artifacts):  # as the launcher does around the local runner's call
+        yield artifacts
+    artifacts.close()
 
 
-def test_in_process_the_address_opens_the_drivers_own_store(store: LocalArtifactStore) -> None:
+def test_in_the_drivers_thread_the_address_opens_the_drivers_own_store(
+    store: LocalArtifactStore,
+) -> None:
     assert store.address().open() is store
     assert pickle.loads(pickle.dumps(store.address())) == store.address()
+    elsewhere: list[object] = []
+    thread = threading.Thread(target=lambda: elsewhere.append(store.address().open()))
+    thread.start()
+    thread.join()
+    assert elsewhere[0] is not store  # another thread (a worker) opens its own
+    assert isinstance(elsewhere[0], LocalArtifactStore) and elsewhere[0].root == store.root
+    elsewhere[0].close()
 
 
 def test_a_step_publishes_by_one_rename_and_reads_its_input_in_place(
