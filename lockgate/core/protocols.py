@@ -183,12 +183,13 @@ class Runner(Protocol):
 
     ``execute`` runs one step (``core.step_task.run_step``: working copies of its inputs,
     the component, publication of its outputs, all on the node it lands on) and returns
-    its plain-data result for the driver to register; ``map`` runs a function over data shards (statistics per file, say)
-    and returns the results in order, for the caller to merge. The local runner uses
-    threads in this process; the Ray runner (``lockgate.core.runners.ray``) sends both to
-    Ray tasks without any component changing, because components only see local folders
-    and plain parameters, and a step reopens the artifact store by its address. A runner that holds a cluster may also have ``start()``
-    and ``shutdown()``, which the CLI calls around a run.
+    its plain-data result for the driver to register; ``map`` runs a function over data
+    shards (statistics per file, say) and returns the results in order, for the caller to
+    merge. The local runner uses threads in this process; the Ray runner
+    (``lockgate.core.runners.ray``) sends both to Ray tasks without any component
+    changing, because components only see local folders and plain parameters, and a step
+    reopens the artifact store by its address. A runner that holds a cluster may also
+    have ``start()`` and ``shutdown()``, which the CLI calls around a run.
     """
 
     max_parallel_steps: int

@@ -5,8 +5,8 @@ The launcher, the cache and the metadata store stay on the driver: a step's task
 working copies of its inputs there, runs the component and publishes its outputs, and
 returns plain data; the driver registers them. A worker that dies mid-step returns
 nothing, so nothing is registered, and the driver discards what it may have published; a
-retry stages afresh, from empty outputs. The driver's thread pool still runs independent steps at the
-same time; each of its threads waits on its task's ``ray.get``.
+retry stages afresh, from empty outputs. The driver's thread pool still runs independent
+steps at the same time; each of its threads waits on its task's ``ray.get``.
 
 Ray is an optional extra, imported only when a RayRunner starts. Started here, Ray is
 bound to 127.0.0.1 and has no dashboard; ``address`` joins a running cluster instead
