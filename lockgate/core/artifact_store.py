@@ -25,12 +25,16 @@ URI is its folder's path, so its working copy is the folder itself: no copy, no 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -139,6 +143,63 @@ class StagingSessions:
         return self._session
 
 
+@dataclass(frozen=True)
+class ArtifactStoreAddress:
+    """An artifact store as it travels to another process or node: its root, and its
+    storage options only when they were given explicitly (as JSON, so it is hashable);
+    otherwise each node reads its own environment (``LOCKGATE_ARTIFACT_STORAGE_OPTIONS``),
+    so credentials need not ride along with every task."""
+
+    root: str
+    storage_options: str | None = None
+
+    def open(self) -> ArtifactStore:
+        """This process's store for the address: the driver's own when a step runs in the
+        driver's thread (``in_this_thread``: the local runner, at no cost), else one
+        opened once per process (a worker)."""
+        here = _in_this_thread.get()
+        if here is not None and here.address() == self:
+            return here
+        key = self._key()
+        with _opened_guard:
+            if key not in _opened:
+                options = None if self.storage_options is None else json.loads(self.storage_options)
+                _opened[key] = _open(self.root, options)
+            return _opened[key]
+
+    def _key(self) -> tuple[str, ...]:
+        from lockgate.core.fsspec_store import CACHE_ENV, OPTIONS_ENV
+
+        own = self.storage_options or ""
+        return (self.root, own, os.environ.get(OPTIONS_ENV, ""), os.environ.get(CACHE_ENV, ""))
+
+
+_opened: dict[tuple[str, ...], ArtifactStore] = {}
+_opened_guard = threading.Lock()
+_in_this_thread: ContextVar[ArtifactStore | None] = ContextVar("artifact_store", default=None)
+
+
+@contextmanager
+def in_this_thread(store: ArtifactStore) -> Iterator[None]:
+    """Make ``store`` what its address opens in this thread meanwhile: a step the local
+    runner executes here stages in the driver's own session and publishes by its rename.
+    Per thread, so that concurrent runs in one process each keep their own store."""
+    token = _in_this_thread.set(store)
+    try:
+        yield
+    finally:
+        _in_this_thread.reset(token)
+
+
+def _open(root: str, options: dict[str, Any] | None) -> ArtifactStore:
+    local = local_path_of(root)
+    if local is not None:
+        return LocalArtifactStore(local)
+    from lockgate.core.fsspec_store import FsspecArtifactStore
+
+    return FsspecArtifactStore(root, storage_options=options)
+
+
 class LocalArtifactStore(StagingSessions):
     """Artifacts as folders under a local root; an artifact's URI is its folder's path."""
 
@@ -149,6 +210,9 @@ class LocalArtifactStore(StagingSessions):
 
     def uri_for(self, *parts: str) -> str:
         return str(Path(self.root, *parts))
+
+    def address(self) -> ArtifactStoreAddress:
+        return ArtifactStoreAddress(self.root)
 
     def final_dir(self, pipeline: str, step: str, output: str, execution_id: int) -> Path:
         return Path(self.uri_for(pipeline, step, output, str(execution_id)))

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lockgate.core.artifact_store import STAGING, StagingSessions
+from lockgate.core.artifact_store import STAGING, ArtifactStoreAddress, StagingSessions
 from lockgate.core.fingerprint import path_fingerprint
 from lockgate.errors import ArtifactStoreError, ConfigError
 
@@ -67,15 +67,22 @@ class FsspecArtifactStore(StagingSessions):
         environ: Mapping[str, str] | None = None,
         cache_dir: str | Path | None = None,
     ) -> None:
+        explicit = storage_options is not None or environ is not None
         environ = os.environ if environ is None else environ
         options = dict(
             storage_options_from(environ) if storage_options is None else storage_options
         )
         self.root = root.rstrip("/")
+        self._explicit_options = json.dumps(options, sort_keys=True) if explicit else None
         self.fs = filesystem_for(self.root, options)
         self.cache_dir = Path(cache_dir or default_cache_dir(environ)).resolve()
         tag = hashlib.sha256(self.root.encode()).hexdigest()[:12]
         super().__init__(self.cache_dir / STAGING / tag)
+
+    def address(self) -> ArtifactStoreAddress:
+        """The root, and the storage options only when given explicitly (otherwise each
+        node takes its own from its environment)."""
+        return ArtifactStoreAddress(self.root, self._explicit_options)
 
     def uri_for(self, *parts: str) -> str:
         return "/".join([self.root, *parts])

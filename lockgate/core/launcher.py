@@ -1,10 +1,11 @@
 """One step's lifecycle: resolve inputs, look in the cache, run, publish — or record the
-failure. The order matters: files are published (``core.publish``) before the store row is
-written, so a crash never leaves a registered half artifact; what was published but never
-registered is removed here when the store refuses it, or at the next run when the process
-died (``ArtifactStore.sweep``). A step that runs gets its inputs as local working copies
-(``Artifact.path``; the folder itself on the local store) and writes its outputs into local
-staging folders, whatever store holds the artifacts.
+failure. The runner executes ``core.step_task.run_step`` wherever the step lands: it takes
+working copies of the inputs on that node, stages the outputs there and publishes them to
+the artifact store; only registration happens here, on the driver that holds the metadata
+store. The order matters: files are published before the store row is written, so a crash
+never leaves a registered half artifact; what was published but never registered is
+removed here when the step or its registration failed (its URIs are known), or at the next
+run when the process died (``ArtifactStore.sweep``).
 
 A gate that closes blocks the run; one that closes with ``publish_outputs=True`` publishes
 its findings first, as outputs of the blocked execution. A step that runs (a cache miss)
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lockgate.core.artifact_store import in_this_thread
 from lockgate.core.artifacts import Artifact
 from lockgate.core.cache import CacheKey, cache_key, miss_reason
 from lockgate.core.component import (
@@ -29,14 +31,14 @@ from lockgate.core.component import (
     callables_in,
     canonical_params,
     code_fingerprint,
-    execute_component,
 )
 from lockgate.core.fingerprint import path_fingerprint
 from lockgate.core.project_code import ProjectCode, library_versions
 from lockgate.core.protocols import ArtifactStore, MetadataStore, Runner
-from lockgate.core.publish import Publication, is_published, working_copy
+from lockgate.core.publish import is_published
 from lockgate.core.runners import set_current_runner
 from lockgate.core.status import Status
+from lockgate.core.step_task import StepOutcome, StepTask, output_uris, run_step
 from lockgate.errors import DataFileError, GateClosedError
 
 COMPLETE, CACHED, FAILED, BLOCKED, SKIPPED = (
@@ -132,7 +134,7 @@ class Launcher:
         started = time.perf_counter()
         set_current_runner(self.runner)
         execution_id: int | None = None
-        publication = Publication(self.artifacts, pipeline=self.pipeline, step=step.name)
+        task: StepTask | None = None
         params_json = canonical_params(step.params)
         inputs: dict[str, Artifact | None] = {}
         key = CacheKey(None)
@@ -167,72 +169,37 @@ class Launcher:
             )
             reason = miss_reason(key, json.loads(params_json), previous, use_cache=self.use_cache)
             execution_id = self._start(step, key, params_json, inputs, reason=reason)
-            inputs = {
-                n: None if a is None else working_copy(self.artifacts, a) for n, a in inputs.items()
-            }
-            outputs: dict[str, Artifact] = {
-                name: publication.stage(name, marker.artifact_type)
-                for name, marker in step.component.outputs.items()
-            }
-            gate: GateClosedError | None = None
-            gate_message = ""
+            task = StepTask(
+                step.component,
+                inputs,
+                params,
+                self.artifacts.address(),
+                self.pipeline,
+                step.name,
+                str(execution_id),
+            )
             token = _current_step.set(context)
             try:
-                properties = self.runner.execute(
-                    execute_component,
-                    step.component,
-                    inputs,
-                    outputs,
-                    params,
-                    project_dir=str(self.project_dir),
-                )
-            except GateClosedError as exc:
-                if not exc.publish_outputs:
-                    raise
-                gate, gate_message = exc, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
-                properties = exc.output_properties or {n: a.properties for n, a in outputs.items()}
+                with in_this_thread(self.artifacts):  # what the task reopens if run here
+                    outcome: StepOutcome = self.runner.execute(
+                        run_step, task, project_dir=str(self.project_dir)
+                    )
             finally:
                 _current_step.reset(token)
-            for name, artifact in outputs.items():
-                artifact.properties = properties[name]
-            execution = execution_id  # an int from here on, for the callbacks
-            if gate is not None:  # the findings are kept; the gate's decision stands
-                publication.publish(
-                    execution,
-                    lambda outputs: self.store.publish_execution(
-                        execution, outputs, status=BLOCKED, error=gate_message
-                    ),
-                )
-                return StepResult(
-                    step.name,
-                    BLOCKED,
-                    time.perf_counter() - started,
-                    execution_id,
-                    outputs,
-                    error=gate,
-                    reason=reason,
-                )
-            hook = step.component.on_publish
-            publication.publish(
-                execution,
-                lambda outputs: self.store.publish_execution(
-                    execution,
-                    outputs,
-                    within=None
-                    if hook is None
-                    else lambda transaction: hook(context, outputs, params, transaction),
-                ),
-            )
+            self._register(step, execution_id, outcome, context, params)
+            status = COMPLETE if outcome.gate is None else BLOCKED
             return StepResult(
                 step.name,
-                COMPLETE,
+                status,
                 time.perf_counter() - started,
                 execution_id,
-                outputs,
+                outcome.outputs,
+                error=outcome.gate,
                 reason=reason,
             )
         except Exception as exc:
-            publication.discard()
+            if task is not None:
+                self._discard(task, exc)
             status = BLOCKED if isinstance(exc, GateClosedError) else FAILED
             message = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
             if execution_id is None:
@@ -246,6 +213,44 @@ class Launcher:
                 error=exc,
                 reason=reason,
             )
+
+    def _register(
+        self,
+        step: Step,
+        execution_id: int,
+        outcome: StepOutcome,
+        context: StepContext,
+        params: dict[str, Any],
+    ) -> None:
+        """Register what the step published: as blocked with a closed gate's findings (the
+        gate's decision stands), else complete, with the component's ``on_publish`` writes
+        in the same transaction."""
+        if outcome.gate is not None:
+            self.store.publish_execution(
+                execution_id, outcome.outputs, status=BLOCKED, error=outcome.gate_message
+            )
+            return
+        hook = step.component.on_publish
+        outputs = outcome.outputs
+        self.store.publish_execution(
+            execution_id,
+            outputs,
+            within=None
+            if hook is None
+            else lambda transaction: hook(context, outputs, params, transaction),
+        )
+
+    def _discard(self, task: StepTask, failure: Exception) -> None:
+        """Remove what a failed step published but nobody registered, wherever it ran, and
+        the staging a dead worker of this node left (its session's lock is free now). A
+        cleanup that fails too is noted on ``failure``, which stays the step's error; the
+        next run's sweep tries again."""
+        try:
+            for uri in output_uris(self.artifacts, task):
+                self.artifacts.discard(uri)
+            self.artifacts.sweep(self.store)
+        except Exception as exc:  # noqa: BLE001 - the step's own failure is what to report
+            failure.add_note(f"removing its unregistered outputs failed too: {exc!r}")
 
     def _start(
         self,

@@ -13,6 +13,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import pyarrow as pa
 
+from lockgate.core.artifact_store import ArtifactStoreAddress
 from lockgate.core.artifacts import Artifact
 from lockgate.core.records import ExecutionRecord, RunRecord
 from lockgate.core.status import Status
@@ -180,13 +181,15 @@ class MetadataStore(Protocol):
 class Runner(Protocol):
     """Decides *where* work runs; the launcher and the metadata store stay on the driver.
 
-    ``execute`` runs one step's component function (``execute_component``) and returns its
-    plain-data result; ``map`` runs a function over data shards (statistics per file, say)
-    and returns the results in order, for the caller to merge. The local runner uses
-    threads in this process; the Ray runner (``lockgate.core.runners.ray``) sends both to
-    Ray tasks without any component changing, because components only see artifact
-    folders and plain parameters. A runner that holds a cluster may also have ``start()``
-    and ``shutdown()``, which the CLI calls around a run.
+    ``execute`` runs one step (``core.step_task.run_step``: working copies of its inputs,
+    the component, publication of its outputs, all on the node it lands on) and returns
+    its plain-data result for the driver to register; ``map`` runs a function over data
+    shards (statistics per file, say) and returns the results in order, for the caller to
+    merge. The local runner uses threads in this process; the Ray runner
+    (``lockgate.core.runners.ray``) sends both to Ray tasks without any component
+    changing, because components only see local folders and plain parameters, and a step
+    reopens the artifact store by its address. A runner that holds a cluster may also
+    have ``start()`` and ``shutdown()``, which the CLI calls around a run.
     """
 
     max_parallel_steps: int
@@ -210,6 +213,10 @@ class ArtifactStore(Protocol):
 
     #: the root: a local folder path or a URL (``s3://bucket/prefix``)
     root: str
+
+    def address(self) -> ArtifactStoreAddress:
+        """The store as it travels to a worker, which reopens it there (``.open()``)."""
+        ...
 
     def uri_for(self, *parts: str) -> str:
         """The URI of the artifact at ``root/part/part/...``."""

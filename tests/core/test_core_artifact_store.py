@@ -89,7 +89,7 @@ def test_sweep_removes_a_dead_sessions_unregistered_artifacts_only(
         component="s",
         cache_key=None,
         code_fingerprint=None,
-        params="{}",
+        params={},
         inputs={},
     )
     store.publish_execution(execution, {"examples": Examples(uri=kept, fingerprint="kept")})

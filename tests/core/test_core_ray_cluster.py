@@ -1,13 +1,18 @@
 """A real two-node Ray cluster on this machine (``ray start --head`` and a second
-``ray start --address`` node, both on 127.0.0.1, no dashboard): a step that asks for the
-worker node's resource runs there and publishes an artifact the driver reads. And an
-address where nothing listens fails fast with a clear error, not a hang.
+``ray start --address`` node, both on 127.0.0.1, no dashboard) with the artifact store in
+an S3 bucket (moto's server on 127.0.0.1, through s3fs): a step that asks for the worker
+node's resource runs there and publishes its files to the bucket itself; a step on the
+head node reads them through its own working copy, and so does the driver. Each node has
+a cache folder of its own, as separate machines would, and takes the bucket's options
+from its environment. And an address where nothing listens fails fast with a clear error,
+not a hang.
 
 The processes the test starts are found by a marker in their environment and stopped by
 pid (``ray stop`` would stop every Ray of this user on the machine)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -22,8 +27,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lockgate import Output, Pipeline, Statistics, component, run_pipeline
+from lockgate import Input, Output, Pipeline, Statistics, component, run_pipeline
 from lockgate.cli.main import cli
+from lockgate.core.fsspec_store import CACHE_ENV, MARKER, OPTIONS_ENV, FsspecArtifactStore
 from lockgate.errors import ConfigError
 from lockgate.metadata.store import SqlMetadataStore
 
@@ -39,9 +45,7 @@ from lockgate.core.runners.ray import RayRunner  # noqa: E402
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
-def artifact_root(tmp_path: Path) -> str | Path:
-    """Where the cluster's steps write artifacts: a folder every node sees (one machine)."""
-    return tmp_path / "artifacts"
+BUCKET = "lockgate-cluster"
 
 
 def free_port() -> int:
@@ -146,28 +150,59 @@ def _stop(marker: str, temp: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def two_nodes() -> Iterator[str]:
-    """A head node (1 CPU) and a worker node (1 CPU, resource ``worker_node``), both on
-    127.0.0.1, with token authentication (this driver shows the same token)."""
+def s3_options() -> Iterator[str]:
+    """moto's S3 server in a thread on 127.0.0.1 with one bucket: the storage options
+    (JSON) every node and the driver take from ``LOCKGATE_ARTIFACT_STORAGE_OPTIONS``."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **credentials)
+    client.create_bucket(Bucket=BUCKET)
+    client.close()
+    client_kwargs = {"endpoint_url": endpoint, "region_name": "us-east-1"}
+    yield json.dumps({"key": "testing", "secret": "testing", "client_kwargs": client_kwargs})
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def caches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A cache folder (working copies, staging) per node and one for the driver."""
+    root = tmp_path_factory.mktemp("caches")
+    return {name: root / name for name in ("head", "worker", "driver")}
+
+
+@pytest.fixture(scope="module")
+def two_nodes(s3_options: str, caches: dict[str, Path]) -> Iterator[str]:
+    """A head node (1 CPU, resource ``head_node``) and a worker node (1 CPU, resource
+    ``worker_node``), both on 127.0.0.1, with token authentication (this driver shows the
+    same token); each node's environment names the bucket's options and its own cache."""
     marker = uuid.uuid4().hex
     temp = Path(f"/tmp/lg-ray-{marker[:8]}")  # short: Ray's socket paths have a length limit
     auth = {"RAY_AUTH_MODE": "token"}  # Ray's own token (~/.ray/auth_token), made if missing
-    env = {**os.environ, **auth, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, **auth, "RAY_USAGE_STATS_ENABLED": "0", OPTIONS_ENV: s3_options}
     env["LOCKGATE_TEST_RAY_CLUSTER"] = marker
     port = free_port()
     address = f"127.0.0.1:{port}"
     start = [sys.executable, "-c", RAY_START, "start", "--node-ip-address", "127.0.0.1"]
     head = [*start, "--head", "--port", str(port), "--num-cpus", "1"]
     head += ["--include-dashboard=false", "--temp-dir", str(temp)]
+    head += ["--resources", '{"head_node": 1}']
     worker = [*start, "--address", address, "--num-cpus", "1"]
     worker += ["--resources", '{"worker_node": 1}']
     with pytest.MonkeyPatch.context() as patch:
         for key, value in auth.items():
             patch.setenv(key, value)
         try:
-            subprocess.run(head, env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
+            subprocess.run(head, env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+                                      CACHE_ENV: str(caches["head"])},
                            check=True, capture_output=True, timeout=120)  # fmt: skip
-            subprocess.run(worker, env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"},
+            subprocess.run(worker, env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",
+                                        CACHE_ENV: str(caches["worker"])},
                            check=True, capture_output=True, timeout=120)  # fmt: skip
             yield address
         finally:
@@ -186,9 +221,26 @@ def on_the_worker(report: Output[Statistics]) -> None:
     report.properties.update(node=node, pid=os.getpid())
 
 
+@component(resources={"head_node": 1})
+def on_the_head(report: Input[Statistics], seen: Output[Statistics]) -> None:
+    import ray as worker_ray
+
+    node = worker_ray.get_runtime_context().get_node_id()
+    where = Path(report.path, "where.txt").read_text()
+    Path(seen.path, "seen.txt").write_text(where)
+    seen.properties.update(node=node, read_from=str(report.path), where=where)
+
+
 def test_a_step_runs_on_the_worker_node_and_publishes_what_the_driver_reads(
-    two_nodes: str, tmp_path: Path
+    two_nodes: str,
+    s3_options: str,
+    caches: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv(OPTIONS_ENV, s3_options)
+    monkeypatch.setenv(CACHE_ENV, str(caches["driver"]))
+    root = f"s3://{BUCKET}/cluster-{uuid.uuid4().hex[:8]}"
     runner = RayRunner(two_nodes).start()
     try:
         deadline = time.monotonic() + 60
@@ -200,22 +252,83 @@ def test_a_step_runs_on_the_worker_node_and_publishes_what_the_driver_reads(
         (head_node,) = [i for i in nodes if i != worker_node]
         store = SqlMetadataStore(f"sqlite:///{tmp_path / 'metadata.db'}")
         try:
+            worker_step = on_the_worker()
+            pipeline = Pipeline(
+                "cluster", [worker_step, on_the_head(report=worker_step.outputs.report)]
+            )
             result = run_pipeline(
-                Pipeline("cluster", [on_the_worker()]),
-                store=store,
-                artifact_root=artifact_root(tmp_path),
-                project_dir=tmp_path,
-                runner=runner,
+                pipeline, store=store, artifact_root=root, project_dir=tmp_path, runner=runner
             )
             assert result.ok, result.error
             report = result.steps["on_the_worker"].outputs["report"]
             assert report.properties["node"] == worker_node != head_node
             assert report.properties["pid"] != os.getpid()
-            (registered,) = store.artifacts_of_type("Statistics")
-            assert registered.uri == report.uri and registered.fingerprint == report.fingerprint
-            where = Path(registered.uri, "where.txt").read_text()  # the driver reads it
-            assert where == f"{worker_node} {report.properties['pid']}"
+            expected = f"{worker_node} {report.properties['pid']}"
+            registered = {a.uri: a for a in store.artifacts_of_type("Statistics")}
+            assert registered[report.uri].fingerprint == report.fingerprint
+            assert report.uri.startswith(f"{root}/cluster/on_the_worker/report/")
+
+            # the worker uploaded the files; its own copy stays in its node's cache
+            bucket = FsspecArtifactStore(f"s3://{BUCKET}", cache_dir=caches["driver"])
+            keys = bucket.fs.find(report.uri.removeprefix("s3://"))
+            assert sorted(k.rsplit("/", 1)[1] for k in keys) == [MARKER, "where.txt"]
+            assert (caches["worker"] / "objects" / report.fingerprint / "where.txt").is_file()
+
+            # the head node read it through a working copy of its own, from the bucket
+            seen = result.steps["on_the_head"].outputs["seen"]
+            assert seen.properties["node"] == head_node
+            assert seen.properties["where"] == expected
+            assert seen.properties["read_from"] == str(
+                caches["head"] / "objects" / report.fingerprint
+            )
+
+            # and so does the driver, which never had the files
+            assert not (caches["driver"] / "objects" / report.fingerprint).exists()
+            read = registered[report.uri]
+            assert (read.path / "where.txt").read_text() == expected
+            assert read.path == caches["driver"] / "objects" / report.fingerprint
         finally:
             store.close()
     finally:
+        runner.shutdown()
+
+
+@component(resources={"worker_node": 1}, retries=1)
+def dies_once_on_the_worker(result: Output[Statistics], *, marker: str) -> None:
+    leftovers = sorted(p.name for p in result.path.iterdir())
+    if not Path(marker).exists():
+        Path(result.path, "half.json").write_text("{")
+        Path(marker).write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    Path(result.path, "whole.json").write_text("{}")
+    result.properties.update(leftovers=leftovers, pid=os.getpid())
+
+
+def test_a_step_retried_after_its_worker_died_starts_from_empty_outputs_in_the_bucket(
+    two_nodes: str,
+    s3_options: str,
+    caches: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(OPTIONS_ENV, s3_options)
+    monkeypatch.setenv(CACHE_ENV, str(caches["driver"]))
+    root = f"s3://{BUCKET}/retried-{uuid.uuid4().hex[:8]}"
+    marker = tmp_path / "first-attempt.pid"
+    runner = RayRunner(two_nodes).start()
+    store = SqlMetadataStore(f"sqlite:///{tmp_path / 'metadata.db'}")
+    try:
+        pipeline = Pipeline("retried", [dies_once_on_the_worker(marker=str(marker))])
+        result = run_pipeline(
+            pipeline, store=store, artifact_root=root, project_dir=tmp_path, runner=runner
+        )
+        assert result.ok, result.error
+        (registered,) = store.artifacts_of_type("Statistics")
+        assert registered.properties["leftovers"] == []  # the dead attempt's file is not here
+        assert registered.properties["pid"] != int(marker.read_text())
+        bucket = FsspecArtifactStore(f"s3://{BUCKET}", cache_dir=caches["driver"])
+        keys = bucket.fs.find(root.removeprefix("s3://"))
+        assert sorted(k.rsplit("/", 1)[1] for k in keys) == [MARKER, "whole.json"]
+    finally:
+        store.close()
         runner.shutdown()

@@ -1,10 +1,12 @@
 """The Ray runner: each step's component runs as a Ray task, each data shard as another.
 
-The launcher, the cache and the metadata store stay on the driver: a task gets artifact
-folders and plain parameters (``execute_component``) and returns plain data, and the
-driver publishes the outputs only after the task came back, so a worker that dies
-mid-step publishes nothing. The driver's thread pool still runs independent steps at the
-same time; each of its threads waits on its task's ``ray.get``.
+The launcher, the cache and the metadata store stay on the driver: a step's task
+(``core.step_task.run_step``) reopens the artifact store by address on its node, takes
+working copies of its inputs there, runs the component and publishes its outputs, and
+returns plain data; the driver registers them. A worker that dies mid-step returns
+nothing, so nothing is registered, and the driver discards what it may have published; a
+retry stages afresh, from empty outputs. The driver's thread pool still runs independent
+steps at the same time; each of its threads waits on its task's ``ray.get``.
 
 Ray is an optional extra, imported only when a RayRunner starts. Started here, Ray is
 bound to 127.0.0.1 and has no dashboard; ``address`` joins a running cluster instead
@@ -18,11 +20,9 @@ from __future__ import annotations
 
 import os
 import pickle
-import shutil
 import sys
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from lockgate.core.runners import set_current_runner
@@ -134,11 +134,11 @@ class RayRunner:
         resources and retries; the step context goes with it, for ``current_step()``."""
         from ray import cloudpickle
 
-        from lockgate.core.component import Component
         from lockgate.core.launcher import current_step
+        from lockgate.core.step_task import StepTask
 
         ray = self.start()._ray
-        comp = next((a for a in args if isinstance(a, Component)), None)
+        comp = next((a.component for a in args if isinstance(a, StepTask)), None)
         context = current_step()
         step = context.step if context is not None else getattr(comp, "name", "step")
         project_dir = kwargs.get("project_dir")
@@ -147,7 +147,7 @@ class RayRunner:
         portable = cloudpickle.dumps(context.portable() if context is not None else None)
         options = _task_options(comp.resources if comp else {}, comp.retries if comp else 0)
         task = _remote(ray, _run_step).options(name=f"lockgate:{step}", **options)
-        ref = task.remote(payload, portable, project_dir, _output_folders(args))
+        ref = task.remote(payload, portable, project_dir)
         return _outcome(ray, ref, step, retries=options["max_retries"])
 
     def map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
@@ -257,35 +257,12 @@ def _portable_error(exc: BaseException) -> tuple[Any, str, str, str]:
     return payload, type(exc).__name__, str(exc), traceback.format_exc()
 
 
-def _output_folders(args: tuple[Any, ...]) -> list[str]:
-    """The local output folders of ``execute_component(component, inputs, outputs, ...)``,
-    which a retried attempt must find as empty as the first did."""
-    from lockgate.core.artifacts import Artifact
-
-    if len(args) < 3 or not isinstance(args[2], dict):
-        return []
-    folders = [a.local_path for a in args[2].values() if isinstance(a, Artifact)]
-    return [f for f in folders if f is not None and Path(f).is_dir()]
-
-
-def _empty(folder: str) -> None:
-    for entry in Path(folder).iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
-
-
-def _run_step(payload: bytes, context: bytes, project_dir: str | None, outputs: list[str]) -> bytes:
-    """The task body of a step: outputs empty (a retry finds no leftovers of the attempt
-    that died), project importable, step context and runner set, call."""
+def _run_step(payload: bytes, context: bytes, project_dir: str | None) -> bytes:
+    """The task body of a step: project importable, step context and runner set, call.
+    A retry's ``run_step`` stages new, empty outputs of its own."""
     from ray import cloudpickle
 
     from lockgate.core.launcher import run_in_step
-
-    for folder in outputs:
-        if Path(folder).is_dir():
-            _empty(folder)
 
     if project_dir is not None:
         from lockgate.core.project_code import make_importable
