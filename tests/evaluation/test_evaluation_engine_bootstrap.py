@@ -3,8 +3,6 @@ models, do not depend on chunking, and the 95% interval covers the truth ~95% of
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -156,7 +154,6 @@ def test_interval_coverage_simulation() -> None:
     the test is deterministic."""
     repeats, n = 600, 1000
     rng = np.random.default_rng(2026)
-    started = time.perf_counter()
     table = pa.table({"repeat": np.repeat(np.arange(repeats), n)})
     settings = BootstrapSettings(n_resamples=200, confidence_level=0.95, seed=9)
 
