@@ -33,7 +33,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from lockgate.core.artifact_store import STAGING, ArtifactStoreAddress, StagingSessions
@@ -166,7 +166,11 @@ class FsspecArtifactStore(StagingSessions):
             ) from None
         except ValueError as exc:
             raise ArtifactStoreError(f"artifact {uri}: unreadable {MARKER}: {exc}") from exc
-        return dict(manifest)
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+            raise ArtifactStoreError(f"artifact {uri}: {MARKER} is not a lockgate marker", uri=uri)
+        for name in manifest["files"]:
+            _check_file_name(uri, name)
+        return manifest
 
     def _cached(self, fingerprint: str) -> Path | None:
         folder = self.cache_dir / "objects" / fingerprint
@@ -202,6 +206,21 @@ class FsspecArtifactStore(StagingSessions):
             shutil.rmtree(partial, ignore_errors=True)
             raise
         return self._keep(partial, fingerprint)
+
+
+def _check_file_name(uri: str, name: object) -> None:
+    """A marker names files inside its artifact: a relative path without ``..``. Anything
+    else (``../../.bashrc``, ``/etc/cron.d/x``) would make the download write outside the
+    working copy, so the artifact is refused before a byte is fetched."""
+    parts = PurePosixPath(name).parts if isinstance(name, str) else ()
+    if not parts or PurePosixPath(str(name)).is_absolute() or ".." in parts or "\\" in str(name):
+        raise ArtifactStoreError(
+            f"artifact {uri}: its {MARKER} names the file {name!r}, which is not a path inside"
+            " the artifact; refused",
+            uri=uri,
+            hint="someone wrote this marker by hand or tampered with the bucket; re-run the"
+            " pipeline to publish the artifact again",
+        )
 
 
 def storage_options_from(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -332,3 +332,34 @@ def test_lockgate_run_and_show_with_the_artifact_root_in_a_bucket(
     shown = lockgate("show", str(statistics.id), "--json", cwd=penguins_project, env=fresh)
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert json.loads(shown.stdout)["uri"] == statistics.uri
+
+
+@pytest.mark.parametrize(
+    "name", ["../../escaped.txt", "/tmp/escaped.txt", "sub/../../escaped.txt", ""]
+)
+def test_a_marker_naming_a_file_outside_the_artifact_is_refused_before_any_download(
+    name: str, tmp_path: Path
+) -> None:
+    """An attacker who can write to the bucket hand-writes a marker whose file list climbs
+    out of the working copy; the reader refuses it and writes nothing outside its cache."""
+    root = tmp_path.as_uri() + "/bucket"
+    writer = FsspecArtifactStore(root, environ={"LOCKGATE_ARTIFACT_CACHE": str(tmp_path / "w")})
+    staging = writer.staging_dir("s", "out")
+    (staging / "a.txt").write_text("a")
+    from lockgate.core.fingerprint import path_fingerprint
+
+    fingerprint = path_fingerprint(staging)
+    uri = writer.publish(staging, writer.uri_for("p", "s", "out", "1"), fingerprint=fingerprint)
+    writer.close()
+    path = writer._path(uri)
+    writer.fs.pipe_file(f"{path}/../../escaped.txt", b"payload")  # where the name points
+    marker = {"format": 1, "fingerprint": fingerprint, "files": {name: 7}}
+    writer.fs.pipe_file(f"{path}/{MARKER}", json.dumps(marker).encode())
+
+    cache = tmp_path / "reader-cache" / "deep" / "er"
+    reader = FsspecArtifactStore(root, environ={"LOCKGATE_ARTIFACT_CACHE": str(cache)})
+    with pytest.raises(ArtifactStoreError, match="not a path inside the artifact; refused"):
+        reader.local_copy(uri, fingerprint)
+    written = [p for p in tmp_path.rglob("escaped.txt") if "bucket" not in p.parts]
+    assert written == []
+    assert not (cache / "objects").exists() or list((cache / "objects").iterdir()) == []
