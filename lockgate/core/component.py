@@ -408,7 +408,8 @@ def execute_component(
 ) -> dict[str, dict[str, Any]]:
     """Call the function; returns each output's properties.
 
-    This is the unit a runner ships elsewhere (a thread, a process, a Ray task): it needs
+    ``core.step_task.run_step`` calls it wherever a runner sends the step (a thread, a Ray
+    task), between making the inputs' working copies and publishing the outputs: it needs
     no metadata store, and what it returns is plain data. ``project_dir`` is made importable
     first, for a step body that imports a module of the project in another process. A gate
     that closes but keeps its findings (``GateClosedError(publish_outputs=True)``) carries
