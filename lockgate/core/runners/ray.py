@@ -46,7 +46,8 @@ class RayRunner:
     """Runs steps and shards as Ray tasks; see the module docstring.
 
     ``num_cpus`` limits a Ray started here (default: every core) and ``resources`` gives
-    its node custom resources; ``shard_cpus`` is what each data shard asks for. A runner
+    its node custom resources; ``shard_cpus`` (and ``shard_resources``, custom resources)
+    is what each data shard asks for. A runner
     that finds Ray already initialised in this process uses that instance and leaves it
     running.
     """
@@ -58,6 +59,7 @@ class RayRunner:
         num_cpus: int | None = None,
         resources: dict[str, float] | None = None,
         shard_cpus: float = 1,
+        shard_resources: dict[str, float] | None = None,
         max_parallel_steps: int = 16,
         runtime_env: dict[str, Any] | None = None,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
@@ -67,6 +69,7 @@ class RayRunner:
         self.num_cpus = num_cpus
         self.resources = resources
         self.shard_cpus = shard_cpus
+        self.shard_resources = shard_resources
         self.max_parallel_steps = max_parallel_steps
         self.runtime_env = runtime_env
         self.connect_timeout_s = connect_timeout_s
@@ -159,7 +162,9 @@ class RayRunner:
         if not items:
             return []
         _pickle_pipeline_by_value()
-        shard = _remote(ray, _run_shard).options(num_cpus=self.shard_cpus)
+        shard = _remote(ray, _run_shard).options(
+            num_cpus=self.shard_cpus, resources=self.shard_resources or {}
+        )
         fn_ref = ray.put(cloudpickle.dumps(fn))
         refs = [shard.remote(fn_ref, cloudpickle.dumps(item)) for item in items]
         results = []
