@@ -429,7 +429,6 @@ def check_skew(
     """
     from lockgate.data.drift import compare_statistics
     from lockgate.data.report import render_html
-    from lockgate.data.statistics import TableStatisticsAccumulator
 
     _check_stop_on(stop_on, "check_skew")
     folder = skew.path
@@ -442,9 +441,12 @@ def check_skew(
     if not files:
         raise ConfigError(f"inference log {inference_log.uri} holds no Parquet files")
     features = [c for c in _parquet_columns(files[0]) if not c.startswith("_")]
-    accumulator = TableStatisticsAccumulator()
-    for batch in _column_batches(files, features):
-        accumulator.update(batch)
+    # one shard per log file on the current runner (threads here, Ray tasks on Ray),
+    # merged in file order: the same statistics on every runner
+    per_file = current_runner().map(lambda path: _accumulate_columns(path, features), files)
+    accumulator = per_file[0]
+    for other in per_file[1:]:
+        accumulator = accumulator.merge(other)
     serving = accumulator.result()
     model = load_schema(schema) if schema is not None else None
     report = compare_statistics(training, serving, schema=model, kind="skew")
@@ -466,6 +468,16 @@ def check_skew(
         serving_rows=serving["num_rows"],
     )
     _stop_if_blocking(found, stop_on, "the skew check")
+
+
+def _accumulate_columns(path: Path, columns: list[str]) -> Any:
+    """The statistics accumulator of ``columns`` of one Parquet file (a shard)."""
+    from lockgate.data.statistics import TableStatisticsAccumulator
+
+    accumulator = TableStatisticsAccumulator()
+    for batch in _column_batches([path], columns):
+        accumulator.update(batch)
+    return accumulator
 
 
 def _parquet_columns(path: Path) -> list[str]:
