@@ -20,11 +20,13 @@ from lockgate.metadata.resolvers import (
     production_baseline,
     production_model,
 )
+from lockgate.serving.bulk_inference import bulk_infer
 from lockgate.serving.components import push
 from lockgate.training.components import fit_transform, train
 
 __all__ = [
     "Threshold",
+    "bulk_infer",
     "check_skew",
     "compute_statistics",
     "evaluate",

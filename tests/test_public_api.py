@@ -14,6 +14,7 @@ def test_all_is_sorted_and_importable() -> None:
         assert module.__all__ == sorted(module.__all__)
         for name in module.__all__:
             assert hasattr(module, name), name
+    assert "InferenceResult" in lockgate.__all__ and "bulk_infer" in lockgate.components.__all__
 
 
 def test_importing_lockgate_loads_no_heavy_library() -> None:

@@ -158,6 +158,21 @@ class InferenceLog(Artifact):
     TYPE_NAME = "InferenceLog"
 
 
+class InferenceResult(Artifact):
+    """A pushed model's answers for the rows of an Examples artifact (``bulk_infer``), one
+    part per examples file, the copied raw columns first, then the server's outputs::
+
+        part-0.parquet   id, ..., predicted, probabilities (classification)
+        part-1.parquet   id, ..., predicted                (regression)
+
+    properties: ``rows``, ``files``, ``parts`` [{file, split, source, rows}], ``columns``,
+    ``outputs``, ``classes`` (the order of ``probabilities``), ``model_name``,
+    ``model_version``, ``model_fingerprint``.
+    """
+
+    TYPE_NAME = "InferenceResult"
+
+
 ARTIFACT_TYPES: dict[str, type[Artifact]] = {
     cls.TYPE_NAME: cls
     for cls in (
@@ -174,6 +189,7 @@ ARTIFACT_TYPES: dict[str, type[Artifact]] = {
         InfraBlessing,
         PushedModel,
         InferenceLog,
+        InferenceResult,
     )
 }
 
