@@ -13,12 +13,23 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lockgate import Examples, Input, Output, Pipeline, Statistics, component, run_pipeline
+from lockgate import (
+    Examples,
+    InferenceResult,
+    Input,
+    Output,
+    Pipeline,
+    PushedModel,
+    Statistics,
+    component,
+    run_pipeline,
+)
 from lockgate.core.fingerprint import path_fingerprint
 from lockgate.core.run import RunResult
 from lockgate.errors import ConfigError, StepFailedError
@@ -343,3 +354,77 @@ def test_an_address_without_the_ray_runner_is_refused() -> None:
     assert isinstance(runner_named("ray", address="127.0.0.1:6379"), RayRunner)
     with pytest.raises(ConfigError, match=r"a runner address \(127.0.0.1:6379\) needs the Ray"):
         runner_named("local", address="127.0.0.1:6379")
+
+
+@component
+def penguins_in_three(examples: Input[Examples], resharded: Output[Examples]) -> None:
+    """The eval split cut into three files: three shards for bulk_infer."""
+    from lockgate.data.components import read_split
+
+    table = read_split(examples, "eval")
+    folder = resharded.split_path("eval")
+    folder.mkdir(parents=True)
+    third = -(-table.num_rows // 3)
+    for part in range(3):
+        pq.write_table(table.slice(part * third, third), folder / f"part-{part}.parquet")
+
+
+@component
+def bulk_infer_watched(
+    examples: Input[Examples],
+    model: Input[PushedModel],
+    inference: Output[InferenceResult],
+    marker: Output[Statistics],
+) -> None:
+    """bulk_infer, with the Ray task each of its shards ran in recorded in ``marker``."""
+    from lockgate.core.runners import current_runner
+    from lockgate.serving import bulk_inference
+
+    runner = current_runner()
+
+    class Watched:
+        def map(self, fn: Any, items: list[Any]) -> list[Any]:
+            def watched(item: Any) -> tuple[Any, str]:
+                import ray as worker_ray
+
+                return fn(item), worker_ray.get_runtime_context().get_task_id()
+
+            results = runner.map(watched, items)
+            marker.properties["runner"] = type(runner).__name__
+            marker.properties["tasks"] = [task for _, task in results]
+            return [result for result, _ in results]
+
+    original = bulk_inference.current_runner
+    bulk_inference.current_runner = Watched  # type: ignore[assignment]
+    try:
+        bulk_inference.bulk_infer.fn(examples=examples, model=model, inference=inference)
+    finally:
+        bulk_inference.current_runner = original  # type: ignore[assignment]
+
+
+def test_bulk_infer_shards_are_ray_tasks_and_give_the_local_runners_parts(
+    penguins_project: Path,
+) -> None:
+    from lockgate.cli.project import load_pipeline
+    from lockgate.components import bulk_infer
+
+    def pipeline(infer: Any) -> Pipeline:
+        steps = dict(load_pipeline(penguins_project / "pipeline.py").steps)
+        three = penguins_in_three(examples=steps["ingest"].outputs.examples)
+        inferred = infer(examples=three.outputs.resharded, model=steps["push"].outputs.pushed_model)
+        return Pipeline("penguins", [*steps.values(), three, inferred])
+
+    local, _ = run(pipeline(bulk_infer), penguins_project)  # trains and pushes here
+    on_ray, _ = run(pipeline(bulk_infer_watched), penguins_project, RayRunner())
+    assert local.ok, local.error
+    assert on_ray.ok, on_ray.error
+    seen = on_ray.steps["bulk_infer_watched"].outputs["marker"].properties
+    assert seen["runner"] == "RayRunner"
+    assert len(set(seen["tasks"])) == 3 and None not in seen["tasks"]  # a Ray task per file
+    ours = on_ray.steps["bulk_infer_watched"].outputs["inference"]
+    theirs = local.steps["bulk_infer"].outputs["inference"]
+    assert ours.fingerprint == theirs.fingerprint
+    assert ours.properties == theirs.properties
+    assert [p["rows"] for p in ours.properties["parts"]] == [
+        pq.read_metadata(Path(ours.uri, p["file"])).num_rows for p in ours.properties["parts"]
+    ]
