@@ -41,9 +41,15 @@ class PushedRef:
     trusted_types: tuple[str, ...] | None
 
     @classmethod
-    def of(cls, pushed: PushedModel) -> PushedRef:
+    def of(cls, pushed: PushedModel | None) -> PushedRef:
         from lockgate.errors import ModelError
 
+        if pushed is None:  # a resolver found no production version
+            raise ModelError(
+                "bulk_infer has no model: the registry has no production version yet",
+                hint="run the training pipeline (its push step) first, or pass a push step's"
+                " pushed_model",
+            )
         sha256 = pushed.properties.get("model_sha256")
         if not sha256:
             raise ModelError(

@@ -16,7 +16,7 @@ import pytest
 
 from lockgate import Examples, Input, Output, Pipeline, component
 from lockgate.cli.project import load_pipeline
-from lockgate.components import bulk_infer
+from lockgate.components import bulk_infer, ingest, production_model
 from lockgate.core.run import RunResult, run_pipeline
 from lockgate.data.components import read_split
 from lockgate.errors import ColumnNotFoundError, ModelIntegrityError
@@ -162,6 +162,32 @@ def test_each_examples_file_is_a_shard_with_its_own_part(
     assert sum(p["rows"] for p in parts) == inference.properties["rows"] == eval_rows
     # the same answers as one shard over the whole split
     servable = servable_of(result)
+    raw = read_split(result.steps["ingest"].outputs["examples"], "eval")
+    request = {s.name: raw[s.name].to_numpy(zero_copy_only=False) for s in servable.inputs}
+    assert read_parts(inference.path)["predicted"].to_pylist() == (
+        servable.predict(request)["predicted"].tolist()
+    )
+
+
+def test_a_scoring_pipeline_takes_the_production_model_from_the_registry(
+    project: tuple[Path, SqlMetadataStore],
+) -> None:
+    trained = run_with(project)
+    assert trained.ok, trained.error
+    folder, store = project
+    rows = ingest(path="data/penguins.csv", eval_fraction=0.25)
+    scores = bulk_infer(examples=rows.outputs.examples, model=production_model("penguins"))
+    result = run_pipeline(
+        Pipeline("score_penguins", [rows, scores]),
+        store=store,
+        artifact_root=folder / "artifacts",
+        project_dir=folder,
+    )
+    assert result.ok, result.error
+    inference = result.steps["bulk_infer"].outputs["inference"]
+    pushed_model = trained.steps["push"].outputs["pushed_model"]
+    assert inference.properties["pushed_fingerprint"] == pushed_model.fingerprint
+    servable = servable_of(trained)
     raw = read_split(result.steps["ingest"].outputs["examples"], "eval")
     request = {s.name: raw[s.name].to_numpy(zero_copy_only=False) for s in servable.inputs}
     assert read_parts(inference.path)["predicted"].to_pylist() == (
