@@ -164,31 +164,50 @@ def plan_shards(examples: Examples, splits: list[str], folder: Path) -> list[Sha
 
 
 def infer_file(ref: PushedRef, shard: Shard, keep: list[str], batch_size: int) -> int:
-    """Predict one examples file batch by batch into its part file; the rows written."""
+    """Predict one examples file into its part file; the rows written."""
     import pyarrow.parquet as pq
 
     servable = ref.load()
     try:
-        source = Path(shard.path)
-        parquet = pq.ParquetFile(source)
+        parquet = pq.ParquetFile(shard.path)
         inputs = [spec.name for spec in servable.inputs]
-        check_columns(parquet.schema_arrow.names, [*keep, *inputs], shard, source)
-        wanted = list(dict.fromkeys([*keep, *inputs]))
-        rows = 0
-        writer: pq.ParquetWriter | None = None
-        try:
-            for batch in parquet.iter_batches(batch_size=batch_size, columns=wanted):
-                table = predict_batch(servable, batch, keep)
-                if writer is None:
-                    writer = pq.ParquetWriter(shard.target, table.schema)
-                writer.write_table(table)
-                rows += table.num_rows
-        finally:
-            if writer is not None:
-                writer.close()
-        return rows
+        check_columns(parquet.schema_arrow.names, [*keep, *inputs], shard, Path(shard.path))
+        return write_part(servable, parquet, keep, shard.target, batch_size)
     finally:
         servable.close()
+
+
+def write_part(
+    servable: PipelineServable, parquet: Any, keep: list[str], target: str, batch_size: int
+) -> int:
+    """Read ``parquet`` batch by batch (memory bounded by ``batch_size``), write each
+    batch's answers to ``target``; an empty file still gets a part, with the schema."""
+    import pyarrow.parquet as pq
+
+    wanted = list(dict.fromkeys([*keep, *(spec.name for spec in servable.inputs)]))
+    schema = part_schema(servable, parquet.schema_arrow, keep)
+    rows = 0
+    with pq.ParquetWriter(target, schema) as writer:
+        for batch in parquet.iter_batches(batch_size=batch_size, columns=wanted):
+            if batch.num_rows:
+                writer.write_table(predict_batch(servable, batch, keep).cast(schema))
+                rows += batch.num_rows
+    return rows
+
+
+def part_schema(servable: PipelineServable, source: pa.Schema, keep: list[str]) -> pa.Schema:
+    """The kept columns as the examples type them, then the outputs as the server types
+    them (V2 datatypes), so that every part of a result has one schema."""
+    import pyarrow as pa
+
+    types = {"FP64": pa.float64(), "INT64": pa.int64(), "BOOL": pa.bool_(), "BYTES": pa.string()}
+    fields = [source.field(name) for name in keep]
+    for spec in servable.outputs:
+        value = types.get(spec.datatype, pa.string())
+        if len(spec.shape) == 2:  # probabilities: one value per class
+            value = pa.list_(value, spec.shape[1])
+        fields.append(pa.field(spec.name, value))
+    return pa.schema(fields)
 
 
 def check_columns(present: list[str], needed: list[str], shard: Shard, path: Path) -> None:

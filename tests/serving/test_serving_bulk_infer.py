@@ -14,12 +14,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lockgate import Examples, Input, Output, Pipeline, component
+from lockgate import Examples, InferenceResult, Input, Output, Pipeline, component
 from lockgate.cli.project import load_pipeline
 from lockgate.components import bulk_infer, ingest, production_model
 from lockgate.core.run import RunResult, run_pipeline
 from lockgate.data.components import read_split
-from lockgate.errors import ColumnNotFoundError, ModelIntegrityError
+from lockgate.errors import ColumnNotFoundError, ConfigError, ModelIntegrityError
 from lockgate.metadata.store import SqlMetadataStore
 from lockgate.serving.servable import PipelineServable
 
@@ -193,6 +193,45 @@ def test_a_scoring_pipeline_takes_the_production_model_from_the_registry(
     assert read_parts(inference.path)["predicted"].to_pylist() == (
         servable.predict(request)["predicted"].tolist()
     )
+
+
+def test_an_empty_file_gets_a_part_with_the_schema_of_the_others(
+    project: tuple[Path, SqlMetadataStore], tmp_path: Path
+) -> None:
+    trained = run_with(project)
+    assert trained.ok, trained.error
+    raw = read_split(trained.steps["ingest"].outputs["examples"], "eval")
+    (tmp_path / "examples" / "eval").mkdir(parents=True)
+    pq.write_table(raw.slice(0, 0), tmp_path / "examples" / "eval" / "part-0.parquet")
+    pq.write_table(raw.slice(0, 5), tmp_path / "examples" / "eval" / "part-1.parquet")
+    (tmp_path / "out").mkdir()
+    inference = InferenceResult(uri=str(tmp_path / "out"))
+    bulk_infer.fn(
+        examples=Examples(uri=str(tmp_path / "examples")),
+        model=trained.steps["push"].outputs["pushed_model"],
+        inference=inference,
+        columns=["island"],
+        batch_size=2,
+    )
+    assert [p["rows"] for p in inference.properties["parts"]] == [0, 5]
+    empty, full = (pq.read_table(tmp_path / "out" / f"part-{i}.parquet") for i in (0, 1))
+    assert empty.num_rows == 0 and empty.schema == full.schema
+    assert full.column_names == ["island", "predicted", "probabilities"]
+
+
+def test_a_copied_column_named_as_an_output_is_refused(
+    project: tuple[Path, SqlMetadataStore], tmp_path: Path
+) -> None:
+    trained = run_with(project)
+    assert trained.ok, trained.error
+    with pytest.raises(ConfigError, match=r"columns \['predicted'\] have the names of the model"):
+        bulk_infer.fn(
+            examples=trained.steps["ingest"].outputs["examples"],
+            model=trained.steps["push"].outputs["pushed_model"],
+            inference=InferenceResult(uri=str(tmp_path)),
+            columns=["predicted"],
+        )
+    assert list(tmp_path.iterdir()) == []
 
 
 def inference_results(project: tuple[Path, SqlMetadataStore]) -> int:
