@@ -5,10 +5,11 @@ nothing registered."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,6 +22,8 @@ from lockgate.core.run import RunResult, run_pipeline
 from lockgate.data.components import read_split
 from lockgate.errors import ColumnNotFoundError, ConfigError, ModelIntegrityError
 from lockgate.metadata.store import SqlMetadataStore
+from lockgate.serving.app import create_app
+from lockgate.serving.repository import ModelRepository
 from lockgate.serving.servable import PipelineServable
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "lockgate" / "templates" / "penguins"
@@ -140,6 +143,39 @@ def test_predictions_are_the_servers_for_every_row_and_a_rerun_is_cached(
     assert again.ok, again.error
     assert again.steps["bulk_infer"].status == "cached"
     assert again.steps["bulk_infer"].outputs["inference"].fingerprint == inference.fingerprint
+
+
+def test_predictions_are_the_http_answers_of_a_real_server(
+    project: tuple[Path, SqlMetadataStore], serve_app: Callable[[Any], str]
+) -> None:
+    result = run_with(
+        project,
+        lambda steps: bulk_infer(examples=steps["ingest"].outputs.examples, model=pushed(steps)),
+    )
+    assert result.ok, result.error
+    servable = servable_of(result)
+    url = serve_app(create_app(ModelRepository([servable])))
+    raw = read_split(result.steps["ingest"].outputs["examples"], "eval")
+    request = {
+        "inputs": [
+            {
+                "name": spec.name,
+                "shape": [raw.num_rows],
+                "datatype": spec.datatype,
+                "data": [None if v is None or v != v else v for v in raw[spec.name].to_pylist()],
+            }
+            for spec in servable.inputs
+        ]
+    }
+    answer = httpx.post(f"{url}/v2/models/penguins/infer", json=request, timeout=30)
+    assert answer.status_code == 200, answer.text
+    outputs = {out["name"]: out for out in answer.json()["outputs"]}
+    table = read_parts(result.steps["bulk_infer"].outputs["inference"].path)
+    assert table["predicted"].to_pylist() == outputs["predicted"]["data"]
+    assert (
+        np.array(table["probabilities"].to_pylist()).ravel().tolist()
+        == (outputs["probabilities"]["data"])
+    )
 
 
 def test_each_examples_file_is_a_shard_with_its_own_part(
