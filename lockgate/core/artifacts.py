@@ -167,7 +167,7 @@ class InferenceResult(Artifact):
 
     properties: ``rows``, ``files``, ``parts`` [{file, split, source, rows}], ``columns``,
     ``outputs``, ``classes`` (the order of ``probabilities``), ``model_name``,
-    ``model_version``, ``model_fingerprint``.
+    ``pushed_model_id``, ``model_fingerprint`` (the trained Model's), ``pushed_fingerprint``.
     """
 
     TYPE_NAME = "InferenceResult"

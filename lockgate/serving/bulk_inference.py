@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lockgate.core.artifacts import Examples, InferenceResult, PushedModel
 from lockgate.core.component import Input, Output, component
 from lockgate.core.runners import current_runner
-from lockgate.errors import ColumnNotFoundError, ConfigError
+from lockgate.errors import ColumnNotFoundError, ConfigError, ModelError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -42,8 +42,6 @@ class PushedRef:
 
     @classmethod
     def of(cls, pushed: PushedModel | None) -> PushedRef:
-        from lockgate.errors import ModelError
-
         if pushed is None:  # a resolver found no production version
             raise ModelError(
                 "bulk_infer has no model: the registry has no production version yet",
@@ -60,7 +58,7 @@ class PushedRef:
         trusted = pushed.properties.get("trusted_types")
         return cls(
             name=str(pushed.properties.get("model_name", "model")),
-            version=str(pushed.properties.get("version", pushed.id or "pushed")),
+            version=f"pushed-{pushed.id}",  # the artifact knows no registry version
             folder=str(pushed.path),
             model_sha256=sha256,
             fingerprint=pushed.fingerprint,
@@ -138,7 +136,7 @@ def bulk_infer(
             "outputs": outputs,
             "classes": classes,
             "model_name": ref.name,
-            "model_version": ref.version,
+            "pushed_model_id": model.id,
             "model_fingerprint": model.properties.get("model_fingerprint"),
             "pushed_fingerprint": model.fingerprint,
         }

@@ -20,7 +20,7 @@ from lockgate.cli.project import load_pipeline
 from lockgate.components import bulk_infer, ingest, production_model
 from lockgate.core.run import RunResult, run_pipeline
 from lockgate.data.components import read_split
-from lockgate.errors import ColumnNotFoundError, ConfigError, ModelIntegrityError
+from lockgate.errors import ColumnNotFoundError, ConfigError, ModelError, ModelIntegrityError
 from lockgate.metadata.store import SqlMetadataStore
 from lockgate.serving.app import create_app
 from lockgate.serving.repository import ModelRepository
@@ -135,6 +135,9 @@ def test_predictions_are_the_servers_for_every_row_and_a_rerun_is_cached(
     assert inference.properties["outputs"] == ["predicted", "probabilities"]
     assert inference.properties["classes"] == list(servable.transform.label_classes)
     assert inference.properties["model_name"] == "penguins"
+    assert (
+        inference.properties["pushed_model_id"] == result.steps["push"].outputs["pushed_model"].id
+    )
     assert inference.properties["model_fingerprint"] == (
         result.steps["train"].outputs["model"].fingerprint
     )
@@ -229,6 +232,25 @@ def test_a_scoring_pipeline_takes_the_production_model_from_the_registry(
     assert read_parts(inference.path)["predicted"].to_pylist() == (
         servable.predict(request)["predicted"].tolist()
     )
+
+
+def test_no_production_model_is_a_clear_error_and_nothing_is_registered(
+    project: tuple[Path, SqlMetadataStore],
+) -> None:
+    folder, store = project
+    before = inference_results(project)
+    rows = ingest(path="data/penguins.csv", eval_fraction=0.25)
+    scores = bulk_infer(examples=rows.outputs.examples, model=production_model("nobody"))
+    result = run_pipeline(
+        Pipeline("score_nobody", [rows, scores]),
+        store=store,
+        artifact_root=folder / "artifacts",
+        project_dir=folder,
+    )
+    assert not result.ok and result.failed_step == "bulk_infer"
+    with pytest.raises(ModelError, match="no production version yet"):
+        raise result.error
+    assert inference_results(project) == before
 
 
 def test_an_empty_file_gets_a_part_with_the_schema_of_the_others(
