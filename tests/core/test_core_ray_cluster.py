@@ -216,9 +216,19 @@ def two_nodes(s3_options: str, caches: dict[str, Path]) -> Iterator[str]:
 def on_the_worker(report: Output[Statistics]) -> None:
     import ray as worker_ray
 
+    from lockgate.core.runners import current_runner
+
     node = worker_ray.get_runtime_context().get_node_id()
-    Path(report.uri, "where.txt").write_text(f"{node} {os.getpid()}")
-    report.properties.update(node=node, pid=os.getpid())
+    Path(report.path, "where.txt").write_text(f"{node} {os.getpid()}")
+    # shards write into this step's output folder, which exists on this node only
+    folder = str(report.path)
+
+    def shard(index: int) -> str:
+        Path(folder, f"shard-{index}.txt").write_text(str(index))
+        return str(worker_ray.get_runtime_context().get_node_id())
+
+    shard_nodes = current_runner().map(shard, [0, 1, 2])
+    report.properties.update(node=node, pid=os.getpid(), shard_nodes=shard_nodes)
 
 
 @component(resources={"head_node": 1})
@@ -262,6 +272,7 @@ def test_a_step_runs_on_the_worker_node_and_publishes_what_the_driver_reads(
             assert result.ok, result.error
             report = result.steps["on_the_worker"].outputs["report"]
             assert report.properties["node"] == worker_node != head_node
+            assert report.properties["shard_nodes"] == [worker_node] * 3  # beside their step
             assert report.properties["pid"] != os.getpid()
             expected = f"{worker_node} {report.properties['pid']}"
             registered = {a.uri: a for a in store.artifacts_of_type("Statistics")}
@@ -271,7 +282,10 @@ def test_a_step_runs_on_the_worker_node_and_publishes_what_the_driver_reads(
             # the worker uploaded the files; its own copy stays in its node's cache
             bucket = FsspecArtifactStore(f"s3://{BUCKET}", cache_dir=caches["driver"])
             keys = bucket.fs.find(report.uri.removeprefix("s3://"))
-            assert sorted(k.rsplit("/", 1)[1] for k in keys) == [MARKER, "where.txt"]
+            names = sorted(k.rsplit("/", 1)[1] for k in keys)
+            assert names == sorted(
+                [MARKER, "where.txt", "shard-0.txt", "shard-1.txt", "shard-2.txt"]
+            )
             assert (caches["worker"] / "objects" / report.fingerprint / "where.txt").is_file()
 
             # the head node read it through a working copy of its own, from the bucket

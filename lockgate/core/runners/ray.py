@@ -155,15 +155,26 @@ class RayRunner:
 
     def map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
         """``fn`` over ``items`` as one Ray task each (``shard_cpus`` CPUs), results in
-        ``items`` order for the caller to merge."""
+        ``items`` order for the caller to merge.
+
+        The shards run on the caller's node: a step's shards read its inputs' working
+        copies and write into its output folders, which are local to the node the step
+        runs on (with an fsspec store, other nodes have neither). A cluster spreads the
+        steps; a step's shards share its node's CPUs."""
         from ray import cloudpickle
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         ray = self.start()._ray
         if not items:
             return []
         _pickle_pipeline_by_value()
+        here = NodeAffinitySchedulingStrategy(
+            node_id=ray.get_runtime_context().get_node_id(), soft=False
+        )
         shard = _remote(ray, _run_shard).options(
-            num_cpus=self.shard_cpus, resources=self.shard_resources or {}
+            num_cpus=self.shard_cpus,
+            resources=self.shard_resources or {},
+            scheduling_strategy=here,
         )
         fn_ref = ray.put(cloudpickle.dumps(fn))
         refs = [shard.remote(fn_ref, cloudpickle.dumps(item)) for item in items]
