@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import without_infra
 from support import lockgate
 
 STEP_LINE = re.compile(
@@ -71,11 +72,13 @@ HELPERS = {
 @pytest.fixture
 def penguins_with_helpers(tmp_path: Path) -> Path:
     """`lockgate init`, then train with the project's own trainer: pipeline.py imports
-    trainers.py, which imports helpers/, which imports helpers/depth.py."""
+    trainers.py, which imports helpers/, which imports helpers/depth.py. (Without the
+    infra-validation step: what is cached here does not depend on it, and each of its
+    real servers costs seconds.)"""
     assert lockgate("init", "shop", cwd=tmp_path).returncode == 0
     project = tmp_path / "shop"
     pipeline = project / "pipeline.py"
-    text = pipeline.read_text()
+    text = without_infra(pipeline.read_text())
     for old, new in [
         (
             "from lockgate import Pipeline\n",
