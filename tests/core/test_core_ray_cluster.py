@@ -177,7 +177,13 @@ def caches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def two_nodes(s3_options: str, caches: dict[str, Path]) -> Iterator[str]:
+def client_port() -> int:
+    """The head node's Ray Client server port (``ray://127.0.0.1:<port>``)."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def two_nodes(s3_options: str, caches: dict[str, Path], client_port: int) -> Iterator[str]:
     """A head node (1 CPU, resource ``head_node``) and a worker node (1 CPU, resource
     ``worker_node``), both on 127.0.0.1, with token authentication (this driver shows the
     same token); each node's environment names the bucket's options and its own cache."""
@@ -191,7 +197,7 @@ def two_nodes(s3_options: str, caches: dict[str, Path]) -> Iterator[str]:
     start = [sys.executable, "-c", RAY_START, "start", "--node-ip-address", "127.0.0.1"]
     head = [*start, "--head", "--port", str(port), "--num-cpus", "1"]
     head += ["--include-dashboard=false", "--temp-dir", str(temp)]
-    head += ["--resources", '{"head_node": 1}']
+    head += ["--resources", '{"head_node": 1}', "--ray-client-server-port", str(client_port)]
     worker = [*start, "--address", address, "--num-cpus", "1"]
     worker += ["--resources", '{"worker_node": 1}']
     with pytest.MonkeyPatch.context() as patch:
@@ -346,3 +352,39 @@ def test_a_step_retried_after_its_worker_died_starts_from_empty_outputs_in_the_b
     finally:
         store.close()
         runner.shutdown()
+
+
+def test_the_demo_through_ray_client_gives_the_local_runners_fingerprints(
+    two_nodes: str, client_port: int, penguins_project: Path, tmp_path: Path
+) -> None:
+    """``lockgate run --runner ray --address ray://...``: a driver outside the cluster (a
+    process of its own, as on a laptop), its steps run on the cluster's nodes; the artifacts
+    are those of the local runner, byte for byte."""
+    twin = tmp_path / "twin"
+    shutil.copytree(penguins_project, twin)
+    local = CliRunner().invoke(cli, ["run", "--project", str(penguins_project)])
+    assert local.exit_code == 0, local.output
+    address = f"ray://127.0.0.1:{client_port}"
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+    command = [sys.executable, "-m", "lockgate.cli.main", "run", "--runner", "ray"]
+    done = subprocess.run(
+        [*command, "--address", address], cwd=twin, env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Pushed: yes" in done.stdout
+    fingerprints = {}
+    for project in (penguins_project, twin):
+        store = SqlMetadataStore(f"sqlite:///{project / '.lockgate/metadata.db'}")
+        try:
+            fingerprints[project] = {
+                (name, a.fingerprint)
+                for name in ("Examples", "Statistics", "Schema", "TransformGraph", "Model")
+                for a in store.artifacts_of_type(name)
+            }
+            runs = store.list_runs(limit=5)
+            assert [r.status for r in runs] == ["complete"]
+        finally:
+            store.close()
+    assert fingerprints[twin] == fingerprints[penguins_project]
+    assert len(fingerprints[twin]) == 5
