@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from concurrent_store_workers import promote, push_model
 from support import LOCKGATE, publish_pushed_model
 
 from lockgate import PushedModel
@@ -28,59 +29,6 @@ from lockgate.metadata.store import SqlMetadataStore
 
 PROCESSES = 6
 PUSHED = re.compile(r"Pushed: yes, model 'penguins' version (\d+), now in production")
-
-
-def _push(url: str, root: str, index: int, barrier: Any, results: Any) -> None:
-    """What a push step does: write a PushedModel folder, fingerprint it, publish it and
-    register its version with ``production`` in one transaction."""
-    store = SqlMetadataStore(url)
-    try:
-        folder = Path(root) / f"pushed-{index}"
-        folder.mkdir(parents=True)
-        (folder / "model.txt").write_text(f"model {index}\n")
-        pushed = PushedModel(uri=str(folder), properties={"model_fingerprint": f"m{index}"})
-        pushed.fingerprint = path_fingerprint(folder)
-        run_id = store.start_run("p")
-        execution = store.start_execution(
-            run_id,
-            step="push",
-            component="push",
-            cache_key=None,
-            code_fingerprint=None,
-            params={"index": index},
-            inputs={},
-        )
-        registry = Registry(store)
-        numbers: list[int] = []
-        barrier.wait()
-        store.publish_execution(
-            execution,
-            {"pushed_model": pushed},
-            within=lambda conn: numbers.append(
-                registry.register_within(
-                    conn, "m", pushed, blessed=True, alias=PRODUCTION, reason=f"push {index}"
-                )
-            ),
-        )
-        store.finish_run(run_id, "complete")
-        results.put((index, numbers[0]))
-    finally:
-        store.close()
-
-
-def _promote(url: str, version: int, expected: int, barrier: Any, results: Any) -> None:
-    """A person promoting ``version``, having seen production on ``expected``."""
-    store = SqlMetadataStore(url)
-    try:
-        registry = Registry(store)
-        barrier.wait()
-        try:
-            registry.set_alias("m", PRODUCTION, version, reason=f"to {version}", expected=expected)
-            results.put((version, "moved"))
-        except AliasConflictError as exc:
-            results.put((version, f"conflict: {exc.current}"))
-    finally:
-        store.close()
 
 
 def _together(target: Any, argument_lists: list[tuple[Any, ...]]) -> list[Any]:
@@ -105,7 +53,7 @@ def test_pushes_at_once_get_distinct_versions_and_production_ends_on_the_highest
 ) -> None:
     SqlMetadataStore(store_url).close()  # migrated once; the processes only open it
     root = tmp_path / "artifacts"
-    results = _together(_push, [(store_url, str(root), i) for i in range(PROCESSES)])
+    results = _together(push_model, [(store_url, str(root), i) for i in range(PROCESSES)])
     numbers = sorted(number for _, number in results)
     assert numbers == list(range(1, PROCESSES + 1))  # no duplicate, no gap
     store = SqlMetadataStore(store_url)
@@ -133,7 +81,7 @@ def test_of_several_moves_of_one_alias_at_once_the_first_wins_and_the_rest_confl
         registry.register("m", publish_pushed_model(store, pushed), blessed=True)
     registry.set_alias("m", PRODUCTION, 1, reason="first")
     movers = [(store.url, version, 1) for version in range(2, PROCESSES + 2)]
-    results = dict(_together(_promote, movers))
+    results = dict(_together(promote, movers))
     winners = [version for version, outcome in results.items() if outcome == "moved"]
     assert len(winners) == 1, results
     (winner,) = winners
