@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from support import start_plain_execution
+
 from lockgate import PushedModel
 from lockgate.core.fingerprint import path_fingerprint
 from lockgate.errors import AliasConflictError
@@ -26,16 +28,7 @@ def push_model(url: str, root: str, index: int, barrier: Any, results: Any) -> N
         (folder / "model.txt").write_text(f"model {index}\n")
         pushed = PushedModel(uri=str(folder), properties={"model_fingerprint": f"m{index}"})
         pushed.fingerprint = path_fingerprint(folder)
-        run_id = store.start_run("p")
-        execution = store.start_execution(
-            run_id,
-            step="push",
-            component="push",
-            cache_key=None,
-            code_fingerprint=None,
-            params={"index": index},
-            inputs={},
-        )
+        run_id, execution = start_plain_execution(store, "push", params={"index": index})
         registry = Registry(store)
         numbers: list[int] = []
         barrier.wait()

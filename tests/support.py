@@ -64,19 +64,33 @@ def wait_until_ready(process: subprocess.Popen[str], url: str, timeout_s: float 
         time.sleep(0.1)
 
 
-def publish_pushed_model(store: Any, artifact: Any, *, pipeline: str = "p") -> Any:
-    """Register ``artifact`` (a PushedModel) the way the launcher does: a run whose push
-    execution publishes it. Returns the artifact, now with its store id."""
+def start_plain_execution(
+    store: Any,
+    step: str = "s",
+    *,
+    pipeline: str = "p",
+    params: dict[str, Any] | None = None,
+    inputs: dict[str, Any] | None = None,
+) -> tuple[int, int]:
+    """A new run of ``pipeline`` with one running, uncached execution of ``step`` (the
+    component of the same name): (run id, execution id)."""
     run_id = store.start_run(pipeline)
     execution = store.start_execution(
         run_id,
-        step="push",
-        component="push",
+        step=step,
+        component=step,
         cache_key=None,
         code_fingerprint=None,
-        params={},
-        inputs={},
+        params=params or {},
+        inputs=inputs or {},
     )
+    return run_id, execution
+
+
+def publish_pushed_model(store: Any, artifact: Any, *, pipeline: str = "p") -> Any:
+    """Register ``artifact`` (a PushedModel) the way the launcher does: a run whose push
+    execution publishes it. Returns the artifact, now with its store id."""
+    run_id, execution = start_plain_execution(store, "push", pipeline=pipeline)
     store.publish_execution(execution, {"pushed_model": artifact})
     store.finish_run(run_id, "complete")
     return artifact

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from support import start_plain_execution
 
 from lockgate import Input, Output, Pipeline, Statistics, component, run_pipeline
 from lockgate.core.artifact_store import LocalArtifactStore
@@ -82,16 +83,7 @@ def test_sweep_removes_a_dead_sessions_unregistered_artifacts_only(
         (staging / "rows.txt").write_text(key)
         uris.append(dead.publish(staging, dead.uri_for("p", "s", "x", key), fingerprint=key))
     kept, orphan = uris
-    run_id = store.start_run("p")
-    execution = store.start_execution(
-        run_id,
-        step="s",
-        component="s",
-        cache_key=None,
-        code_fingerprint=None,
-        params={},
-        inputs={},
-    )
+    _, execution = start_plain_execution(store)
     store.publish_execution(execution, {"examples": Examples(uri=kept, fingerprint="kept")})
     assert dead._session_lock is not None  # type: ignore[attr-defined]
     dead._session_lock.close()  # type: ignore[attr-defined]  # what a kill does

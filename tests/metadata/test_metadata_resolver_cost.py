@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from support import start_plain_execution
 
 from lockgate import Examples, Model, PushedModel, Statistics
 from lockgate.core.artifacts import Artifact
@@ -154,16 +155,7 @@ def publish(
     params: dict[str, Any] | None = None,
 ) -> None:
     """One execution that takes ``inputs`` and publishes ``outputs``, as the launcher does."""
-    run_id = store.start_run("p")
-    execution = store.start_execution(
-        run_id,
-        step=step,
-        component=step,
-        cache_key=None,
-        code_fingerprint=None,
-        params=params or {},
-        inputs=inputs,
-    )
+    run_id, execution = start_plain_execution(store, step, params=params, inputs=inputs)
     store.publish_execution(execution, outputs)
     store.finish_run(run_id, "complete")
 
