@@ -41,6 +41,7 @@ ray = pytest.importorskip("ray")
 from ray import cloudpickle  # noqa: E402
 
 from lockgate.core.runners.ray import RayRunner  # noqa: E402
+from lockgate.core.runners.ray_connect import JOIN_TIMEOUT_ENV, join_timeout  # noqa: E402
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -71,20 +72,44 @@ with socket.socket() as listener:  # reachable, but it never answers as a Ray cl
     listener.listen()
     started = time.monotonic()
     try:
-        RayRunner(f"127.0.0.1:{listener.getsockname()[1]}", join_timeout_s=3).start()
+        RayRunner(f"127.0.0.1:{listener.getsockname()[1]}", **eval(sys.argv[1])).start()
     except ConfigError as exc:
         print(f"{time.monotonic() - started:.1f}", exc)
 """
 
 
-def test_a_port_that_is_not_rays_is_given_up_after_the_join_timeout() -> None:
-    # in a process of its own: the abandoned attempt keeps trying in the background
+@pytest.mark.parametrize(
+    ("options", "env"),
+    [("dict(join_timeout_s=3)", {}), ("dict()", {"LOCKGATE_RAY_JOIN_TIMEOUT_S": "3"})],
+    ids=["argument", "environment"],
+)
+def test_a_port_that_is_not_rays_is_given_up_after_the_join_timeout(
+    options: str, env: dict[str, str]
+) -> None:
+    # in a process of its own: the abandoned attempt keeps trying in the background; without
+    # token authentication, which would fail at once on a machine that has no token yet
+    inherited = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
     done = subprocess.run(
-        [sys.executable, "-c", JOIN_NOT_RAY], capture_output=True, text=True, timeout=60
-    )
+        [sys.executable, "-c", JOIN_NOT_RAY, options], capture_output=True, text=True,
+        timeout=60, env={**inherited, **env},
+    )  # fmt: skip
     took, _, message = done.stdout.strip().partition(" ")
     assert "no Ray cluster could be joined there within 3 s" in message, done.stdout
     assert float(took) < 6
+
+
+def test_ray_client_waits_longer_to_join_and_the_environment_overrides_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(JOIN_TIMEOUT_ENV, raising=False)
+    assert join_timeout("127.0.0.1:6379") == 30
+    assert join_timeout("ray://127.0.0.1:10001") == 180  # a server process per client
+    monkeypatch.setenv(JOIN_TIMEOUT_ENV, "45")
+    assert join_timeout("ray://127.0.0.1:10001") == join_timeout("127.0.0.1:6379") == 45
+    for bad in ("soon", "0", "-5"):
+        monkeypatch.setenv(JOIN_TIMEOUT_ENV, bad)
+        with pytest.raises(ConfigError, match=f"{JOIN_TIMEOUT_ENV}='{bad}' is not a number"):
+            join_timeout("127.0.0.1:6379")
 
 
 def test_a_ray_client_address_without_ray_client_names_the_install(
@@ -204,6 +229,9 @@ def two_nodes(s3_options: str, caches: dict[str, Path], client_port: int) -> Ite
         for key, value in auth.items():
             patch.setenv(key, value)
         try:
+            # a machine where Ray never ran has no token yet, and `ray start` makes none
+            token = [sys.executable, "-c", RAY_START, "get-auth-token", "--generate"]
+            subprocess.run(token, env=env, check=True, capture_output=True, timeout=120)
             subprocess.run(head, env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
                                       CACHE_ENV: str(caches["head"])},
                            check=True, capture_output=True, timeout=120)  # fmt: skip

@@ -28,12 +28,12 @@ from typing import Any
 from lockgate.core.runners import set_current_runner
 from lockgate.core.runners.ray_connect import (
     CONNECT_TIMEOUT_S,
-    JOIN_TIMEOUT_S,
     LOOPBACK,
     check_loopback,
     check_reachable,
     import_ray,
     join_cluster,
+    join_timeout,
     keep_workers,
     require_client,
 )
@@ -63,7 +63,7 @@ class RayRunner:
         max_parallel_steps: int = 16,
         runtime_env: dict[str, Any] | None = None,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
-        join_timeout_s: float = JOIN_TIMEOUT_S,
+        join_timeout_s: float | None = None,
     ) -> None:
         self.address = address
         self.num_cpus = num_cpus
@@ -96,7 +96,7 @@ class RayRunner:
                 join_cluster(
                     ray,
                     address,
-                    self.join_timeout_s,
+                    self.join_timeout_s or join_timeout(address),
                     runtime_env=self.runtime_env,
                     configure_logging=False,
                     # a driver on a node of a cluster bound to 127.0.0.1 must say so

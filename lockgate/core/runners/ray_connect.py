@@ -18,6 +18,11 @@ CONNECT_TIMEOUT_S = 5.0
 #: how long joining a reachable address may take (a port that is not Ray's, a token that
 #: does not match: Ray itself retries those for minutes)
 JOIN_TIMEOUT_S = 30.0
+#: the same through Ray Client (ray://): its server starts a process of its own for each
+#: client, which joins the cluster as a driver first (a minute and more on a busy head)
+CLIENT_JOIN_TIMEOUT_S = 180.0
+#: overrides both, in seconds
+JOIN_TIMEOUT_ENV = "LOCKGATE_RAY_JOIN_TIMEOUT_S"
 LOOPBACK = ("127.0.0.1:", "localhost:")
 #: Ray's switch for "this is one host": node addresses stay 127.0.0.1
 SINGLE_HOST = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -62,6 +67,24 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         ) from exc
 
 
+def join_timeout(address: str) -> float:
+    """How long joining ``address`` may take: ``LOCKGATE_RAY_JOIN_TIMEOUT_S`` when set,
+    else longer for Ray Client than for a node's own host:port."""
+    configured = os.environ.get(JOIN_TIMEOUT_ENV, "").strip()
+    if configured:
+        try:
+            seconds = float(configured)
+        except ValueError:
+            seconds = -1.0
+        if not seconds > 0:
+            raise ConfigError(
+                f"{JOIN_TIMEOUT_ENV}={configured!r} is not a number of seconds above 0",
+                hint=f"set {JOIN_TIMEOUT_ENV}=120, or unset it for the default",
+            )
+        return seconds
+    return CLIENT_JOIN_TIMEOUT_S if address.startswith("ray://") else JOIN_TIMEOUT_S
+
+
 def join_cluster(ray: Any, address: str, timeout_s: float, **options: Any) -> None:
     """``ray.init(address)``, given up after ``timeout_s`` with a ConfigError. The attempt
     is left to finish in a daemon thread: Ray's connection cannot be interrupted."""
@@ -83,7 +106,7 @@ def join_cluster(ray: Any, address: str, timeout_s: float, **options: Any) -> No
             f"within {timeout_s:g} s",
             hint="check the port (ray start --head prints the address) and, with token "
             "authentication, that this machine has the cluster's token (RAY_AUTH_TOKEN or "
-            "~/.ray/auth_token)",
+            f"~/.ray/auth_token); a busy cluster may need a longer {JOIN_TIMEOUT_ENV}",
         )
     if outcome[0] is not None:
         raise ConfigError(
