@@ -3,7 +3,7 @@ PyTorch model (MLServer ships no PyTorch runtime).
 
 It reads the same ``model.safetensors`` lockgate serves (weights, with the architecture
 JSON under the header's ``"lockgate"`` metadata key), rebuilds the same ``nn.Sequential``
-MLP, and answers a V2 request's ``[n, 8]`` tensor with the class labels as ``predict``.
+MLP, and answers a V2 request's ``[n, 20]`` tensor with the class labels as ``predict``.
 ``serving_model.py`` copies this file into MLServer's model folder as ``torch_runtime.py``
 (``"implementation": "torch_runtime.TorchMLP"``). It runs in bench/.venv-mlserver.
 """

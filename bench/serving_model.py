@@ -1,6 +1,6 @@
 """The serving benchmark's models: one classifier per ``--model``, saved for each server.
 
-Every model is trained once on the same generated table (8 numeric features, two classes,
+Every model is trained once on the same generated table (20 numeric features, two classes,
 2 000 rows, fixed seed) and written from the same fitted object in each server's format::
 
     --model sklearn     GradientBoostingClassifier, 100 trees of depth 3
@@ -10,7 +10,7 @@ Every model is trained once on the same generated table (8 numeric features, two
     --model xgboost     XGBClassifier, 100 trees of depth 3
       <work>/model.json                 lockgate: `lockgate models import model.json ...`
       <work>/mlserver/xgb/model.json    MLServer's XGBoost runtime, the same file
-    --model torch_mlp   lockgate's own trainer "torch_mlp" (MLP 8-64-32-2, ReLU)
+    --model torch_mlp   lockgate's own trainer "torch_mlp" (MLP 20-64-32-2, ReLU)
       <work>/torch/model.safetensors    lockgate: `lockgate models import model.safetensors ...`
       <work>/mlserver/mlp/              the same file, served by MLServer with the custom
                                         runtime bench/serving_mlserver_torch.py beside it
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-FEATURES = [f"f{i}" for i in range(8)]
+FEATURES = [f"f{i}" for i in range(20)]
 MODELS = ("sklearn", "xgboost", "torch_mlp")
 TORCH_PARAMS = {"hidden_layers": [64, 32], "epochs": 50}
 
@@ -94,7 +94,7 @@ class BenchModel:
 
 
 def make_table(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Eight numeric features and a binary label with some interaction, fixed seed."""
+    """Twenty numeric features and a binary label with some interaction, fixed seed."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(rows, len(FEATURES)))
     signal = X[:, 0] + X[:, 1] * X[:, 2] - 0.5 * X[:, 3] + 0.3 * np.sin(3 * X[:, 4])

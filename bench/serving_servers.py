@@ -2,14 +2,17 @@
 
 Every server is started as a subprocess pinned to one core with ``taskset`` (its workers
 inherit the pin), in its own process group so that stopping it stops its workers too.
-Each speaks its own request format for the same rows:
+Each is asked for the same rows in two V2 layouts where it takes them (``LAYOUTS``):
 
-* lockgate: Open Inference Protocol V2, one FP64 tensor per feature (``f0`` .. ``f7``, what
-  ``lockgate models import --features`` declares), asking for the ``predicted`` output;
-* MLServer: V2 with one ``[n, 8]`` FP64 tensor, the runtime's ``predict`` output (the
-  sklearn and XGBoost runtimes' default; the torch runtime of ``serving_mlserver_torch.py``
-  answers the same way);
-* MLflow: ``/invocations`` with ``{"inputs": [[...], ...]}``, answering ``predictions``.
+* ``features``: one ``[n]`` FP64 tensor per feature (``f0`` .. ``f19``, what ``lockgate
+  models import --features`` declares); MLServer reads it with the request parameter
+  ``content_type: pd`` (a pandas DataFrame, its codec for named columns);
+* ``matrix``: one ``[n, 20]`` FP64 tensor;
+* ``v1`` (lockgate only): TF-Serving's ``{"instances": [{"f0": ..}, ..]}`` on ``:predict``.
+
+lockgate and the floor are asked for the ``predicted`` output; MLServer answers its
+runtime's ``predict`` output; MLflow takes ``/invocations`` with ``{"inputs": [[...]]}``
+(the matrix layout only) and answers ``predictions``.
 """
 
 from __future__ import annotations
@@ -32,26 +35,30 @@ from serving_model import FEATURES, BenchModel, save_mlflow_model, save_mlserver
 HERE = Path(__file__).resolve().parent
 MLSERVER_VENV = HERE / ".venv-mlserver"
 MLFLOW_VENV = HERE / ".venv-mlflow"
+LAYOUTS = ("features", "matrix")
+#: MLServer as a user chasing speed deploys it: inference in the HTTP process, no debug log
+MLSERVER_TUNED = {"MLSERVER_PARALLEL_WORKERS": "0", "MLSERVER_DEBUG": "false"}
+
+#: (path, body) of one request, or None where the server does not take the layout
+Request = tuple[str, bytes] | None
 
 
 @dataclass
 class Server:
-    """One server to measure: the command that starts it and its request format."""
+    """One server to measure: the command that starts it and its request formats."""
 
     name: str
     command: list[str]
     port: int
     ready_path: str
-    infer_path: str
-    encode: Callable[[np.ndarray], bytes]
+    request: Callable[[np.ndarray, str], Request]
     decode: Callable[[bytes], list[str]]
     cwd: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     note: str = ""
 
-    @property
-    def infer_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.infer_path}"
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
 
 
 def free_port() -> int:
@@ -63,31 +70,67 @@ def free_port() -> int:
 # --- request formats ------------------------------------------------------------------------
 
 
-def lockgate_body(X: np.ndarray) -> bytes:
-    inputs = [
-        {"name": name, "datatype": "FP64", "shape": [len(X)], "data": X[:, i].tolist()}
-        for i, name in enumerate(FEATURES)
-    ]
-    return json.dumps({"inputs": inputs, "outputs": [{"name": "predicted"}]}).encode()
+def v2_body(X: np.ndarray, layout: str, *, outputs: list[str] | None = None) -> bytes:
+    """A V2 request in ``layout``; ``outputs`` names the outputs asked for."""
+    if layout == "matrix":
+        inputs = [
+            {"name": "input-0", "datatype": "FP64", "shape": list(X.shape),
+             "data": X.reshape(-1).tolist()}
+        ]  # fmt: skip
+    else:
+        inputs = [
+            {"name": name, "datatype": "FP64", "shape": [len(X)], "data": X[:, i].tolist()}
+            for i, name in enumerate(FEATURES)
+        ]
+    doc: dict[str, object] = {"inputs": inputs}
+    if outputs is not None:
+        doc["outputs"] = [{"name": name} for name in outputs]
+    return json.dumps(doc).encode()
 
 
-def lockgate_answer(body: bytes) -> list[str]:
-    outputs = {o["name"]: o for o in json.loads(body)["outputs"]}
-    return [str(v) for v in outputs["predicted"]["data"]]
+def lockgate_request(name: str) -> Callable[[np.ndarray, str], Request]:
+    def request(X: np.ndarray, layout: str) -> Request:
+        if layout == "v1":
+            rows = [dict(zip(FEATURES, row.tolist(), strict=True)) for row in X]
+            return f"/v1/models/{name}:predict", json.dumps({"instances": rows}).encode()
+        return f"/v2/models/{name}/infer", v2_body(X, layout, outputs=["predicted"])
+
+    return request
 
 
-def mlserver_body(X: np.ndarray) -> bytes:
-    tensor = {"name": "input-0", "datatype": "FP64", "shape": list(X.shape)}
-    return json.dumps({"inputs": [tensor | {"data": X.reshape(-1).tolist()}]}).encode()
+def floor_request(name: str) -> Callable[[np.ndarray, str], Request]:
+    def request(X: np.ndarray, layout: str) -> Request:
+        if layout == "v1":
+            return None
+        return f"/v2/models/{name}/infer", v2_body(X, layout)
+
+    return request
 
 
-def mlserver_answer(body: bytes) -> list[str]:
-    outputs = {o["name"]: o for o in json.loads(body)["outputs"]}
-    return [str(v) for v in outputs["predict"]["data"]]
+def v2_answer(output: str) -> Callable[[bytes], list[str]]:
+    def decode(body: bytes) -> list[str]:
+        outputs = {o["name"]: o for o in json.loads(body)["outputs"]}
+        return [str(v) for v in outputs[output]["data"]]
+
+    return decode
 
 
-def mlflow_body(X: np.ndarray) -> bytes:
-    return json.dumps({"inputs": X.tolist()}).encode()
+def mlserver_request(name: str) -> Callable[[np.ndarray, str], Request]:
+    def request(X: np.ndarray, layout: str) -> Request:
+        if layout == "v1":
+            return None
+        body = json.loads(v2_body(X, layout))
+        if layout == "features":
+            body["parameters"] = {"content_type": "pd"}
+        return f"/v2/models/{name}/infer", json.dumps(body).encode()
+
+    return request
+
+
+def mlflow_request(X: np.ndarray, layout: str) -> Request:
+    if layout != "matrix":
+        return None
+    return "/invocations", json.dumps({"inputs": X.tolist()}).encode()
 
 
 def mlflow_answer(body: bytes) -> list[str]:
@@ -117,25 +160,44 @@ def lockgate_project(model_file: Path, name: str, folder: Path) -> Path:
     return folder
 
 
-def lockgate_server(project: Path, name: str, *, batching: bool = True) -> Server:
+def lockgate_server(
+    project: Path, name: str, *, batching: bool = True, env: dict[str, str] | None = None
+) -> Server:
     port = free_port()
-    env = {} if batching else {"LOCKGATE_SERVE_BATCH_MAX_SIZE": "1"}
+    settings = {} if batching else {"LOCKGATE_SERVE_BATCH_MAX_SIZE": "1"}
     return Server(
-        name="lockgate" if batching else "lockgate (no batching)",
+        name="lockgate" if batching else "lockgate-nobatch",
         command=[sys.executable, "-m", "lockgate.cli.main", "serve", "--project", str(project),
                  "--host", "127.0.0.1", "--port", str(port)],
         port=port,
         ready_path="/v2/health/ready",
-        infer_path=f"/v2/models/{name}/infer",
-        encode=lockgate_body,
-        decode=lockgate_answer,
-        env=env,
-        note="default [serve] settings" if batching else "serve batch_max_size = 1",
+        request=lockgate_request(name),
+        decode=v2_answer("predicted"),
+        env={**settings, **(env or {})},
+        note="default [serve] settings (request log on, 10 %)"
+        if batching else "serve batch_max_size = 1",
     )  # fmt: skip
 
 
-def mlserver_server(model: BenchModel, lockgate_file: Path, folder: Path) -> Server | str:
-    """MLServer with default settings (only the ports set), or why it cannot run."""
+def floor_server(joblib_file: Path, name: str) -> Server:
+    """The bare Starlette + orjson app of ``serving_floor.py`` (uvloop, httptools)."""
+    port = free_port()
+    return Server(
+        name="floor",
+        command=[sys.executable, str(HERE / "serving_floor.py"), str(joblib_file), name,
+                 str(port)],
+        port=port,
+        ready_path="/v2/health/ready",
+        request=floor_request(name),
+        decode=v2_answer("predicted"),
+        note="Starlette + orjson, predict inline on the event loop, uvloop + httptools",
+    )  # fmt: skip
+
+
+def mlserver_server(
+    model: BenchModel, lockgate_file: Path, folder: Path, *, tuned: bool
+) -> Server | str:
+    """MLServer, tuned (``MLSERVER_TUNED``) or with its defaults, or why it cannot run."""
     binary = MLSERVER_VENV / "bin" / "mlserver"
     if not binary.exists():
         return f"{MLSERVER_VENV.relative_to(HERE.parent)} not found (see bench/README.md)"
@@ -146,18 +208,22 @@ def mlserver_server(model: BenchModel, lockgate_file: Path, folder: Path) -> Ser
         "xgboost": "XGBoost runtime",
         "torch_mlp": "custom runtime bench/serving_mlserver_torch.py",
     }[model.kind]
+    env = {"PATH": f"{MLSERVER_VENV / 'bin'}:{os.environ.get('PATH', '')}"}
+    if tuned:
+        env.update(MLSERVER_TUNED)
+    settings = " ".join(f"{k}={v}" for k, v in MLSERVER_TUNED.items())
     return Server(
-        name="mlserver",
+        name="mlserver-tuned" if tuned else "mlserver",
         command=[str(binary), "start", str(folder)],
         port=ports["http"],
         ready_path=f"/v2/models/{model.name}/ready",
-        infer_path=f"/v2/models/{model.name}/infer",
-        encode=mlserver_body,
-        decode=mlserver_answer,
+        request=mlserver_request(model.name),
+        decode=v2_answer("predict"),
         cwd=folder,
-        env={"PATH": f"{MLSERVER_VENV / 'bin'}:{os.environ.get('PATH', '')}"},
-        note=f"{runtime}, default settings (parallel_workers default)",
-    )
+        env=env,
+        note=f"{runtime}, " + (settings if tuned else "default settings (an inference worker "
+                               "process, debug log)"),
+    )  # fmt: skip
 
 
 def mlflow_server(joblib_file: Path, folder: Path) -> Server | str:
@@ -174,8 +240,7 @@ def mlflow_server(joblib_file: Path, folder: Path) -> Server | str:
                  "local", "-h", "127.0.0.1", "-p", str(port)],
         port=port,
         ready_path="/ping",
-        infer_path="/invocations",
-        encode=mlflow_body,
+        request=mlflow_request,
         decode=mlflow_answer,
         cwd=folder,
         env={"PATH": f"{MLFLOW_VENV / 'bin'}:{os.environ.get('PATH', '')}",
@@ -219,9 +284,9 @@ class Running:
             time.sleep(0.25)
         raise RuntimeError(f"{self.server.name} not ready after {timeout_s:g}s: {self.log_tail()}")
 
-    def post(self, body: bytes) -> bytes:
+    def post(self, path: str, body: bytes) -> bytes:
         request = urllib.request.Request(
-            self.server.infer_url, data=body, headers={"Content-Type": "application/json"}
+            self.server.url(path), data=body, headers={"Content-Type": "application/json"}
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             return bytes(response.read())

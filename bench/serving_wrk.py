@@ -26,9 +26,9 @@ done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     'WRK_RESULT {"requests":%%d,"duration_us":%%d,"connect":%%d,"read":%%d,' ..
-    '"write":%%d,"status":%%d,"timeout":%%d,"p50_us":%%d,"p99_us":%%d}\\n',
+    '"write":%%d,"status":%%d,"timeout":%%d,"p50_us":%%d,"p99_us":%%d,"max_us":%%d}\\n',
     summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(99)))
+    latency:percentile(50), latency:percentile(99), latency.max))
 end
 """
 
@@ -40,6 +40,8 @@ class Result:
     errors: int
     p50_ms: float
     p99_ms: float
+    #: the longest request
+    max_ms: float = 0.0
     #: the server's CPU time (all its processes) per request, in ms; None when not read
     cpu_ms: float | None = None
 
@@ -59,6 +61,7 @@ def median(results: list[Result]) -> Result:
         errors=sum(r.errors for r in results),
         p50_ms=float(np.median([r.p50_ms for r in results])),
         p99_ms=float(np.median([r.p99_ms for r in results])),
+        max_ms=float(np.median([r.max_ms for r in results])),
         cpu_ms=float(np.median(cpu)) if cpu else None,
     )
 
@@ -113,4 +116,5 @@ def run(
         errors=errors,
         p50_ms=data["p50_us"] / 1000.0,
         p99_ms=data["p99_us"] / 1000.0,
+        max_ms=data["max_us"] / 1000.0,
     )
