@@ -2,8 +2,11 @@
 
 Logging must never slow or fail a request, so ``RequestLogger.log`` only draws the sample
 and puts a reference on a bounded queue (a full queue drops the record and counts it); a
-background thread turns records into Arrow and writes one Parquet file per model version
-every ``flush_rows`` rows or ``flush_interval_s`` seconds, and on ``close``. Each file is
+background thread gathers the records column by column as they come (``_Batch``: lists of
+the requests' arrays, no per-record table) and writes one Parquet file per model version
+every ``flush_rows`` rows or ``flush_interval_s`` seconds, and on ``close``. A flush is a
+few NumPy concatenations, one Arrow table and the Parquet write (which releases the GIL),
+so the serving thread waits on it for no more than a few hundred microseconds at a time. Each file is
 published atomically as an ``InferenceLog`` artifact whose input is the ``PushedModel`` it
 logs, so lineage leads from a log back to the model::
 
@@ -22,6 +25,7 @@ log with training data directly; everything else starts with ``_``: ``_request_i
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import random
 import threading
@@ -54,7 +58,12 @@ class _Record:
     version: str
     columns: dict[str, np.ndarray]
     outputs: dict[str, np.ndarray]
-    at: datetime
+    at_us: int  # microseconds since the epoch, UTC
+
+    @property
+    def at(self) -> datetime:
+        return datetime.fromtimestamp(self.at_us / 1e6, UTC)
+
     shadow: bool
     source: Artifact | None
 
@@ -106,6 +115,9 @@ class RequestLogger:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._run_id: int | None = None
+        # Arrow's first pa.array imports pandas (a third of a second holding the GIL in the
+        # writer thread, while requests wait): done here, before serving starts
+        pa.array(np.zeros(0))
 
     def log(
         self,
@@ -125,9 +137,9 @@ class RequestLogger:
             record = _Record(
                 servable.name,
                 servable.version,
-                columns,
-                outputs,
-                datetime.now(UTC),
+                {name: np.asarray(value) for name, value in columns.items()},
+                {name: np.asarray(value) for name, value in outputs.items()},
+                time.time_ns() // 1000,
                 shadow,
                 source,
             )
@@ -163,8 +175,7 @@ class RequestLogger:
             self._thread.start()
 
     def _run(self) -> None:
-        buffers: dict[tuple[str, str, bool], list[_Record]] = {}
-        rows: dict[tuple[str, str, bool], int] = {}
+        batches: dict[tuple[Any, ...], _Batch] = {}
         next_flush = time.monotonic() + self.flush_interval_s
         while True:
             try:
@@ -172,32 +183,32 @@ class RequestLogger:
             except queue.Empty:
                 item = None
             if item is _STOP:
-                for key in list(buffers):
-                    self._flush(buffers.pop(key))
+                for key in list(batches):
+                    self._flush(batches.pop(key))
                 return
             if isinstance(item, _Record):
-                key = (item.model, item.version, item.shadow)
-                buffers.setdefault(key, []).append(item)
-                rows[key] = rows.get(key, 0) + _rows(item)
-                if rows[key] >= self.flush_rows:
-                    self._flush(buffers.pop(key))
-                    rows.pop(key)
+                key = (item.model, item.version, item.shadow, _kinds(item))
+                batch = batches.get(key)
+                if batch is None:
+                    batch = batches[key] = _Batch(item)
+                batch.add(item)
+                if batch.rows >= self.flush_rows:
+                    self._flush(batches.pop(key))
             if time.monotonic() >= next_flush:
-                for key in list(buffers):
-                    self._flush(buffers.pop(key))
-                rows.clear()
+                for key in list(batches):
+                    self._flush(batches.pop(key))
                 next_flush = time.monotonic() + self.flush_interval_s
 
-    def _flush(self, records: list[_Record]) -> None:
+    def _flush(self, batch: _Batch) -> None:
         try:
-            self._write(records)
+            self._write(batch)
         except Exception:  # noqa: BLE001 - a lost log batch is counted, serving goes on
             self.stats.failures += 1
-            logger.exception("request log: could not write %d record(s)", len(records))
+            logger.exception("request log: could not write %d record(s)", batch.requests)
 
-    def _write(self, records: list[_Record]) -> None:
-        first = records[0]
-        table = pa.concat_tables([_table(r) for r in records], promote_options="permissive")
+    def _write(self, batch: _Batch) -> None:
+        first = batch.first
+        table = batch.table()
         publication = Publication(self._artifacts, pipeline="serving", step=first.model)
         artifact = publication.stage("inference_log", InferenceLog)
         try:
@@ -218,10 +229,10 @@ class RequestLogger:
             "model_version": first.version,
             "shadow": first.shadow,
             "rows": table.num_rows,
-            "requests": len(records),
+            "requests": batch.requests,
             "sample_rate": self.sample_rate,
             "first_at": first.at.isoformat(),
-            "last_at": records[-1].at.isoformat(),
+            "last_at": batch.last.at.isoformat(),
             "feature_columns": list(first.columns),
             "output_columns": [f"_output_{n}" for n in first.outputs],
         }
@@ -275,33 +286,104 @@ class LoggingServable(ServableWrapper):
         return outputs
 
 
+class _Batch:
+    """The records of one model version with the same columns (names, kinds, widths: see
+    ``_kinds``) gathered column by column. Every ``CHUNK`` records the requests' small
+    arrays are joined into one, so that no single NumPy call of the flush holds the GIL
+    for long while requests wait for it."""
+
+    CHUNK = 256
+
+    def __init__(self, first: _Record) -> None:
+        self.first = first
+        self.last = first
+        names = [*first.columns, *(f"_output_{name}" for name in first.outputs)]
+        self.parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        self.chunks: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        self.counts: list[int] = []
+        self.stamps: list[int] = []
+        self.rows = 0
+
+    @property
+    def requests(self) -> int:
+        return len(self.counts)
+
+    def add(self, record: _Record) -> None:
+        for name, value in record.columns.items():
+            self.parts[name].append(value)
+        for name, value in record.outputs.items():
+            self.parts[f"_output_{name}"].append(value)
+        rows = _rows(record)
+        self.counts.append(rows)
+        self.stamps.append(record.at_us)
+        self.rows += rows
+        self.last = record
+        if len(self.counts) % self.CHUNK == 0:
+            self._chunk()
+
+    def _chunk(self) -> None:
+        for name, parts in self.parts.items():
+            if parts:
+                self.chunks[name].append(np.concatenate(parts))
+                parts.clear()
+
+    def table(self) -> pa.Table:
+        self._chunk()
+        counts = np.asarray(self.counts)
+        n = int(counts.sum())
+        columns = {name: _array(np.concatenate(chunks)) for name, chunks in self.chunks.items()}
+        inputs = {k: v for k, v in columns.items() if not k.startswith("_output_")}
+        ids = np.frombuffer(os.urandom(16 * len(counts)).hex().encode(), dtype="S32")
+        stamps = np.repeat(np.asarray(self.stamps, dtype=np.int64), counts)
+        meta = {
+            "_request_id": pa.array(np.repeat(ids, counts)).cast(pa.string()),
+            "_model_name": pa.repeat(pa.scalar(self.first.model, pa.string()), n),
+            "_model_version": pa.repeat(pa.scalar(self.first.version, pa.string()), n),
+            "_timestamp": pa.array(stamps).cast(pa.timestamp("us", tz="UTC")),
+            "_shadow": pa.repeat(pa.scalar(self.first.shadow), n),
+        }
+        outputs = {k: v for k, v in columns.items() if k.startswith("_output_")}
+        return pa.table({**inputs, **meta, **outputs})
+
+
+def _kinds(record: _Record) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """What must match for records to share a file, joined column by column: each input's
+    and output's name, dtype kind and shape beyond the rows."""
+
+    def kinds(values: dict[str, np.ndarray]) -> tuple[Any, ...]:
+        return tuple((name, v.dtype.kind, v.shape[1:]) for name, v in values.items())
+
+    return kinds(record.columns), kinds(record.outputs)
+
+
 def _rows(record: _Record) -> int:
     return len(next(iter(record.columns.values()))) if record.columns else 0
 
 
-def _table(record: _Record) -> pa.Table:
-    n = _rows(record)
-    arrays: dict[str, pa.Array] = {name: _array(v) for name, v in record.columns.items()}
-    arrays["_request_id"] = pa.array([uuid.uuid4().hex] * n, type=pa.string())
-    arrays["_model_name"] = pa.array([record.model] * n, type=pa.string())
-    arrays["_model_version"] = pa.array([record.version] * n, type=pa.string())
-    stamp = np.datetime64(record.at.replace(tzinfo=None), "us")
-    arrays["_timestamp"] = pa.array(np.full(n, stamp), type=pa.timestamp("us", tz="UTC"))
-    arrays["_shadow"] = pa.array(np.full(n, record.shadow), type=pa.bool_())
-    for name, value in record.outputs.items():
-        arrays[f"_output_{name}"] = _array(value)
-    return pa.table(arrays)
-
-
 def _array(value: np.ndarray) -> pa.Array:
+    """A column as Arrow, NaN and None as nulls."""
     value = np.asarray(value)
     if value.ndim == 2:
         return pa.FixedSizeListArray.from_arrays(
             pa.array(value.astype(np.float64).ravel()), value.shape[1]
         )
-    if value.dtype.kind in "biuf":
-        return pa.array(value, from_pandas=True)
+    if value.dtype.kind == "f":
+        return pa.array(value, mask=np.isnan(value))
+    if value.dtype.kind in "biu":
+        return pa.array(value)
+    missing = _missing(value)
     try:
-        return pa.array(value, type=pa.string(), from_pandas=True)
+        return pa.array(value, type=pa.string(), mask=missing)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array(value.astype(np.float64), from_pandas=True)
+        numbers = value.astype(np.float64)
+        return pa.array(numbers, mask=missing | np.isnan(numbers))
+
+
+_is_missing = np.frompyfunc(lambda v: v is None or (isinstance(v, float) and v != v), 1, 1)
+
+
+def _missing(value: np.ndarray) -> np.ndarray:
+    """None and NaN in an object or string column."""
+    if value.dtype.kind != "O":
+        return np.zeros(len(value), dtype=bool)
+    return np.asarray(_is_missing(value), dtype=bool)

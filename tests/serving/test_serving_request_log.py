@@ -110,3 +110,45 @@ def test_a_failing_writer_never_fails_a_request(tmp_path: Path, penguin_servable
 def test_settings_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="sample rate must be between 0 and 1; got 2"):
         RequestLogger(tmp_path, sample_rate=2)
+
+
+class _Named:
+    """Just what the request log reads of a servable: its name and version."""
+
+    name = "m"
+    version = "3"
+
+
+def test_requests_of_several_shapes_are_joined_column_by_column(tmp_path: Path) -> None:
+    """One file holds a model version's requests in order: each request's rows under its own
+    request id and time; a request whose columns differ in kind (a number where strings
+    were) goes to a file of its own instead of failing the others'."""
+    logger = RequestLogger(tmp_path, flush_rows=100_000)
+    sent = []
+    for rows in (1, 3, 2):
+        x = np.arange(rows, dtype=np.float64) + 10 * rows
+        sent.append(x)
+        columns = {"x": x, "k": np.array(["a"] * rows, dtype=object)}
+        outputs = {"label": np.arange(rows), "probabilities": np.tile([0.25, 0.75], (rows, 1))}
+        assert logger.log(_Named(), columns, outputs)
+    odd = {"x": np.array([7.0]), "k": np.array([5])}
+    assert logger.log(_Named(), odd, {"label": np.array([9]), "probabilities": [[0.5, 0.5]]})
+    logger.close()
+    assert logger.stats.failures == 0
+    joined, alone = logger.stats.artifacts
+    assert joined.properties["rows"] == 6 and joined.properties["requests"] == 3
+    table = pq.read_table(joined.path / "part-0.parquet")
+    assert table.column("x").to_pylist() == np.concatenate(sent).tolist()
+    assert table.column("k").to_pylist() == ["a"] * 6
+    assert table.column("_output_label").to_pylist() == [0, 0, 1, 2, 0, 1]
+    assert table.column("_output_probabilities").to_pylist()[-1] == [0.25, 0.75]
+    ids = table.column("_request_id").to_pylist()
+    assert [len(set(ids[a:b])) for a, b in ((0, 1), (1, 4), (4, 6))] == [1, 1, 1]
+    assert len(set(ids)) == 3
+    stamps = table.column("_timestamp").to_pylist()
+    assert stamps == sorted(stamps) and stamps[1] == stamps[3]
+    assert set(table.column("_model_name").to_pylist()) == {"m"}
+    assert set(table.column("_model_version").to_pylist()) == {"3"}
+    assert table.column("_shadow").to_pylist() == [False] * 6
+    other = pq.read_table(alone.path / "part-0.parquet")
+    assert other.column("k").to_pylist() == [5] and other.column("_output_label").to_pylist() == [9]
