@@ -50,6 +50,7 @@ from lockgate.errors import (
 )
 from lockgate.serving import oip_v2, tfserving_v1
 from lockgate.serving.canary import CanaryServable
+from lockgate.serving.inline import InlinePolicy
 from lockgate.serving.metrics import ServingMetrics
 from lockgate.serving.repository import Lease, ModelRepository
 from lockgate.serving.security import BearerAuth, BodyLimit, decompress
@@ -225,8 +226,9 @@ _Work = Callable[[ServingChain, bytes], _Answer]
 class _Inference:
     """What every inference request goes through, whatever its protocol: take a lease on
     the servable (held until the model has answered, so a hot swap never closes it under
-    the request), read the body within the limits, do the blocking work in a thread within
-    the timeout, and count the outcome under the version that answered."""
+    the request), read the body within the limits, answer on the loop when the model is
+    fast (``inline``) or else in a thread within the timeout, and count the outcome under
+    the version that answered."""
 
     def __init__(
         self,
@@ -241,6 +243,9 @@ class _Inference:
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.timeout_s = timeout_s
+        self.inline = InlinePolicy()
+        self._threads = 0  # requests in worker threads now (counted on the loop)
+        self._dispatched = 0  # requests ever sent to a worker thread
 
     async def __call__(self, request: Request, protocol: str, work: _Work) -> Response:
         started = time.perf_counter()
@@ -263,11 +268,7 @@ class _Inference:
                     f"the request body did not arrive within {self.timeout_s:g} s"
                 )
             encoding = request.headers.get("content-encoding")
-            answer: _Answer | None = None
-            with anyio.move_on_at(deadline):
-                answer = await anyio.to_thread.run_sync(
-                    self._work, work, lease, servable, body, encoding, abandon_on_cancel=True
-                )
+            answer = await self._answer(work, lease, servable, body, encoding, deadline)
             if answer is None:
                 raise InferenceTimeoutError(
                     f"model '{model}' version '{version}' did not answer within "
@@ -291,14 +292,52 @@ class _Inference:
                 model, version, protocol, status, elapsed, rows, error=error
             )
 
+    async def _answer(
+        self,
+        work: _Work,
+        lease: Lease,
+        servable: ServingChain,
+        body: bytes,
+        encoding: str | None,
+        deadline: float,
+    ) -> _Answer | None:
+        """The answer, made on the event loop when this model answers fast (``inline``),
+        else in a worker thread within the deadline (None when it passed); its costs go
+        to the inline policy."""
+        size = len(body)
+        if self.inline.allows(servable, size):
+            answer, wall_s, cpu_s = self._work(work, lease, servable, body, encoding)
+            self.inline.observe(servable, size, wall_s=wall_s, cpu_s=cpu_s, alone=True)
+            return answer
+        self._threads += 1
+        dispatched = self._dispatched = self._dispatched + 1
+        alone = self._threads == 1
+        found: tuple[_Answer | None, float, float] | None = None
+        try:
+            with anyio.move_on_at(deadline):
+                found = await anyio.to_thread.run_sync(
+                    self._work, work, lease, servable, body, encoding, abandon_on_cancel=True
+                )
+        finally:
+            self._threads -= 1
+        if found is None:
+            return None
+        answer, wall_s, cpu_s = found
+        alone = alone and self._dispatched == dispatched  # and nothing else came meanwhile
+        self.inline.observe(servable, size, wall_s=wall_s, cpu_s=cpu_s, alone=alone)
+        return answer
+
     def _work(
         self, work: _Work, lease: Lease, servable: ServingChain, body: bytes, encoding: str | None
-    ) -> _Answer | None:
-        """In the worker thread: the hold passes to it, and ends when the answer is made."""
+    ) -> tuple[_Answer | None, float, float]:
+        """The answer, its wall time and this thread's CPU time for it; the hold passes to
+        the caller (a worker thread, or the loop) and ends when the answer is made."""
         if not lease.claim():  # the request gave up (timeout) before this thread began
-            return None
+            return None, 0.0, 0.0
+        wall, cpu = time.perf_counter(), time.thread_time()
         try:
-            return work(servable, decompress(body, encoding, self.max_body_bytes))
+            answer = work(servable, decompress(body, encoding, self.max_body_bytes))
+            return answer, time.perf_counter() - wall, time.thread_time() - cpu
         finally:
             lease.release()
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -100,6 +101,14 @@ class TransformGraph:
     emitted: tuple[str, ...] = ()
     #: row_function name -> the function, resolved when the graph is fitted or loaded.
     functions: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @cached_property
+    def _numeric_scaling(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The means and spreads of a graph of numeric columns only (no one-hot, no library
+        steps), whose requests are then standardised as one matrix; else None."""
+        if self.steps or not self.columns or any(c.kind != "numeric" for c in self.columns):
+            return None
+        return np.array([c.mean for c in self.columns]), np.array([c.std for c in self.columns])
 
     # ---- fitting -------------------------------------------------------------------
     @classmethod
@@ -187,6 +196,16 @@ class TransformGraph:
         """``apply`` for columns one by one, as a request brings them: float64 NumPy arrays
         (NaN for missing) go to numeric features without an Arrow round trip (the server's
         hot path); anything else goes through Arrow as in ``apply``."""
+        scaling = self._numeric_scaling
+        if scaling is not None:
+            values = [columns.get(spec.name) for spec in self.columns]
+            if all(
+                isinstance(v, np.ndarray) and v.dtype == np.float64 and v.ndim == 1
+                for v in values
+            ):  # one matrix, four NumPy calls, the same values as column by column
+                means, spreads = scaling
+                matrix = np.column_stack(values)
+                return (np.where(np.isnan(matrix), means, matrix) - means) / spreads
         parts = []
         for spec in self.columns:
             if spec.name not in columns:
