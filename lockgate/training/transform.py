@@ -198,13 +198,13 @@ class TransformGraph:
         hot path); anything else goes through Arrow as in ``apply``."""
         scaling = self._numeric_scaling
         if scaling is not None:
-            values = [columns.get(spec.name) for spec in self.columns]
-            if all(
-                isinstance(v, np.ndarray) and v.dtype == np.float64 and v.ndim == 1
-                for v in values
+            given = [columns.get(spec.name) for spec in self.columns]
+            arrays = [v for v in given if isinstance(v, np.ndarray)]
+            if len(arrays) == len(given) and all(
+                v.dtype == np.float64 and v.ndim == 1 for v in arrays
             ):  # one matrix, four NumPy calls, the same values as column by column
                 means, spreads = scaling
-                matrix = np.column_stack(values)
+                matrix = np.column_stack(arrays)
                 return (np.where(np.isnan(matrix), means, matrix) - means) / spreads
         parts = []
         for spec in self.columns:
