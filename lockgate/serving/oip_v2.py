@@ -217,7 +217,7 @@ def _encode_tensors(tensors: list[Tensor], binary: Any) -> tuple[list[dict], lis
 
 
 def _join(doc: dict[str, Any], blobs: list[bytes]) -> tuple[bytes, int | None]:
-    head = _dumps(doc)
+    head = dump_json(doc)
     return (head, None) if not blobs else (head + b"".join(blobs), len(head))
 
 
@@ -232,8 +232,8 @@ def _to_bytes(t: Tensor) -> bytes:
     return np.ascontiguousarray(t.data, dtype=DTYPES[t.datatype]).tobytes()
 
 
-def _dumps(doc: dict[str, Any]) -> bytes:
-    """Compact JSON as UTF-8. orjson's text differs from json's in spelling only (``1e-7`` for
+def dump_json(doc: dict[str, Any]) -> bytes:
+    """Compact JSON as UTF-8 (both protocols' answers). orjson's text differs from json's in spelling only (``1e-7`` for
     ``1e-07``, ``ü`` unescaped), not in what it parses to; tensor data has no NaN to differ on
     (``to_json_values`` makes it null, as orjson would)."""
     if orjson is not None:

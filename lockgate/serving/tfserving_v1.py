@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from operator import itemgetter
+from typing import Any, cast
 
 import numpy as np
 
@@ -51,6 +53,8 @@ TF_DTYPES = {
     "BYTES": "DT_STRING",
 }
 _SCALARS = (str, int, float, bool, type(None))
+#: the exact types ``json.loads`` makes for scalars (a subclass takes the per-value check)
+_SCALAR_TYPES: set[type] = set(_SCALARS)
 
 
 @dataclass
@@ -102,12 +106,20 @@ def encode_predict(outputs: dict[str, np.ndarray], *, row_format: bool) -> bytes
         doc: dict[str, Any] = {"predictions": predictions}
     else:
         doc = {"outputs": next(iter(values.values())) if len(values) == 1 else values}
-    return json.dumps(doc, allow_nan=False, separators=(",", ":")).encode()
+    return oip_v2.dump_json(doc)
 
 
 def json_values(array: np.ndarray) -> list[Any]:
-    """Nested lists with JSON-safe scalars: str for bytes, null for NaN and inf."""
-    return np.frompyfunc(_json_scalar, 1, 1)(array).tolist()
+    """Nested lists with JSON-safe scalars (V2's ``to_json_values``, nested by the shape)."""
+    flat = oip_v2.to_json_values(array)
+    if array.ndim <= 1:
+        return flat
+    if 0 in array.shape:
+        return cast(list[Any], np.empty(array.shape).tolist())
+    nested: list[Any] = flat
+    for size in reversed(array.shape[1:]):
+        nested = [nested[i : i + size] for i in range(0, len(nested), size)]
+    return nested
 
 
 def status_doc(versions: list[str]) -> dict[str, Any]:
@@ -159,30 +171,40 @@ def _rows_to_columns(instances: Any, names: list[str]) -> dict[str, list[Any]]:
                 f"each instance must be an object {{feature: value}}; the model's inputs "
                 f"are {names}"
             )
-        return {names[0]: [_value(v, f"instance {i}") for i, v in enumerate(instances)]}
-    columns: dict[str, list[Any]] = {name: [] for name in names}
+        return {names[0]: _checked(instances, partial(_where, "instance", None))}
+    expected = dict.fromkeys(names).keys()
     for i, row in enumerate(instances):
         if not isinstance(row, dict):
             raise InferenceRequestError(f"instance {i} is not an object {{feature: value}}")
-        for key in row:
-            if key not in columns:
-                raise InferenceRequestError(
-                    f"instance {i} has unexpected feature '{key}'; the model's inputs are "
-                    f"{names}{did_you_mean(key, names)}"
-                )
-        for name in names:
-            if name not in row:
-                raise InferenceRequestError(
-                    f"instance {i} is missing feature '{name}'; the model's inputs are {names}"
-                )
-            columns[name].append(_value(row[name], f"instance {i}, feature '{name}'"))
-    return columns
+        if row.keys() != expected:
+            _check_features(i, row, names)
+    if not names:
+        return {}
+    rows = map(itemgetter(*names), instances)
+    columns = zip(*rows, strict=True) if len(names) > 1 else (rows,)
+    return {
+        name: _checked(list(column), partial(_where, "instance", name))
+        for name, column in zip(names, columns, strict=True)
+    }
+
+
+def _check_features(i: int, row: dict[str, Any], names: list[str]) -> None:
+    """Raise for row ``i``'s unexpected or missing feature."""
+    for key in row:
+        if key not in names:
+            raise InferenceRequestError(
+                f"instance {i} has unexpected feature '{key}'; the model's inputs are "
+                f"{names}{did_you_mean(key, names)}"
+            )
+    missing = next(name for name in names if name not in row)
+    raise InferenceRequestError(
+        f"instance {i} is missing feature '{missing}'; the model's inputs are {names}"
+    )
 
 
 def _lists_to_columns(rows: list[Any], names: list[str], what: str) -> dict[str, list[Any]]:
     """Rows as lists of values, the features in the signature's order."""
     width = len(names)
-    columns: list[list[Any]] = [[] for _ in names]
     for i, row in enumerate(rows):
         if not isinstance(row, list):
             raise InferenceRequestError(
@@ -194,9 +216,27 @@ def _lists_to_columns(rows: list[Any], names: list[str], what: str) -> dict[str,
                 f"{what} {i} has {len(row)} values; expected {width}, the features {names}"
                 " in this order"
             )
-        for column, value, name in zip(columns, row, names, strict=True):
-            column.append(_value(value, f"{what} {i}, feature '{name}'"))
-    return dict(zip(names, columns, strict=True))
+    columns = [list(column) for column in zip(*rows, strict=True)] or [[] for _ in names]
+    return {
+        name: _checked(column, partial(_where, what, name))
+        for name, column in zip(names, columns, strict=True)
+    }
+
+
+def _where(what: str | None, feature: str | None, i: int) -> str:
+    """Where value ``i`` of a feature stood, for an error: ``instance 3, feature 'x'``."""
+    row = None if what is None else f"{what} {i}"
+    named = None if feature is None else f"feature '{feature}'"
+    return ", ".join(part for part in (row, named) if part is not None)
+
+
+def _checked(values: list[Any], where: Callable[[int], str]) -> list[Any]:
+    """One feature's values, one per row, each a scalar or ``{"b64": ...}`` (decoded):
+    checked as a whole when they are plain scalars, else one by one (``where(i)`` names
+    row ``i`` in an error)."""
+    if set(map(type, values)) <= _SCALAR_TYPES:
+        return values
+    return [_value(v, where(i)) for i, v in enumerate(values)]
 
 
 def _columns(inputs: Any, names: list[str]) -> dict[str, list[Any]]:
@@ -211,9 +251,8 @@ def _columns(inputs: Any, names: list[str]) -> dict[str, list[Any]]:
             )
     columns = {}
     for name, values in inputs.items():
-        where = f"feature '{name}'"
         values = values if isinstance(values, list) else [values]
-        columns[name] = [_value(v, where) for v in values]
+        columns[name] = _checked(values, partial(_where, None, name))
     missing = [name for name in names if name not in columns]
     unexpected = [name for name in columns if name not in names]
     if unexpected:

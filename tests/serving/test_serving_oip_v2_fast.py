@@ -261,7 +261,7 @@ def test_loads_matches_json_on_mutated_documents(
     ],
 )
 def test_dumps_writes_what_json_reads_back(parser: str, doc: dict[str, Any]) -> None:
-    assert json.loads(oip_v2._dumps(doc)) == doc
+    assert json.loads(oip_v2.dump_json(doc)) == doc
 
 
 def test_to_json_values_large_and_small_arrays() -> None:
