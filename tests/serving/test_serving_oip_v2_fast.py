@@ -324,3 +324,36 @@ def test_floats_with_long_fractions_are_read_by_orjson(monkeypatch: pytest.Monke
     monkeypatch.setattr(oip_v2.json, "loads", refuse)
     doc = oip_v2._loads(body.encode())
     assert doc["inputs"][0]["data"] == values
+
+
+plain_values = st.lists(
+    st.one_of(
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.integers(-(2**70), 2**70),
+        st.booleans(),
+        st.none(),
+        st.text(max_size=2),
+    ),
+    max_size=6,
+)
+
+
+@FUZZ
+@given(plain_values, st.sampled_from(sorted(oip_v2.DTYPES)), st.integers(0, 7))
+def test_the_plain_input_path_gives_the_general_paths_tensor(
+    data: list[Any], datatype: str, n: int
+) -> None:
+    """``_plain_input`` (name, datatype, [n], flat data) answers only what the general path
+    answers alike: the same tensor, or None where that path decides (and maybe refuses)."""
+    item = {"name": "x", "datatype": datatype, "shape": [n], "data": data}
+    plain = oip_v2._plain_input(item)
+    try:
+        general, _ = oip_v2._decode_input(dict(item, parameters={}), 0, memoryview(b""), 0)
+    except InferenceRequestError:
+        assert plain is None
+        return
+    if plain is not None:
+        assert (plain.name, plain.datatype, plain.shape) == (general.name, general.datatype,
+                                                             general.shape)  # fmt: skip
+        assert plain.data.dtype == general.data.dtype
+        np.testing.assert_array_equal(plain.data, general.data)
