@@ -141,7 +141,8 @@ class BatchingServable(ServableWrapper):
     def _done(self) -> None:
         with self._cond:
             self._busy -= 1
-            self._cond.notify_all()
+            if self._queue or self._closed:  # the batching thread waits for this; else
+                self._cond.notify_all()  # waking it costs a thread switch per request
 
     def _next_batch(self) -> list[_Pending] | None:
         """Wait until requests are queued and the model is free, optionally a little
