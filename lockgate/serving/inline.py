@@ -20,7 +20,6 @@ alone that took ten budgets or more (a model that began to hang) outweighs the r
 
 from __future__ import annotations
 
-import statistics
 import weakref
 from collections import deque
 
@@ -111,4 +110,8 @@ class _Median:
 
     def add(self, value: float) -> None:
         self.values.append(value)
-        self.median = statistics.median(self.values)
+        ordered = sorted(self.values)
+        middle = len(ordered) // 2
+        self.median = (
+            ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+        )
