@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from types import NoneType
@@ -434,7 +434,7 @@ def _decode_input(
         flat = _from_bytes(bytes(raw[offset : offset + size]), datatype, count, where)
         offset += size
     elif "data" in item:
-        flat = _typed_values(*_flatten_typed(item["data"]), datatype, where)
+        flat = typed_values(*_flatten_typed(item["data"]), datatype, where)
     else:
         raise InferenceRequestError(f"{where} has neither 'data' nor binary_data_size")
     if flat.size != count:
@@ -456,6 +456,7 @@ def _plain_input(item: Any) -> Tensor | None:
     shape, data = item.get("shape"), item.get("data")
     if (
         type(name) is not str
+        or type(datatype) is not str
         or datatype not in _PLAIN_DTYPES
         or type(shape) is not list
         or len(shape) != 1
@@ -527,10 +528,10 @@ _NARROW_FLOATS = frozenset({"FP16", "FP32"})
 
 def from_json_values(values: list[Any], datatype: str, where: str) -> np.ndarray:
     """Type a flat list of JSON values as ``datatype``, or say which value does not fit."""
-    return _typed_values(values, set(map(type, values)), datatype, where)
+    return typed_values(values, set(map(type, values)), datatype, where)
 
 
-def _typed_values(values: list[Any], kinds: set[type], datatype: str, where: str) -> np.ndarray:
+def typed_values(values: Sequence[Any], kinds: set[type], datatype: str, where: str) -> np.ndarray:
     """``from_json_values`` given the set of the values' exact types.
 
     When every type is one the datatype takes as it is, the list goes to numpy whole; any
@@ -555,7 +556,7 @@ def _typed_values(values: list[Any], kinds: set[type], datatype: str, where: str
     return _typed_values_slowly(values, datatype, where)
 
 
-def _typed_values_slowly(values: list[Any], datatype: str, where: str) -> np.ndarray:
+def _typed_values_slowly(values: Sequence[Any], datatype: str, where: str) -> np.ndarray:
     """Check every value in Python: the exact error message for whatever the fast path skips."""
     if datatype == "BYTES":
         bad = next((v for v in values if v is not None and not isinstance(v, str)), None)
@@ -584,7 +585,7 @@ def _typed_values_slowly(values: list[Any], datatype: str, where: str) -> np.nda
         raise InferenceRequestError(f"{where}: value out of range for {datatype}: {exc}") from None
 
 
-def _check_utf8(texts: list[str], where: str) -> None:
+def _check_utf8(texts: Sequence[str], where: str) -> None:
     """JSON may carry lone surrogates ("\\ud800") that no UTF-8 consumer can take."""
     try:
         "".join(texts).encode("utf-8")

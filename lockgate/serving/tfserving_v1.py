@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from operator import itemgetter
@@ -160,7 +160,7 @@ def _tensor_info(spec: TensorSpec) -> dict[str, Any]:
     }
 
 
-def _rows_to_columns(instances: Any, names: list[str]) -> dict[str, list[Any]]:
+def _rows_to_columns(instances: Any, names: list[str]) -> dict[str, _Column]:
     if not isinstance(instances, list) or not instances:
         raise InferenceRequestError("'instances' must be a non-empty list of rows")
     if isinstance(instances[0], list):
@@ -181,9 +181,9 @@ def _rows_to_columns(instances: Any, names: list[str]) -> dict[str, list[Any]]:
     if not names:
         return {}
     rows = map(itemgetter(*names), instances)
-    columns = zip(*rows, strict=True) if len(names) > 1 else (rows,)
+    columns = zip(*rows, strict=True) if len(names) > 1 else (list(rows),)
     return {
-        name: _checked(list(column), partial(_where, "instance", name))
+        name: _checked(column, partial(_where, "instance", name))
         for name, column in zip(names, columns, strict=True)
     }
 
@@ -202,7 +202,7 @@ def _check_features(i: int, row: dict[str, Any], names: list[str]) -> None:
     )
 
 
-def _lists_to_columns(rows: list[Any], names: list[str], what: str) -> dict[str, list[Any]]:
+def _lists_to_columns(rows: list[Any], names: list[str], what: str) -> dict[str, _Column]:
     """Rows as lists of values, the features in the signature's order."""
     width = len(names)
     for i, row in enumerate(rows):
@@ -230,16 +230,29 @@ def _where(what: str | None, feature: str | None, i: int) -> str:
     return ", ".join(part for part in (row, named) if part is not None)
 
 
-def _checked(values: list[Any], where: Callable[[int], str]) -> list[Any]:
-    """One feature's values, one per row, each a scalar or ``{"b64": ...}`` (decoded):
-    checked as a whole when they are plain scalars, else one by one (``where(i)`` names
-    row ``i`` in an error)."""
-    if set(map(type, values)) <= _SCALAR_TYPES:
-        return values
-    return [_value(v, where(i)) for i, v in enumerate(values)]
+def _checked(values: Sequence[Any], where: Callable[[int], str]) -> _Column:
+    """One feature's values, one per row, each a scalar or ``{"b64": ...}`` (decoded), with
+    the set of their types: checked as a whole when they are plain scalars, else one by one
+    (``where(i)`` names row ``i`` in an error)."""
+    kinds = set(map(type, values))
+    if kinds <= _SCALAR_TYPES:
+        return _Column(values, kinds)
+    decoded = [_value(v, where(i)) for i, v in enumerate(values)]
+    return _Column(decoded, set(map(type, decoded)))
 
 
-def _columns(inputs: Any, names: list[str]) -> dict[str, list[Any]]:
+@dataclass
+class _Column:
+    """A feature's checked values and the set of their types (typed once, in ``_typed``)."""
+
+    values: Sequence[Any]
+    kinds: set[type]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def _columns(inputs: Any, names: list[str]) -> dict[str, _Column]:
     if isinstance(inputs, list) and inputs and isinstance(inputs[0], list):
         return _lists_to_columns(inputs, names, "row")  # one unnamed [n, N] tensor
     if not isinstance(inputs, dict):
@@ -281,10 +294,13 @@ def _value(value: Any, where: str) -> Any:
     return value
 
 
-def _typed(columns: dict[str, list[Any]], inputs: list[TensorSpec]) -> dict[str, np.ndarray]:
+def _typed(columns: dict[str, _Column], inputs: list[TensorSpec]) -> dict[str, np.ndarray]:
     typed = {
-        spec.name: oip_v2.from_json_values(
-            columns[spec.name], spec.datatype, f"feature '{spec.name}'"
+        spec.name: oip_v2.typed_values(
+            columns[spec.name].values,
+            columns[spec.name].kinds,
+            spec.datatype,
+            f"feature '{spec.name}'",
         )
         for spec in inputs
     }
