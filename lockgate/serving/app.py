@@ -22,10 +22,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.to_thread
@@ -51,6 +51,7 @@ from lockgate.errors import (
 from lockgate.serving import oip_v2, tfserving_v1
 from lockgate.serving.canary import CanaryServable
 from lockgate.serving.inline import InlinePolicy
+from lockgate.serving.loop_batching import LoopBatcher
 from lockgate.serving.metrics import ServingMetrics
 from lockgate.serving.repository import Lease, ModelRepository
 from lockgate.serving.security import BearerAuth, BodyLimit, decompress
@@ -154,7 +155,7 @@ def create_app(
 
     async def infer(request: Request) -> Response:
         header = request.headers.get(oip_v2.HEADER)
-        return await run(request, "v2", lambda s, body: _v2_infer(s, body, header, run.predict))
+        return await run(request, "v2", lambda s, body: _v2_infer(s, body, header))
 
     async def v1_status(request: Request) -> Response:
         with _held(pinned, request) as servable:
@@ -167,7 +168,7 @@ def create_app(
             return JSON(tfserving_v1.metadata_doc(servable))
 
     async def v1_predict(request: Request) -> Response:
-        return await run(request, "v1", lambda s, body: _v1_predict(s, body, run.predict))
+        return await run(request, "v1", _v1_predict)
 
     async def prometheus(request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
@@ -220,7 +221,12 @@ class _Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-_Work = Callable[[ServingChain, bytes], _Answer]
+_Results = tuple[str, dict[str, np.ndarray]]
+#: A protocol's exchange for one request: it yields the request's columns, is sent the
+#: version that answered and the outputs, and returns the encoded answer. The same exchange
+#: runs in a worker thread, inline, or with other requests in one call (``loop_batching``).
+_Exchange = Generator[dict[str, np.ndarray], _Results, _Answer]
+_Work = Callable[[ServingChain, bytes], _Exchange]
 
 
 class _Inference:
@@ -244,6 +250,7 @@ class _Inference:
         self.max_body_bytes = max_body_bytes
         self.timeout_s = timeout_s
         self.inline = InlinePolicy()
+        self.batches = LoopBatcher(self.predict)
         self._threads = 0  # requests in worker threads now (counted on the loop)
         self._dispatched = 0  # requests ever sent to a worker thread
 
@@ -302,11 +309,15 @@ class _Inference:
         deadline: float,
     ) -> _Answer | None:
         """The answer, made on the event loop when this model answers fast (``inline``),
-        else in a worker thread within the deadline (None when it passed); its costs go
-        to the inline policy."""
+        with the other requests of this turn in one call (``loop_batching``; a canary
+        draws per request, so it is called alone), else in a worker thread within the
+        deadline (None when it passed); its costs go to the inline policy."""
         size = len(body)
         if self.inline.allows(servable, size):
-            answer, wall_s, cpu_s = self._work(work, lease, servable, body, encoding)
+            if isinstance(servable, CanaryServable):
+                answer, wall_s, cpu_s = self._work(work, lease, servable, body, encoding)
+            else:
+                answer, wall_s, cpu_s = await self._batched(work, lease, servable, body, encoding)
             self.inline.observe(servable, size, wall_s=wall_s, cpu_s=cpu_s, alone=True)
             return answer
         self._threads += 1
@@ -336,8 +347,30 @@ class _Inference:
             return None, 0.0, 0.0
         wall, cpu = time.perf_counter(), time.thread_time()
         try:
-            answer = work(servable, decompress(body, encoding, self.max_body_bytes))
+            exchange = work(servable, decompress(body, encoding, self.max_body_bytes))
+            answer = _finish(exchange, self.predict(servable, next(exchange)))
             return answer, time.perf_counter() - wall, time.thread_time() - cpu
+        finally:
+            lease.release()
+
+    async def _batched(
+        self, work: _Work, lease: Lease, servable: ServingChain, body: bytes, encoding: str | None
+    ) -> tuple[_Answer | None, float, float]:
+        """``_work`` on the loop, the model's call shared with this turn's other requests:
+        the costs are this request's decoding and encoding and its share of the call."""
+        if not lease.claim():
+            return None, 0.0, 0.0
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            exchange = work(servable, decompress(body, encoding, self.max_body_bytes))
+            typed = validate_columns(next(exchange), servable.inputs)
+            own_wall, own_cpu = time.perf_counter() - wall, time.thread_time() - cpu
+            share = await self.batches.predict(servable, typed)
+            wall, cpu = time.perf_counter(), time.thread_time()
+            answer = _finish(exchange, (share.version, share.outputs))
+            own_wall += time.perf_counter() - wall
+            own_cpu += time.thread_time() - cpu
+            return answer, own_wall + share.wall_s, own_cpu + share.cpu_s
         finally:
             lease.release()
 
@@ -354,15 +387,19 @@ class _Inference:
         return version, {name: np.asarray(value) for name, value in results.items()}
 
 
-_Predict = Callable[[ServingChain, dict[str, np.ndarray]], tuple[str, dict[str, np.ndarray]]]
+def _finish(exchange: _Exchange, results: _Results) -> _Answer:
+    """Send an exchange its results; its encoded answer."""
+    try:
+        exchange.send(results)
+    except StopIteration as done:
+        return cast(_Answer, done.value)
+    raise RuntimeError("a protocol exchange yielded twice")  # a bug here, not the client's
 
 
-def _v2_infer(
-    servable: ServingChain, body: bytes, header: str | None, predict: _Predict
-) -> _Answer:
+def _v2_infer(servable: ServingChain, body: bytes, header: str | None) -> _Exchange:
     request = oip_v2.decode_request(body, oip_v2.parse_header_length(header, len(body)))
     columns = _columns(request, servable)
-    version, results = predict(servable, columns)
+    version, results = yield columns
     outputs = _outputs(request, servable, results)
     content, header_length = oip_v2.encode_response(servable.name, version, outputs, request)
     rows = len(next(iter(columns.values())))
@@ -373,9 +410,9 @@ def _v2_infer(
     )
 
 
-def _v1_predict(servable: ServingChain, body: bytes, predict: _Predict) -> _Answer:
+def _v1_predict(servable: ServingChain, body: bytes) -> _Exchange:
     request = tfserving_v1.decode_predict(body, servable.inputs)
-    version, results = predict(servable, request.columns)
+    version, results = yield request.columns
     if request.output_filter is not None:
         _check_outputs(request.output_filter, results)
         results = {name: results[name] for name in request.output_filter}

@@ -282,7 +282,20 @@ class LoggingServable(ServableWrapper):
 
     def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outputs = self.inner.predict(columns)
-        self.request_logger.log(self.inner, columns, outputs, source=self.source)
+        parts = getattr(columns, "parts", None)
+        if parts is None:
+            self.request_logger.log(self.inner, columns, outputs, source=self.source)
+            return outputs
+        start = 0  # requests merged into one call: one record each, as if alone
+        for rows in parts:
+            part = slice(start, start + rows)
+            self.request_logger.log(
+                self.inner,
+                {name: value[part] for name, value in columns.items()},
+                {name: np.asarray(value)[part] for name, value in outputs.items()},
+                source=self.source,
+            )
+            start += rows
         return outputs
 
 

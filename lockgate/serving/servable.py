@@ -109,12 +109,21 @@ class ValidColumns(dict[str, np.ndarray]):
     specs say, one length (``rows``). The edge validates once; every link inward that gets
     these for the same specs uses them as they are."""
 
-    __slots__ = ("rows", "specs")
+    __slots__ = ("parts", "rows", "specs")
 
-    def __init__(self, columns: dict[str, np.ndarray], specs: list[TensorSpec], rows: int):
+    def __init__(
+        self,
+        columns: dict[str, np.ndarray],
+        specs: list[TensorSpec],
+        rows: int,
+        *,
+        parts: tuple[int, ...] | None = None,
+    ):
         super().__init__(columns)
         self.specs = specs
         self.rows = rows
+        #: the rows of each request merged into these (loop batching), in order; else None
+        self.parts = parts
 
 
 def validate_columns(columns: Mapping[str, np.ndarray], specs: list[TensorSpec]) -> ValidColumns:
