@@ -122,18 +122,22 @@ def test_many_clients_at_once_through_uvicorn_share_calls_and_each_gets_its_answ
 
     async def clients() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=url) as http:
-            await http.post("/v2/models/triple/infer", json=body(0.5))  # known: fast
-            await http.post("/v2/models/triple/infer", json=body(0.5))
+            for _ in range(10):  # answered alone first: the model is known to be fast
+                await http.post("/v2/models/triple/infer", json=body(0.5))
             sends = [http.post("/v2/models/triple/infer", json=body(float(i))) for i in range(64)]
             sends.append(http.post("/v2/models/triple/infer", json=body(-1.0)))
             sends.append(http.post("/v2/models/triple/infer", json={"inputs": "bad"}))
             return list(await asyncio.gather(*sends))
 
-    answers = asyncio.run(clients())
-    for i, answer in enumerate(answers[:64]):
-        assert answer.status_code == 200, answer.text
-        assert answer.json()["outputs"][0]["data"] == [3.0 * i]
-    assert answers[64].status_code == 500 and "negative x" in answers[64].text
-    assert answers[65].status_code == 400
+    for _ in range(3):  # a busy machine may preempt the server into answering one by one
+        model.calls.clear()
+        answers = asyncio.run(clients())
+        for i, answer in enumerate(answers[:64]):
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["outputs"][0]["data"] == [3.0 * i]
+        assert answers[64].status_code == 500 and "negative x" in answers[64].text
+        assert answers[65].status_code == 400
+        if max(model.calls) > 1:
+            break
     assert max(model.calls) > 1  # some calls carried several requests
     assert sum(model.calls) >= 66  # every request's row went in (some twice: alone again)
