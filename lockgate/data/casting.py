@@ -7,9 +7,14 @@ value of a batch at once, so a reader can name its row or set it aside.
 
 from __future__ import annotations
 
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
-import polars as pl
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = ["NUMERIC_SHARE", "cast_checked", "infer_text_type", "needs_float", "widen"]
 
@@ -17,7 +22,21 @@ __all__ = ["NUMERIC_SHARE", "cast_checked", "infer_text_type", "needs_float", "w
 #: rest are then bad values to report, not a reason to read the whole column as text.
 NUMERIC_SHARE = 0.95
 
-_POLARS = {pa.int64(): pl.Int64, pa.float64(): pl.Float64}
+_NUMBERS = (pa.int64(), pa.float64())
+
+
+@cache
+def _polars() -> Any:
+    """Polars, imported on first use: a Parquet read never needs it (0.2 s of start-up)."""
+    import polars
+
+    return polars
+
+
+def _series(arr: pa.Array) -> pl.Series:
+    series = _polars().from_arrow(arr)
+    assert isinstance(series, _polars().Series)
+    return series
 
 
 def cast_checked(arr: pa.Array, target: pa.DataType) -> tuple[pa.Array, np.ndarray | None]:
@@ -29,10 +48,10 @@ def cast_checked(arr: pa.Array, target: pa.DataType) -> tuple[pa.Array, np.ndarr
         return arr, None
     if pa.types.is_null(target):
         return pa.nulls(len(arr)), None
-    if target in _POLARS and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        series = pl.from_arrow(arr)
-        assert isinstance(series, pl.Series)
-        cast = series.cast(_POLARS[target], strict=False)
+    if target in _NUMBERS and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        pl = _polars()
+        series = _series(arr)
+        cast = series.cast(pl.Int64 if target == pa.int64() else pl.Float64, strict=False)
         bad = (cast.is_null() & series.is_not_null()).to_numpy()
         return cast.to_arrow().cast(target), (bad if bad.any() else None)
     try:
@@ -44,8 +63,8 @@ def cast_checked(arr: pa.Array, target: pa.DataType) -> tuple[pa.Array, np.ndarr
 
 def infer_text_type(arr: pa.Array) -> pa.DataType | None:
     """int64, float64 or string for a text column by the majority rule; None if all null."""
-    series = pl.from_arrow(arr)
-    assert isinstance(series, pl.Series)
+    pl = _polars()
+    series = _series(arr)
     present = len(series) - series.null_count()
     if present == 0:
         return None
@@ -68,8 +87,8 @@ def widen(current: pa.DataType | None, seen: pa.DataType | None) -> pa.DataType 
 
 def needs_float(arr: pa.Array) -> bool:
     """True when some text value parses as a float but not as an int (``"1.5"``)."""
-    series = pl.from_arrow(arr)
-    assert isinstance(series, pl.Series)
+    pl = _polars()
+    series = _series(arr)
     floats = series.cast(pl.Float64, strict=False).is_not_null()
     ints = series.cast(pl.Int64, strict=False).is_not_null()
     return bool((floats & ~ints).any())

@@ -20,9 +20,9 @@ import glob
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from lockgate.data.casting import widen
@@ -32,6 +32,9 @@ from lockgate.data.lines import COMPRESSIONS
 from lockgate.data.nested import check_flat
 from lockgate.data.rejects import OnBadRows
 from lockgate.errors import DataFileError
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as pads
 
 __all__ = [
     "FORMATS",
@@ -316,6 +319,8 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
 
 def _parquet_dataset(path: Path) -> pads.Dataset:
     """One dataset over the files, with their schemas unified (int widened to float)."""
+    import pyarrow.dataset as pads  # 0.2 s of imports (pandas among them): only here
+
     files, schema = _parquet_schema(path)
     return pads.dataset([str(f) for f in files], schema=schema, format="parquet")
 

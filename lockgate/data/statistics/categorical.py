@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lockgate.data.arrays import to_numpy
 from lockgate.data.statistics.frequency import MAX_DISTINCT, ValueCounts
 
 __all__ = ["RANK_BUCKETS", "TOP_K", "StringAccumulator"]
@@ -59,7 +60,7 @@ class StringAccumulator:
             self.total_length += int(pc.sum(pc.utf8_length(batch)).as_py() or 0)
         self.counts.update(batch)
         if self.weights is not None and weights is not None:
-            present = batch.is_valid().to_numpy(zero_copy_only=False)
+            present = to_numpy(batch.is_valid())
             self.weight += float(weights[present].sum())
             self.weights.update(pc.cast(batch, pa.large_string()), weights)
 

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lockgate.data.arrays import bool_array, empty, numeric_array, to_numpy
 from lockgate.data.statistics.distinct import ThetaDistinct
 
 __all__ = ["KEEP", "MAX_DISTINCT", "ValueCounts"]
@@ -52,7 +53,7 @@ class ValueCounts:
         self.weighted = weighted
         self.sketch_distinct = sketch_distinct
         self.spill = spill
-        self.values: pa.Array = pa.array([], value_type)
+        self.values: pa.Array = empty(value_type)
         self.counts = np.zeros(0, np.float64 if weighted else np.int64)
         self.error: float = 0
         self.overflowed = False
@@ -86,7 +87,7 @@ class ValueCounts:
         if keys.null_count:
             valid = pc.is_valid(keys)
             keys, counts = keys.filter(valid), counts.filter(valid)
-        self._add(keys, counts.to_numpy().astype(np.int64))
+        self._add(keys, to_numpy(counts).astype(np.int64))
 
     def _add(self, keys: pa.Array, counts: np.ndarray) -> None:
         """Fold in unique ``keys`` with their ``counts``."""
@@ -97,12 +98,12 @@ class ValueCounts:
         if len(self.values) == 0:
             self.values, self.counts = keys, counts.astype(self.counts.dtype)
         else:
-            pos = pc.fill_null(pc.index_in(keys, value_set=self.values), -1).to_numpy()
+            pos = to_numpy(pc.index_in(keys, value_set=self.values), fill=-1)
             seen = pos >= 0
             self.counts[pos[seen]] += counts[seen]
             if not seen.all():
                 new = ~seen
-                self.values = pa.concat_arrays([self.values, keys.filter(pa.array(new))])
+                self.values = pa.concat_arrays([self.values, keys.filter(bool_array(new))])
                 self.counts = np.concatenate([self.counts, counts[new]])
         if not self.overflowed and len(self.values) > self.max_distinct:
             self._overflow()
@@ -121,12 +122,12 @@ class ValueCounts:
         """Misra-Gries: subtract the (keep+1)-th largest count, drop what reaches zero."""
         n = len(self.counts)
         if self.keep == 0:
-            self.values, self.counts = pa.array([], self.value_type), self.counts[:0]
+            self.values, self.counts = empty(self.value_type), self.counts[:0]
             return
         c = np.partition(self.counts, n - self.keep - 1)[n - self.keep - 1]
         self.counts = self.counts - c
         kept = self.counts > 0
-        self.values, self.counts = self.values.filter(pa.array(kept)), self.counts[kept]
+        self.values, self.counts = self.values.filter(bool_array(kept)), self.counts[kept]
         self.error += c.item()
 
     def merge(self, other: Self) -> Self:
@@ -147,7 +148,7 @@ class ValueCounts:
 
     def top(self, k: int) -> list[list[Any]]:
         """The ``k`` largest counts as ``[value, count]``, ties by value; exact while exact."""
-        table = pa.table({"value": self.values, "count": self.counts})
+        table = pa.table({"value": self.values, "count": numeric_array(self.counts)})
         top = table.sort_by([("count", "descending"), ("value", "ascending")]).slice(0, k)
         cast = float if self.weighted else int
         return [
