@@ -3,6 +3,12 @@
 Arrow's casts stop at the first bad value and do not say which row it was. Polars' non-strict
 cast turns a bad value into a null; comparing null masks before and after finds every bad
 value of a batch at once, so a reader can name its row or set it aside.
+
+Arrow's cast is tried first, as it is several times faster: where it succeeds, Polars would
+have parsed every value to the same number (the two agree on signs, exponents, ``inf`` and
+``nan``, and both refuse whitespace, thousands separators and other digits; Arrow alone
+takes hexadecimal ints, ``0x10``, which a float cast refuses). Only a batch with a value
+Arrow refuses goes through Polars.
 """
 
 from __future__ import annotations
@@ -49,6 +55,9 @@ def cast_checked(arr: pa.Array, target: pa.DataType) -> tuple[pa.Array, np.ndarr
     if pa.types.is_null(target):
         return pa.nulls(len(arr)), None
     if target in _NUMBERS and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        fast = _arrow_cast(arr, target)
+        if fast is not None:
+            return fast, None
         pl = _polars()
         series = _series(arr)
         cast = series.cast(pl.Int64 if target == pa.int64() else pl.Float64, strict=False)
@@ -59,6 +68,17 @@ def cast_checked(arr: pa.Array, target: pa.DataType) -> tuple[pa.Array, np.ndarr
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         bad = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
         return pa.nulls(len(arr), type=target), (bad if bad.any() else None)
+
+
+def _arrow_cast(arr: pa.Array, target: pa.DataType) -> pa.Array | None:
+    """Text cast to int64 or float64 by Arrow, or None when a value does not parse as
+    Polars would parse it (see the module docstring)."""
+    try:
+        if target == pa.int64():
+            arr.cast(pa.float64())  # refuses hexadecimal, which Arrow's int cast takes
+        return arr.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
 
 
 def infer_text_type(arr: pa.Array) -> pa.DataType | None:
@@ -87,6 +107,11 @@ def widen(current: pa.DataType | None, seen: pa.DataType | None) -> pa.DataType 
 
 def needs_float(arr: pa.Array) -> bool:
     """True when some text value parses as a float but not as an int (``"1.5"``)."""
+    try:  # every value an int for Arrow: each one an int, or a hexadecimal one, for Polars
+        arr.cast(pa.int64())
+        return False
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     pl = _polars()
     series = _series(arr)
     floats = series.cast(pl.Float64, strict=False).is_not_null()
