@@ -82,12 +82,15 @@ class ValueCounts:
             )
             self._add(grouped["v"].combine_chunks(), grouped["w_sum"].to_numpy())
             return
-        vc = pc.value_counts(values)
-        keys, counts = vc.field("values"), vc.field("counts")
-        if keys.null_count:
-            valid = pc.is_valid(keys)
-            keys, counts = keys.filter(valid), counts.filter(valid)
-        self._add(keys, to_numpy(counts).astype(np.int64))
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        # value_counts' keys and counts (in the same order), at less than half its cost
+        # for many distinct values: the codes of a dictionary encoding, counted by NumPy
+        encoded = pc.dictionary_encode(values)
+        codes = encoded.indices
+        codes = to_numpy(codes.drop_null() if codes.null_count else codes)
+        counts = np.bincount(codes, minlength=len(encoded.dictionary)).astype(np.int64)
+        self._add(encoded.dictionary, counts)
 
     def _add(self, keys: pa.Array, counts: np.ndarray) -> None:
         """Fold in unique ``keys`` with their ``counts``."""

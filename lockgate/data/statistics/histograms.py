@@ -135,7 +135,14 @@ class AlignedHistogram:
 
     def update(self, values: np.ndarray) -> None:
         if len(values):
-            keys, counts = np.unique(values // self.width, return_counts=True)
+            keys = values // self.width
+            first, last = int(keys.min()), int(keys.max())
+            if last - first < max(len(keys), FINE_BUCKETS):  # counted in one pass, no sort
+                counts = np.bincount(keys - first)
+                used = np.flatnonzero(counts)
+                keys, counts = used.astype(np.int64) + first, counts[used]
+            else:
+                keys, counts = np.unique(keys, return_counts=True)
             self._add(keys, counts.astype(np.int64), self.level)
 
     def _add(self, keys: np.ndarray, counts: np.ndarray, level: int) -> None:
