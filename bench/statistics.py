@@ -153,7 +153,10 @@ def tfdv_available() -> bool:
 
 
 def _seconds(command: list[str]) -> float:
+    # with bytecode caches, as after an install (a PYTHONDONTWRITEBYTECODE=1 shell would
+    # compile lockgate's modules at every start)
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     started = time.perf_counter()
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started

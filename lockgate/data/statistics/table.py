@@ -183,7 +183,10 @@ class TableStatisticsAccumulator:
         """``{"num_rows", "features", ...}`` as in docs/architecture.md; a column absent
         from some files counts those rows as missing."""
         features: dict[str, dict[str, Any]] = {}
-        for name, acc in self.features.items():
+        for name in self.rows_seen:  # the columns in the order first seen (threads differ)
+            acc = self.features.get(name)
+            if acc is None:
+                continue
             stats = acc.result()
             stats["missing"] += self.num_rows - self.rows_seen[name]
             features[name] = stats
