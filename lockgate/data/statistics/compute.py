@@ -133,7 +133,9 @@ def accumulate_files(
         paths = [paths]
     acc = TableStatisticsAccumulator(slice_by=slice_by, weight=weight)
     for path in paths:
-        batches = iter_batches(path, batch_size=batch_size, format=format, csv=csv)
+        batches = iter_batches(
+            path, batch_size=batch_size, format=format, csv=csv, dictionaries=True
+        )
         for group in _read_ahead(_groups(batches, batch_size)):
             acc.update_group(group)
     return acc

@@ -92,6 +92,15 @@ class ValueCounts:
         counts = np.bincount(codes, minlength=len(encoded.dictionary)).astype(np.int64)
         self._add(encoded.dictionary, counts)
 
+    def add_counts(self, keys: pa.Array, counts: np.ndarray) -> None:
+        """Count each of the distinct, non-null ``keys`` ``counts`` times (unweighted), as
+        ``update`` counts values."""
+        if self.overflowed and self.keep == 0:
+            if self.theta is not None:
+                self.theta.update(keys)
+            return
+        self._add(keys, counts)
+
     def _add(self, keys: pa.Array, counts: np.ndarray) -> None:
         """Fold in unique ``keys`` with their ``counts``."""
         if keys.type != self.value_type:

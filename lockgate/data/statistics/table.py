@@ -134,7 +134,7 @@ class TableStatisticsAccumulator:
     def _update_column(
         self, name: str, batch: pa.RecordBatch | pa.Table, weights: np.ndarray | None
     ) -> None:
-        col = prepare(batch.column(name))
+        col = prepare(batch.column(name), strings_encoded=True)
         acc = self.features.get(name)
         if acc is not None and acc.kind == column_kind(col.type, name):
             acc.update(col, weights)
