@@ -158,7 +158,8 @@ def _seconds(command: list[str]) -> float:
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     started = time.perf_counter()
-    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    # in the repository: ``python -m`` puts the working folder before PYTHONPATH
+    subprocess.run(command, check=True, env=env, cwd=HERE.parent, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 
