@@ -225,7 +225,10 @@ def _plan(path: Path, options: CsvOptions) -> _Plan:
     ]
     if pending and sample is not None:
         types = {n: pa.string() for n in pending}
-        scan = _blocks(path, options, block, names, types, lambda row: "skip", [], pending)
+        # the handler keeps nothing, so Arrow may parse blocks in parallel (before any batch)
+        scan = _blocks(
+            path, options, block, names, types, lambda row: "skip", [], pending, threads=True
+        )
         for batch in scan:
             for i, name in enumerate(pending):
                 col = batch.column(i)
@@ -266,12 +269,14 @@ def _blocks(
     handler: Callable[[pacsv.InvalidRow], str],
     ragged: list[pacsv.InvalidRow],
     include: list[str] | None = None,
+    *,
+    threads: bool = False,
 ) -> Iterator[pa.RecordBatch]:
     """Arrow's streaming reader with our names and types, its errors made DataFileErrors."""
     try:
         reader = pacsv.open_csv(
             path,
-            read_options=_read_options(options, names, block_size),
+            read_options=_read_options(options, names, block_size, threads=threads),
             parse_options=_parse_options(options, handler),
             convert_options=pacsv.ConvertOptions(
                 null_values=list(options.null_values),
@@ -327,8 +332,10 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
-def _read_options(options: CsvOptions, names: list[str] | None, block: int) -> pacsv.ReadOptions:
-    common = {"block_size": block, "encoding": options.encoding, "use_threads": False}
+def _read_options(
+    options: CsvOptions, names: list[str] | None, block: int, *, threads: bool = False
+) -> pacsv.ReadOptions:
+    common = {"block_size": block, "encoding": options.encoding, "use_threads": threads}
     if names is None:
         return pacsv.ReadOptions(autogenerate_column_names=not options.header, **common)
     return pacsv.ReadOptions(column_names=names, skip_rows=1 if options.header else 0, **common)

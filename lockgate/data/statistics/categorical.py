@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lockgate.data.arrays import numeric_array, to_numpy
 from lockgate.data.statistics.frequency import MAX_DISTINCT, ValueCounts
 
 __all__ = ["RANK_BUCKETS", "TOP_K", "StringAccumulator"]
@@ -48,10 +49,15 @@ class StringAccumulator:
     def update(self, batch: pa.Array | pa.ChunkedArray, weights: np.ndarray | None = None) -> None:
         if isinstance(batch, pa.ChunkedArray):
             batch = batch.combine_chunks()
+        if isinstance(batch, pa.DictionaryArray) and not self._countable(batch, weights):
+            batch = pc.cast(batch, batch.type.value_type)
         nulls = batch.null_count
         self.count += len(batch) - nulls
         self.missing += nulls
         if len(batch) == nulls:
+            return
+        if isinstance(batch, pa.DictionaryArray):
+            self._update_encoded(batch)
             return
         if self.kind == "bool":
             batch = pc.cast(batch, pa.large_string())
@@ -59,9 +65,33 @@ class StringAccumulator:
             self.total_length += int(pc.sum(pc.utf8_length(batch)).as_py() or 0)
         self.counts.update(batch)
         if self.weights is not None and weights is not None:
-            present = batch.is_valid().to_numpy(zero_copy_only=False)
+            present = to_numpy(batch.is_valid())
             self.weight += float(weights[present].sum())
             self.weights.update(pc.cast(batch, pa.large_string()), weights)
+
+    def _countable(self, batch: pa.DictionaryArray, weights: np.ndarray | None) -> bool:
+        """Whether ``_update_encoded`` may count ``batch`` by its codes: unweighted strings,
+        a dictionary of distinct values without nulls."""
+        values = batch.dictionary
+        return (
+            self.kind == "string"
+            and weights is None
+            and self.weights is None
+            and values.null_count == 0
+            and pc.count_distinct(values).as_py() == len(values)
+        )
+
+    def _update_encoded(self, batch: pa.DictionaryArray) -> None:
+        """The counts and lengths of a dictionary-encoded batch from its codes: what
+        ``update`` finds in the decoded strings, without decoding or hashing them."""
+        codes = batch.indices
+        codes = to_numpy(codes.drop_null() if codes.null_count else codes)
+        counts = np.bincount(codes, minlength=len(batch.dictionary))
+        used = np.flatnonzero(counts)
+        keys = batch.dictionary.take(numeric_array(used))
+        lengths = to_numpy(pc.utf8_length(keys)).astype(np.int64)
+        self.total_length += int((lengths * counts[used]).sum())
+        self.counts.add_counts(keys, counts[used].astype(np.int64))
 
     def merge(self, other: Self) -> Self:
         self.count += other.count

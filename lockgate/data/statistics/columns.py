@@ -96,9 +96,16 @@ def new_accumulator(dtype: pa.DataType, column: str, *, weighted: bool) -> Colum
     return NullAccumulator()
 
 
-def prepare(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """Decode dictionaries, decimals as float64, string views as strings."""
-    if pa.types.is_dictionary(col.type):
+def prepare(
+    col: pa.Array | pa.ChunkedArray, *, strings_encoded: bool = False
+) -> pa.Array | pa.ChunkedArray:
+    """Decode dictionaries (but, with ``strings_encoded``, a dictionary array of strings,
+    which ``StringAccumulator`` counts by its codes), decimals as float64, string views as
+    strings."""
+    t = col.type
+    if pa.types.is_dictionary(t) and not (
+        strings_encoded and isinstance(col, pa.DictionaryArray) and pa.types.is_string(t.value_type)
+    ):
         col = pc.cast(col, col.type.value_type)
     if pa.types.is_decimal(col.type):
         col = pc.cast(col, pa.float64())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
@@ -21,6 +23,8 @@ __all__ = [
     "statistics_of_table",
 ]
 
+T = TypeVar("T")
+
 #: Rows per batch: large enough that per-batch Python overhead is noise (about 2% at 20
 #: columns), small enough that a batch of 20 columns stays in the tens of MB.
 BATCH_SIZE = 262_144
@@ -29,19 +33,65 @@ BATCH_SIZE = 262_144
 def coalesce(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
     """Batches of about ``rows`` rows: a CSV read arrives in chunks of a few thousand rows,
     and per-batch overhead (one Python call per column and sketch) would then dominate."""
+    for group in _groups(batches, rows):
+        yield _combined(group)
+
+
+def _groups(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[list[pa.RecordBatch]]:
+    """The batches that :func:`coalesce` combines into one, group by group."""
     pending: list[pa.RecordBatch] = []
     size = 0
     for batch in batches:
         if batch.num_rows >= rows and not pending:
-            yield batch
+            yield [batch]
             continue
         pending.append(batch)
         size += batch.num_rows
         if size >= rows:
-            yield _combined(pending)
+            yield pending
             pending, size = [], 0
     if pending:
-        yield _combined(pending)
+        yield pending
+
+
+def _read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """``items``, each read in a thread of its own while the one before is in use: reading
+    (Parquet decoding, CSV parsing and casts) overlaps the statistics of the batch before,
+    with one batch more in memory. An error of the reading is raised here, as it was."""
+    slot: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                slot.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((False, None))
+        except BaseException as exc:  # handed over, raised in the consumer
+            put((False, exc))
+
+    reader = threading.Thread(target=produce, name="lockgate-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            more, item = slot.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        reader.join()
 
 
 def _combined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
@@ -83,9 +133,11 @@ def accumulate_files(
         paths = [paths]
     acc = TableStatisticsAccumulator(slice_by=slice_by, weight=weight)
     for path in paths:
-        batches = iter_batches(path, batch_size=batch_size, format=format, csv=csv)
-        for batch in coalesce(batches, batch_size):
-            acc.update(batch)
+        batches = iter_batches(
+            path, batch_size=batch_size, format=format, csv=csv, dictionaries=True
+        )
+        for group in _read_ahead(_groups(batches, batch_size)):
+            acc.update_group(group)
     return acc
 
 

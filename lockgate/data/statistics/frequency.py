@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lockgate.data.arrays import bool_array, empty, numeric_array, to_numpy
 from lockgate.data.statistics.distinct import ThetaDistinct
 
 __all__ = ["KEEP", "MAX_DISTINCT", "ValueCounts"]
@@ -52,7 +53,7 @@ class ValueCounts:
         self.weighted = weighted
         self.sketch_distinct = sketch_distinct
         self.spill = spill
-        self.values: pa.Array = pa.array([], value_type)
+        self.values: pa.Array = empty(value_type)
         self.counts = np.zeros(0, np.float64 if weighted else np.int64)
         self.error: float = 0
         self.overflowed = False
@@ -81,12 +82,24 @@ class ValueCounts:
             )
             self._add(grouped["v"].combine_chunks(), grouped["w_sum"].to_numpy())
             return
-        vc = pc.value_counts(values)
-        keys, counts = vc.field("values"), vc.field("counts")
-        if keys.null_count:
-            valid = pc.is_valid(keys)
-            keys, counts = keys.filter(valid), counts.filter(valid)
-        self._add(keys, counts.to_numpy().astype(np.int64))
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        # value_counts' keys and counts (in the same order), at less than half its cost
+        # for many distinct values: the codes of a dictionary encoding, counted by NumPy
+        encoded = pc.dictionary_encode(values)
+        codes = encoded.indices
+        codes = to_numpy(codes.drop_null() if codes.null_count else codes)
+        counts = np.bincount(codes, minlength=len(encoded.dictionary)).astype(np.int64)
+        self._add(encoded.dictionary, counts)
+
+    def add_counts(self, keys: pa.Array, counts: np.ndarray) -> None:
+        """Count each of the distinct, non-null ``keys`` ``counts`` times (unweighted), as
+        ``update`` counts values."""
+        if self.overflowed and self.keep == 0:
+            if self.theta is not None:
+                self.theta.update(keys)
+            return
+        self._add(keys, counts)
 
     def _add(self, keys: pa.Array, counts: np.ndarray) -> None:
         """Fold in unique ``keys`` with their ``counts``."""
@@ -97,12 +110,12 @@ class ValueCounts:
         if len(self.values) == 0:
             self.values, self.counts = keys, counts.astype(self.counts.dtype)
         else:
-            pos = pc.fill_null(pc.index_in(keys, value_set=self.values), -1).to_numpy()
+            pos = to_numpy(pc.index_in(keys, value_set=self.values), fill=-1)
             seen = pos >= 0
             self.counts[pos[seen]] += counts[seen]
             if not seen.all():
                 new = ~seen
-                self.values = pa.concat_arrays([self.values, keys.filter(pa.array(new))])
+                self.values = pa.concat_arrays([self.values, keys.filter(bool_array(new))])
                 self.counts = np.concatenate([self.counts, counts[new]])
         if not self.overflowed and len(self.values) > self.max_distinct:
             self._overflow()
@@ -121,12 +134,12 @@ class ValueCounts:
         """Misra-Gries: subtract the (keep+1)-th largest count, drop what reaches zero."""
         n = len(self.counts)
         if self.keep == 0:
-            self.values, self.counts = pa.array([], self.value_type), self.counts[:0]
+            self.values, self.counts = empty(self.value_type), self.counts[:0]
             return
         c = np.partition(self.counts, n - self.keep - 1)[n - self.keep - 1]
         self.counts = self.counts - c
         kept = self.counts > 0
-        self.values, self.counts = self.values.filter(pa.array(kept)), self.counts[kept]
+        self.values, self.counts = self.values.filter(bool_array(kept)), self.counts[kept]
         self.error += c.item()
 
     def merge(self, other: Self) -> Self:
@@ -147,7 +160,7 @@ class ValueCounts:
 
     def top(self, k: int) -> list[list[Any]]:
         """The ``k`` largest counts as ``[value, count]``, ties by value; exact while exact."""
-        table = pa.table({"value": self.values, "count": self.counts})
+        table = pa.table({"value": self.values, "count": numeric_array(self.counts)})
         top = table.sort_by([("count", "descending"), ("value", "ascending")]).slice(0, k)
         cast = float if self.weighted else int
         return [

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasketches import kll_doubles_sketch
 
+from lockgate.data.arrays import to_numpy
 from lockgate.data.statistics.frequency import MAX_DISTINCT, ValueCounts
 from lockgate.data.statistics.histograms import (
     equal_mass,
@@ -47,7 +48,7 @@ def _quantile_dict(values: list[float], rank_error: float) -> dict[str, Any]:
 def _replay(sketch: kll_doubles_sketch, values: pa.Array, counts: np.ndarray) -> None:
     """Feed every occurrence of exactly counted values to ``sketch``, about a million at a
     time, so that replaying counts taken over millions of rows stays small in memory."""
-    v, c = values.to_numpy().astype(np.float64), counts.astype(np.int64)
+    v, c = to_numpy(values).astype(np.float64), counts.astype(np.int64)
     cum = np.cumsum(c)
     cuts = np.searchsorted(
         cum, np.arange(_REPLAY_CHUNK, int(cum[-1]) if len(cum) else 0, _REPLAY_CHUNK)
@@ -101,7 +102,7 @@ class NumericAccumulator:
         self.missing += len(batch) - len(kept)
         if len(kept) == 0:
             return
-        x = kept.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        x = to_numpy(kept).astype(np.float64, copy=False)
         self.count += len(x)
         self.zeros += len(x) - int(np.count_nonzero(x))
         mm = pc.min_max(kept)
@@ -118,7 +119,7 @@ class NumericAccumulator:
             self.counts.update(kept)
             self._take_spill()  # the batch itself is in the replayed counts
         if weights is not None and self.weighted_moments and self.weighted_quantiles:
-            w = weights[valid.to_numpy(zero_copy_only=False)] if len(x) < len(batch) else weights
+            w = weights[to_numpy(valid)] if len(x) < len(batch) else weights
             self.weighted_moments.update(x, w)
             self.weighted_quantiles.update(x, w)
 
@@ -187,7 +188,7 @@ class NumericAccumulator:
     def _distribution(self, lo: float, hi: float) -> dict[str, Any]:
         """Quantiles and both histograms: exact from the counts, or from the sketch."""
         if self.sketch is None:
-            values = self.counts.values.to_numpy().astype(np.float64)
+            values = to_numpy(self.counts.values).astype(np.float64)
             quantile_fn, cdf = exact_functions(values, self.counts.counts)
             rank_error = 0.0
         else:

@@ -80,6 +80,21 @@ class TableStatisticsAccumulator:
             for b in batch.to_batches():
                 self.update(b)
             return
+        self._update_rows(batch)
+
+    def update_group(self, batches: list[pa.RecordBatch]) -> None:
+        """``update`` with the batches (of one schema) combined into one, as
+        ``compute.coalesce`` combines them. Without slices each column's chunks are
+        combined in the column's own thread, not all of them up front in this one."""
+        if len(batches) == 1:
+            self.update(batches[0])
+        elif self.slice_by or self.weight is not None:
+            self.update(pa.Table.from_batches(batches).combine_chunks().to_batches()[0])
+        else:
+            self._update_rows(pa.Table.from_batches(batches))
+
+    def _update_rows(self, batch: pa.RecordBatch | pa.Table) -> None:
+        """One update of every column: a table's chunked columns count as one batch."""
         weights = self._weights(batch)
         names = [n for n in batch.schema.names if n != self.weight]
         self.num_rows += batch.num_rows
@@ -93,7 +108,7 @@ class TableStatisticsAccumulator:
         if self.slice_by:
             self._update_slices(batch)
 
-    def _weights(self, batch: pa.RecordBatch) -> np.ndarray | None:
+    def _weights(self, batch: pa.RecordBatch | pa.Table) -> np.ndarray | None:
         if self.weight is None:
             return None
         if self.weight not in batch.schema.names:
@@ -116,8 +131,10 @@ class TableStatisticsAccumulator:
         self.weighted_num_rows += float(w.sum())
         return w
 
-    def _update_column(self, name: str, batch: pa.RecordBatch, weights: np.ndarray | None) -> None:
-        col = prepare(batch.column(name))
+    def _update_column(
+        self, name: str, batch: pa.RecordBatch | pa.Table, weights: np.ndarray | None
+    ) -> None:
+        col = prepare(batch.column(name), strings_encoded=True)
         acc = self.features.get(name)
         if acc is not None and acc.kind == column_kind(col.type, name):
             acc.update(col, weights)
@@ -166,7 +183,10 @@ class TableStatisticsAccumulator:
         """``{"num_rows", "features", ...}`` as in docs/architecture.md; a column absent
         from some files counts those rows as missing."""
         features: dict[str, dict[str, Any]] = {}
-        for name, acc in self.features.items():
+        for name in self.rows_seen:  # the columns in the order first seen (threads differ)
+            acc = self.features.get(name)
+            if acc is None:
+                continue
             stats = acc.result()
             stats["missing"] += self.num_rows - self.rows_seen[name]
             features[name] = stats

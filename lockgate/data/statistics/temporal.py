@@ -6,15 +6,19 @@ an aligned grid (``AlignedHistogram``) and reports ISO 8601 bucket bounds.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lockgate.data.arrays import to_numpy
 from lockgate.data.statistics.histograms import TIME_WIDTHS, AlignedHistogram
 
 __all__ = ["TimestampAccumulator"]
+
+_EPOCH = datetime(1970, 1, 1)
 
 
 class TimestampAccumulator:
@@ -44,8 +48,8 @@ class TimestampAccumulator:
         if len(micros) == nulls:
             return
         if weights is not None:
-            self.weight += float(weights[micros.is_valid().to_numpy(zero_copy_only=False)].sum())
-        x = micros.drop_null().to_numpy()
+            self.weight += float(weights[to_numpy(micros.is_valid())].sum())
+        x = to_numpy(micros.drop_null())
         lo, hi = int(x.min()), int(x.max())
         self.min = lo if self.min is None else min(self.min, lo)
         self.max = hi if self.max is None else max(self.max, hi)
@@ -66,6 +70,8 @@ class TimestampAccumulator:
     def _iso(self, micros: int | None) -> str | None:
         if micros is None:
             return None
+        if self.tz is None:  # what Arrow's scalar gives, without pa.scalar's pandas import
+            return (_EPOCH + timedelta(microseconds=micros)).isoformat()
         return pa.scalar(micros, type=pa.timestamp("us", self.tz)).as_py().isoformat()
 
     def result(self) -> dict[str, Any]:
