@@ -360,17 +360,16 @@ class _Inference:
         the costs are this request's decoding and encoding and its share of the call."""
         if not lease.claim():
             return None, 0.0, 0.0
-        wall, cpu = time.perf_counter(), time.thread_time()
+        started = time.perf_counter()
         try:
             exchange = work(servable, decompress(body, encoding, self.max_body_bytes))
             typed = validate_columns(next(exchange), servable.inputs)
-            own_wall, own_cpu = time.perf_counter() - wall, time.thread_time() - cpu
+            own = time.perf_counter() - started  # on the loop: wall time is CPU time
             share = await self.batches.predict(servable, typed)
-            wall, cpu = time.perf_counter(), time.thread_time()
+            started = time.perf_counter()
             answer = _finish(exchange, (share.version, share.outputs))
-            own_wall += time.perf_counter() - wall
-            own_cpu += time.thread_time() - cpu
-            return answer, own_wall + share.wall_s, own_cpu + share.cpu_s
+            own += time.perf_counter() - started
+            return answer, own + share.wall_s, own + share.cpu_s
         finally:
             lease.release()
 

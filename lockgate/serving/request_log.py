@@ -1,14 +1,15 @@
 """The request log: sampled requests and answers, written as Parquet ``InferenceLog``s.
 
 Logging must never slow or fail a request, so ``RequestLogger.log`` only draws the sample
-and puts a reference on a bounded queue (a full queue drops the record and counts it); a
-background thread gathers the records column by column as they come (``_Batch``: lists of
-the requests' arrays, no per-record table) and writes one Parquet file per model version
-every ``flush_rows`` rows or ``flush_interval_s`` seconds, and on ``close``. A flush is a
-few NumPy concatenations, one Arrow table and the Parquet write (which releases the GIL),
-so the serving thread waits on it for no more than a few hundred microseconds at a time. Each file is
-published atomically as an ``InferenceLog`` artifact whose input is the ``PushedModel`` it
-logs, so lineage leads from a log back to the model::
+and appends a reference to a bounded queue (a full queue drops the record and counts it).
+A background thread takes the records every ``DRAIN_S`` (not woken per record: that would
+pass the GIL back and forth on every logged request), gathers them column by column
+(``_Batch``: lists of the requests' arrays, no per-record table) and writes one Parquet
+file per model version every ``flush_rows`` rows or ``flush_interval_s`` seconds, and on
+``close``. A flush is a few NumPy concatenations, one Arrow table and the Parquet write
+(which releases the GIL), so the serving thread waits on it for no more than a few hundred
+microseconds at a time. Each file is published atomically as an ``InferenceLog`` artifact
+whose input is the ``PushedModel`` it logs, so lineage leads from a log back to the model::
 
     <root>/serving/<model>/inference_log/<execution id>/part-0.parquet
 
@@ -26,11 +27,11 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import random
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,7 +50,8 @@ from lockgate.serving.servable import Servable, ServableWrapper, as_chain
 logger = logging.getLogger("lockgate.serving.request_log")
 
 PIPELINE = "lockgate-serve"
-_STOP = object()
+#: how often the writer thread takes the records requests left
+DRAIN_S = 0.05
 
 
 @dataclass
@@ -109,7 +111,9 @@ class RequestLogger:
         self.flush_rows = flush_rows
         self.flush_interval_s = flush_interval_s
         self.stats = LogStats()
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self.max_queue = max_queue
+        self._pending: deque[_Record] = deque()  # appended by requests, drained by the thread
+        self._stop = threading.Event()
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -143,12 +147,12 @@ class RequestLogger:
                 shadow,
                 source,
             )
-            self._queue.put_nowait(record)
+            if len(self._pending) >= self.max_queue:
+                self.stats.dropped += 1
+                return False
+            self._pending.append(record)
             self.stats.sampled += 1
             return True
-        except queue.Full:
-            self.stats.dropped += 1
-            return False
         except Exception:  # noqa: BLE001 - the request must not fail because of its log
             logger.exception("request log: could not queue a record")
             return False
@@ -160,8 +164,8 @@ class RequestLogger:
                 return
             self._closed = True
             thread = self._thread
+        self._stop.set()
         if thread is not None:
-            self._queue.put(_STOP)
             thread.join(timeout_s)
         if self.store is not None and self._run_id is not None:
             self.store.finish_run(self._run_id, "complete")
@@ -178,15 +182,9 @@ class RequestLogger:
         batches: dict[tuple[Any, ...], _Batch] = {}
         next_flush = time.monotonic() + self.flush_interval_s
         while True:
-            try:
-                item = self._queue.get(timeout=max(0.0, next_flush - time.monotonic()))
-            except queue.Empty:
-                item = None
-            if item is _STOP:
-                for key in list(batches):
-                    self._flush(batches.pop(key))
-                return
-            if isinstance(item, _Record):
+            stopping = self._stop.wait(min(DRAIN_S, max(0.0, next_flush - time.monotonic())))
+            while self._pending:
+                item = self._pending.popleft()
                 key = (item.model, item.version, item.shadow, _kinds(item))
                 batch = batches.get(key)
                 if batch is None:
@@ -194,10 +192,12 @@ class RequestLogger:
                 batch.add(item)
                 if batch.rows >= self.flush_rows:
                     self._flush(batches.pop(key))
-            if time.monotonic() >= next_flush:
+            if stopping or time.monotonic() >= next_flush:
                 for key in list(batches):
                     self._flush(batches.pop(key))
                 next_flush = time.monotonic() + self.flush_interval_s
+            if stopping:
+                return
 
     def _flush(self, batch: _Batch) -> None:
         try:
