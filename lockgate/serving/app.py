@@ -51,7 +51,7 @@ from lockgate.errors import (
 from lockgate.serving import oip_v2, tfserving_v1
 from lockgate.serving.canary import CanaryServable
 from lockgate.serving.inline import InlinePolicy
-from lockgate.serving.loop_batching import LoopBatcher
+from lockgate.serving.loop_batching import DEFAULT_MAX_ROWS, LoopBatcher
 from lockgate.serving.metrics import ServingMetrics
 from lockgate.serving.repository import Lease, ModelRepository
 from lockgate.serving.security import BearerAuth, BodyLimit, decompress
@@ -91,6 +91,7 @@ def create_app(
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
     metrics: ServingMetrics | None = None,
     labels: Labels | None = None,
+    batch_max_rows: int = DEFAULT_MAX_ROWS,
 ) -> Starlette:
     """Build the app around ``repository``, which may be swapped into while serving.
 
@@ -100,7 +101,8 @@ def create_app(
     ``metrics`` defaults to a fresh ``ServingMetrics``; it is ``app.state.metrics``.
     ``labels(name)`` gives a model's labels for ``/v1/models/{name}/labels/{label}`` (the
     registry's aliases, from the follower); a canary's candidate is ``canary`` and a
-    served version number is its own label either way.
+    served version number is its own label either way. ``batch_max_rows`` bounds the rows
+    of one call that merges requests on the event loop (1: each request alone).
     """
     if auth_token is not None and not auth_token:
         raise ConfigError("The 'auth_token' parameter of create_app must not be empty.")
@@ -117,7 +119,12 @@ def create_app(
     metrics = metrics if metrics is not None else ServingMetrics()
     metrics.watch(repository)
     pinned = _Pinned(repository, labels)
-    run = _Inference(repository, metrics, max_body_bytes, request_timeout_s, pinned)
+    if not isinstance(batch_max_rows, int) or batch_max_rows < 1:
+        raise ConfigError(
+            "The 'batch_max_rows' parameter of create_app must be a positive integer. "
+            f"Got {batch_max_rows!r} instead."
+        )
+    run = _Inference(repository, metrics, max_body_bytes, request_timeout_s, pinned, batch_max_rows)
 
     async def live(request: Request) -> Response:
         return JSON({"live": True})
@@ -243,6 +250,7 @@ class _Inference:
         max_body_bytes: int,
         timeout_s: float,
         pinned: _Pinned,
+        batch_max_rows: int = DEFAULT_MAX_ROWS,
     ) -> None:
         self.repository = repository
         self.pinned = pinned
@@ -250,7 +258,7 @@ class _Inference:
         self.max_body_bytes = max_body_bytes
         self.timeout_s = timeout_s
         self.inline = InlinePolicy()
-        self.batches = LoopBatcher(self.predict)
+        self.batches = LoopBatcher(self.predict, max_rows=batch_max_rows)
         self._threads = 0  # requests in worker threads now (counted on the loop)
         self._dispatched = 0  # requests ever sent to a worker thread
 

@@ -64,6 +64,7 @@ class Server:
             request_timeout_s=self.settings.serve_request_timeout_s,
             metrics=self.metrics,
             labels=self.follower.aliases,
+            batch_max_rows=self.settings.serve_batch_max_size,
         )
 
     def serve(self, *, say: Say = _quiet) -> None:

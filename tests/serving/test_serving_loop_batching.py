@@ -12,7 +12,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
+from lockgate.errors import ConfigError
 from lockgate.serving.app import create_app
 from lockgate.serving.loop_batching import LoopBatcher
 from lockgate.serving.repository import ModelRepository
@@ -141,3 +143,26 @@ def test_many_clients_at_once_through_uvicorn_share_calls_and_each_gets_its_answ
             break
     assert max(model.calls) > 1  # some calls carried several requests
     assert sum(model.calls) >= 66  # every request's row went in (some twice: alone again)
+
+
+def test_batch_max_rows_one_answers_every_request_alone(serve_app: Serve) -> None:
+    """``[serve] batch_max_size = 1`` turns batching off on the loop too."""
+    model = Tripler()
+    url = serve_app(create_app(ModelRepository([model]), batch_max_rows=1))
+
+    async def clients() -> list[httpx.Response]:
+        body = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [2], "data": [1.0, 2.0]}]}
+        async with httpx.AsyncClient(base_url=url) as http:
+            for _ in range(10):
+                await http.post("/v2/models/triple/infer", json=body)
+            sends = [http.post("/v2/models/triple/infer", json=body) for _ in range(32)]
+            return list(await asyncio.gather(*sends))
+
+    answers = asyncio.run(clients())
+    assert all(a.json()["outputs"][0]["data"] == [3.0, 6.0] for a in answers)
+    assert set(model.calls) == {2}  # a two-row request per call, never more
+
+
+def test_create_app_refuses_a_batch_size_below_one() -> None:
+    with pytest.raises(ConfigError, match="'batch_max_rows' parameter of create_app"):
+        create_app(ModelRepository([Tripler()]), batch_max_rows=0)
