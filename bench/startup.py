@@ -28,6 +28,9 @@ import time
 from pathlib import Path
 
 PYTHON = sys.executable
+#: what the commands run with: as a user's shell has it, bytecode caches written and read
+#: (PYTHONDONTWRITEBYTECODE would compile every lockgate module from source at each start)
+ENV = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
 
 
 def lockgate_command() -> list[str]:
@@ -37,7 +40,7 @@ def lockgate_command() -> list[str]:
 
 def timed(command: list[str], cwd: Path) -> float:
     started = time.perf_counter()
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
@@ -55,8 +58,10 @@ def cached_project(lockgate: list[str], project: Path) -> Path:
     """A demo project whose every step is a cache hit on the next `lockgate run`."""
     if not project.exists():
         print(f"making the demo project in {project} (lockgate demo) ...", flush=True)
-        subprocess.run([*lockgate, "demo", "--dir", str(project)], check=True, capture_output=True)
-    check = subprocess.run([*lockgate, "run"], cwd=project, capture_output=True, text=True)
+        subprocess.run(
+            [*lockgate, "demo", "--dir", str(project)], env=ENV, check=True, capture_output=True
+        )
+    check = subprocess.run([*lockgate, "run"], cwd=project, env=ENV, capture_output=True, text=True)
     steps = [line for line in check.stdout.splitlines() if line.startswith("  ")]
     missed = [line for line in steps if " miss" in line]
     if check.returncode != 0 or missed:
@@ -80,6 +85,8 @@ def main() -> None:
             "lockgate --help": ([*lockgate, "--help"], here),
             "lockgate run (all cached)": ([*lockgate, "run"], project),
         }
+        for command, cwd in commands.values():  # warm-up: bytecode and file caches
+            timed(command, cwd)
         figures: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.repeat):
             for name, (command, cwd) in commands.items():
@@ -91,8 +98,15 @@ def main() -> None:
     }
     floor = _median(figures["python -c pass (floor)"])
     best_floor = min(figures["python -c pass (floor)"])
-    print(f"{sys.version.split()[0]} {PYTHON}; lockgate = {' '.join(lockgate)}")
-    print(f"{args.repeat} runs each, interleaved; beyond = minus `python -c pass`")
+    where = subprocess.run(
+        [PYTHON, "-c", "import lockgate; print(lockgate.__file__)"],
+        cwd=tempfile.gettempdir(),  # not this folder: `python -c` imports from the current one
+        env=ENV,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    print(f"{sys.version.split()[0]} {PYTHON}; lockgate = {' '.join(lockgate)} ({where})")
+    print(f"{args.repeat} runs each after a warm-up, interleaved; beyond = minus `python -c pass`")
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end")
     header = f"{'command':<30}{'best ms':>9}{'median ms':>11}{'beyond best':>13}"
     print(f"{header}{'beyond median':>15}  target")
