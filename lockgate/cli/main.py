@@ -93,8 +93,10 @@ def main() -> None:
     finally:
         # An Arrow reader left in a reference cycle (an error's traceback) would otherwise
         # be destroyed during interpreter shutdown, after Arrow's thread pools: the process
-        # then aborts ("terminate called without an active exception", exit 134).
-        gc.collect()
+        # then aborts ("terminate called without an active exception", exit 134). A command
+        # that loaded no Arrow (a cached run, --help) skips the collection's tens of ms.
+        if "pyarrow" in sys.modules or "polars" in sys.modules:
+            gc.collect()
 
 
 if __name__ == "__main__":
