@@ -65,12 +65,14 @@ def cached_project(lockgate: list[str], project: Path) -> Path:
         subprocess.run(
             [*lockgate, "demo", "--dir", str(project)], env=ENV, check=True, capture_output=True
         )
-    check = subprocess.run([*lockgate, "run"], cwd=project, env=ENV, capture_output=True, text=True)
-    steps = [line for line in check.stdout.splitlines() if line.startswith("  ")]
-    missed = [line for line in steps if " miss" in line]
-    if check.returncode != 0 or missed:
-        raise SystemExit(f"the re-run is not fully cached:\n{check.stdout}\n{check.stderr}")
-    return project
+    for _ in range(2):  # the demo writes schema.yaml, which the next run reads: one more miss
+        check = subprocess.run(
+            [*lockgate, "run"], cwd=project, env=ENV, capture_output=True, text=True
+        )
+        steps = [line for line in check.stdout.splitlines() if line.startswith("  ")]
+        if check.returncode == 0 and not any(" miss" in line for line in steps):
+            return project
+    raise SystemExit(f"the re-run is not fully cached:\n{check.stdout}\n{check.stderr}")
 
 
 def main() -> None:
