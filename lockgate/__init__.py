@@ -1,27 +1,36 @@
 """lockgate: end-to-end ML pipelines with a gate between every stage.
 
-Importing lockgate is cheap: the heavy libraries load when a step needs them.
+Importing lockgate is cheap: the names below load with the module that defines them, on
+first use (``from lockgate import Pipeline``), and the heavy libraries when a step needs them.
 """
 
-from lockgate.core.artifacts import (
-    Anomalies,
-    Artifact,
-    Blessing,
-    Examples,
-    InferenceLog,
-    InferenceResult,
-    InfraBlessing,
-    Model,
-    ModelEvaluation,
-    PushedModel,
-    Schema,
-    Statistics,
-    TransformGraph,
-)
-from lockgate.core.component import Input, Output, Param, component
-from lockgate.core.pipeline import Pipeline
-from lockgate.core.run import RunResult, run_pipeline
-from lockgate.core.runners import LocalRunner
+from __future__ import annotations
+
+from importlib import import_module
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from lockgate.core.artifacts import (
+        Anomalies,
+        Artifact,
+        Blessing,
+        Examples,
+        InferenceLog,
+        InferenceResult,
+        InfraBlessing,
+        Model,
+        ModelEvaluation,
+        PushedModel,
+        Schema,
+        Statistics,
+        TransformGraph,
+    )
+    from lockgate.core.component import Input, Output, Param, component
+    from lockgate.core.pipeline import Pipeline
+    from lockgate.core.run import RunResult, run_pipeline
+    from lockgate.core.runners import LocalRunner
 
 __version__ = "0.1.0"
 
@@ -48,3 +57,43 @@ __all__ = [
     "component",
     "run_pipeline",
 ]
+
+#: the module that defines each public name (imported on first use, by ``__getattr__``)
+_HOMES = {
+    **dict.fromkeys(
+        [
+            "Anomalies",
+            "Artifact",
+            "Blessing",
+            "Examples",
+            "InferenceLog",
+            "InferenceResult",
+            "InfraBlessing",
+            "Model",
+            "ModelEvaluation",
+            "PushedModel",
+            "Schema",
+            "Statistics",
+            "TransformGraph",
+        ],
+        "lockgate.core.artifacts",
+    ),
+    **dict.fromkeys(["Input", "Output", "Param", "component"], "lockgate.core.component"),
+    "Pipeline": "lockgate.core.pipeline",
+    "RunResult": "lockgate.core.run",
+    "run_pipeline": "lockgate.core.run",
+    "LocalRunner": "lockgate.core.runners",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'lockgate' has no attribute '{name}'")
+    value = getattr(import_module(home), name)
+    globals()[name] = value  # the next lookup is a plain module attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -3,8 +3,6 @@ with ``init NAME --data PATH --label COLUMN``, a project made for the user's own
 
 from __future__ import annotations
 
-import shutil
-from importlib import resources
 from pathlib import Path
 
 import click
@@ -23,6 +21,9 @@ ABOUT = {
 
 def create_project(target: Path, template: str = "penguins") -> Path:
     """Copy a template into ``target``, which must not exist or be empty."""
+    import shutil
+    from importlib import resources
+
     if template not in TEMPLATES:
         raise ConfigError(f"unknown template '{template}'; templates are {list(TEMPLATES)}")
     _check_empty(target)

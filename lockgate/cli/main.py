@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import sys
-import traceback
+from importlib import import_module
 
 import click
 
@@ -18,9 +18,37 @@ from lockgate.errors import LockgateError
 
 EXIT_ERROR = 2
 
+#: every command, by name, and where it is defined: a module loads when its command runs (or
+#: ``--help`` lists it), so that ``lockgate run`` does not import the serving or data commands
+COMMANDS = {
+    "demo": "lockgate.cli.demo:demo_command",
+    "drift": "lockgate.cli.data:drift_command",
+    "init": "lockgate.cli.demo:init_command",
+    "lineage": "lockgate.cli.lineage:lineage_command",
+    "models": "lockgate.cli.models:models_group",
+    "run": "lockgate.cli.run:run_command",
+    "runs": "lockgate.cli.runs:runs_command",
+    "schema": "lockgate.cli.data:schema_group",
+    "serve": "lockgate.cli.serve:serve_command",
+    "show": "lockgate.cli.show:show_command",
+    "skew": "lockgate.cli.data:skew_command",
+    "stats": "lockgate.cli.data:stats_command",
+    "validate": "lockgate.cli.data:validate_command",
+}
+
 
 class _Group(click.Group):
-    """Turns errors into one line and a hint, unless --verbose asks for the traceback."""
+    """Loads each command on first use (``COMMANDS``); turns errors into one line and a
+    hint, unless --verbose asks for the traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, _, name = COMMANDS[cmd_name].partition(":")
+            self.add_command(getattr(import_module(module), name), cmd_name)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -32,6 +60,8 @@ class _Group(click.Group):
             ctx.exit(0)
         except Exception as exc:  # every error a user meets ends here
             if ctx.obj and ctx.obj.get("verbose"):
+                import traceback
+
                 traceback.print_exc()
             if isinstance(exc, LockgateError):
                 click.secho(f"error: {exc}", fg="red", err=True)
@@ -57,25 +87,16 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     ctx.obj["verbose"] = verbose
 
 
-def _register() -> None:
-    from lockgate.cli import data, demo, lineage, models, run, runs, serve, show
-
-    for module in (demo, run, runs, lineage, show, serve, models, data):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
-
-
 def main() -> None:
     try:
         cli(prog_name="lockgate")
     finally:
         # An Arrow reader left in a reference cycle (an error's traceback) would otherwise
         # be destroyed during interpreter shutdown, after Arrow's thread pools: the process
-        # then aborts ("terminate called without an active exception", exit 134).
-        gc.collect()
+        # then aborts ("terminate called without an active exception", exit 134). A command
+        # that loaded no Arrow (a cached run, --help) skips the collection's tens of ms.
+        if "pyarrow" in sys.modules or "polars" in sys.modules:
+            gc.collect()
 
 
 if __name__ == "__main__":

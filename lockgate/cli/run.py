@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from lockgate.core.run import RunResult
+if TYPE_CHECKING:
+    from lockgate.core.run import RunResult
 
 
 def run_project(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from lockgate.core.run import RunResult
+if TYPE_CHECKING:
+    from lockgate.core.run import RunResult
 
 _STATUS_COLOURS = {
     "complete": "green",

@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Protocol, Self, runtime_checkable
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 from lockgate.core.artifact_store import ArtifactStoreAddress
 from lockgate.core.artifacts import Artifact
 from lockgate.core.records import ExecutionRecord, RunRecord
 from lockgate.core.status import Status
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @runtime_checkable

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import numpy as np
-
 from lockgate.core.artifacts import (
     Blessing,
     Examples,
@@ -28,6 +26,8 @@ from lockgate.data.components import read_split
 def predictions_of(graph: Any, loaded: Any, table: Any) -> Any:
     """One model's ``Predictions`` on ``table`` (its label already present in every row),
     through that model's own transform."""
+    import numpy as np
+
     from lockgate.evaluation.engine import Predictions
 
     X = graph.apply(table)
@@ -96,6 +96,8 @@ def baseline_mismatch(candidate: Any, baseline: Any, table: Any) -> str | None:
 
 def _in_candidate_order(predictions: Any, candidate: Any, baseline: Any) -> Any:
     """The baseline's class indices and probability columns in the candidate's class order."""
+    import numpy as np
+
     from lockgate.evaluation.engine import Predictions
 
     ours = [str(c) for c in candidate.label_classes or []]
@@ -147,6 +149,8 @@ def evaluate(
     against the baseline, per slice or on every slice, optionally significant). Slices
     smaller than ``min_slice_size`` are reported, never gated on. ``metrics``: the metric
     names or your own ``fn(y_true, y_pred, proba) -> float`` (default: all of the task's)."""
+    import numpy as np
+
     from lockgate.evaluation.blessing import decide_blessing
     from lockgate.evaluation.curves import compute_curves
     from lockgate.evaluation.engine import higher_is_better, score_models

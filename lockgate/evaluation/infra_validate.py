@@ -22,12 +22,13 @@ import json
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from lockgate.core.artifacts import Examples, InfraBlessing, Model, TransformGraph
 from lockgate.core.component import Input, Output, component
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass
@@ -169,6 +170,7 @@ class _Expected:
 def _in_process(model: Model, transform: TransformGraph, examples: Examples) -> _Expected:
     """The eval rows as request values, and the candidate's answers on them computed as the
     evaluator computes them: ``TransformGraph.apply`` on the table, then the model."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -216,6 +218,7 @@ def _check_served(
     rows_per_request: int,
 ) -> None:
     import httpx
+    import numpy as np
 
     from lockgate.evaluation.infra_requests import build_requests, read_answer
 
@@ -303,6 +306,8 @@ def _compare(
     rows: np.ndarray,
     limits: InfraLimits,
 ) -> list[str]:
+    import numpy as np
+
     want_names = [spec.name for spec in expected.outputs]
     if sorted(answer) != sorted(want_names):
         return [f"{where}: outputs {sorted(answer)}, expected {want_names}"]
@@ -333,6 +338,8 @@ def _compare(
 
 
 def _show(value: Any) -> str:
+    import numpy as np
+
     if isinstance(value, np.ndarray):
         return np.array2string(value, precision=6, separator=", ")
     return repr(value.item() if isinstance(value, np.generic) else value)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from lockgate.errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    import numpy as np
 
 TASKS = ("classification", "regression")
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 SliceKey = tuple[tuple[str, Any], ...]
 OVERALL: SliceKey = ()
@@ -111,6 +112,8 @@ def percentile_interval(
     samples: np.ndarray, confidence_level: float
 ) -> tuple[float | None, float | None]:
     """The percentile interval of the finite samples; (None, None) when none is finite."""
+    import numpy as np
+
     finite = samples[np.isfinite(samples)]
     if finite.size == 0:
         return None, None
@@ -148,6 +151,8 @@ def paired_difference(
 ) -> PairedDifference:
     """The one computation of candidate - baseline and its interval, for the report and
     the gate alike."""
+    import numpy as np
+
     from lockgate.errors import ConfigError
 
     value = None
