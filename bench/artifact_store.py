@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from timing import median_of
+
 TEMPLATE = Path(__file__).resolve().parents[1] / "lockgate" / "templates" / "penguins"
 BUCKET = "lockgate-bench"
 
@@ -105,12 +107,6 @@ def one_round(kind: str, work: Path, options: dict[str, Any]) -> tuple[float, fl
     return times[0], times[1]
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
@@ -135,10 +131,10 @@ def main() -> None:
             server.stop()
     print(f"penguins demo, {args.repeat} rounds interleaved; median (min-max) seconds")
     for what in ("full run", "re-run"):
-        base = _median(figures[("local", what)])
+        base = median_of(figures[("local", what)])
         for kind in kinds:
             values = figures[(kind, what)]
-            median = _median(values)
+            median = median_of(values)
             print(
                 f"  {what:8}  {kind:17} {median:6.2f}  ({min(values):.2f}-{max(values):.2f})"
                 f"  {median / base:4.2f}x local"

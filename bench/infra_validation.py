@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from timing import median_of
+
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE.parent / "lockgate" / "templates" / "penguins"
 LOCKGATE = [sys.executable, "-m", "lockgate.cli.main"]
@@ -68,12 +70,6 @@ def first_run(folder: Path, *, infra: bool) -> dict[str, float | None]:
     return figures
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -84,7 +80,7 @@ def main() -> None:
             for infra in (True, False) if index % 2 == 0 else (False, True):
                 runs[infra].append(first_run(Path(tmp), infra=infra))
     walls = {infra: [r["wall"] or 0.0 for r in runs[infra]] for infra in runs}
-    with_, without = _median(walls[True]), _median(walls[False])
+    with_, without = median_of(walls[True]), median_of(walls[False])
     added = with_ - without
     print(f"penguins template, first `lockgate run`, fresh process, {args.repeat} runs a side")
     print(f"  with infra_validate    {with_:6.2f} s   (runs: {_list(walls[True])})")
@@ -101,7 +97,7 @@ def main() -> None:
     ):
         values = [float(r[key]) for r in runs[True] if r.get(key) is not None]
         if values:
-            print(f"  {key:<22} {_median(values):8.2f} {unit}   (runs: {_list(values)})")
+            print(f"  {key:<22} {median_of(values):8.2f} {unit}   (runs: {_list(values)})")
 
 
 def _list(values: list[float]) -> str:

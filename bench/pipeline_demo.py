@@ -8,29 +8,13 @@ interpreter start-up. Run: `python bench/pipeline_demo.py [--repeat N]`.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from timing import median_of, timed
+
 LOCKGATE = [sys.executable, "-m", "lockgate.cli.main"]
-
-
-def timed(command: list[str], cwd: Path) -> float:
-    started = time.perf_counter()
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
-    return elapsed
-
-
-def _median(values: list[float]) -> float:
-    """Not statistics.median: bench/statistics.py shadows the standard module here."""
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def main() -> None:
@@ -57,14 +41,14 @@ def main() -> None:
             figures.setdefault("lockgate run --set train...(3 steps)", []).append(
                 timed([*LOCKGATE, "run", "--set", f"train.params.n_estimators={60 + i}"], project)
             )
-    floor = _median(figures["python -c pass (floor)"])
+    floor = median_of(figures["python -c pass (floor)"])
     print(f"{'command':<40}{'median s':>10}{'min s':>9}{'max s':>9}{'- floor s':>11}")
     for name, values in figures.items():
-        median = _median(values)
+        median = median_of(values)
         print(
             f"{name:<40}{median:>10.3f}{min(values):>9.3f}{max(values):>9.3f}{median - floor:>11.3f}"
         )
-    cached = _median(figures["lockgate run (all cached)"]) - floor
+    cached = median_of(figures["lockgate run (all cached)"]) - floor
     verdict = "meets" if cached < 2.0 else "MISSES"
     print(f"\ncached re-run beyond interpreter start-up: {cached:.3f} s ({verdict} the 2 s target)")
     print("peer: none measured yet; TFX and ZenML need their own environments (see docs).")

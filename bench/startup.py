@@ -28,8 +28,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import median_of, timed
 
 PYTHON = sys.executable
 #: what the commands run with: as a user's shell has it, bytecode caches written and read
@@ -40,22 +41,6 @@ ENV = {name: value for name, value in os.environ.items() if name != "PYTHONDONTW
 def lockgate_command() -> list[str]:
     script = Path(PYTHON).parent / "lockgate"
     return [str(script)] if script.exists() else [PYTHON, "-m", "lockgate.cli.main"]
-
-
-def timed(command: list[str], cwd: Path) -> float:
-    started = time.perf_counter()
-    result = subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
-    return elapsed
-
-
-def _median(values: list[float]) -> float:
-    """Not statistics.median: bench/statistics.py shadows the standard module here."""
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def cached_project(lockgate: list[str], project: Path) -> Path:
@@ -94,17 +79,17 @@ def main() -> None:
             "python -c 'import sqlalchemy'": ([PYTHON, "-c", "import sqlalchemy"], here),
         }
         for command, cwd in commands.values():  # warm-up: bytecode and file caches
-            timed(command, cwd)
+            timed(command, cwd, ENV)
         figures: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.repeat):
             for name, (command, cwd) in commands.items():
-                figures[name].append(timed(command, cwd))
+                figures[name].append(timed(command, cwd, ENV))
     targets = {  # name: (limit in s, measured beyond interpreter start-up?)
         "python -c 'import lockgate'": (0.060, False),
         "lockgate --help": (0.100, False),
         "lockgate run (all cached)": (0.200, True),
     }
-    floor = _median(figures["python -c pass (floor)"])
+    floor = median_of(figures["python -c pass (floor)"])
     best_floor = min(figures["python -c pass (floor)"])
     where = subprocess.run(
         [PYTHON, "-c", "import lockgate; print(lockgate.__file__)"],
@@ -119,7 +104,7 @@ def main() -> None:
     header = f"{'command':<30}{'best ms':>9}{'median ms':>11}{'beyond best':>13}"
     print(f"{header}{'beyond median':>15}  target")
     for name, values in figures.items():
-        median, best = _median(values), min(values)
+        median, best = median_of(values), min(values)
         line = (
             f"{name:<30}{best * 1e3:>9.1f}{median * 1e3:>11.1f}"
             f"{(best - best_floor) * 1e3:>13.1f}{(median - floor) * 1e3:>15.1f}"

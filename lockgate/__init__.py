@@ -6,12 +6,10 @@ first use (``from lockgate import Pipeline``), and the heavy libraries when a st
 
 from __future__ import annotations
 
-from importlib import import_module
+from lockgate.lazy_exports import lazy_exports
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy knows the name)
 if TYPE_CHECKING:
-    from typing import Any
-
     from lockgate.core.artifacts import (
         Anomalies,
         Artifact,
@@ -86,14 +84,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'lockgate' has no attribute '{name}'")
-    value = getattr(import_module(home), name)
-    globals()[name] = value  # the next lookup is a plain module attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports("lockgate", _HOMES, globals(), __all__)
