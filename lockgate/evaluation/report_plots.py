@@ -11,7 +11,6 @@ that the page references nothing outside itself.
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -58,12 +57,12 @@ _CLASS_COLOURS = [
 
 @contextlib.contextmanager
 def _figure(size: tuple[float, float] = _SIZE) -> Iterator[Any]:
-    import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    with matplotlib.rc_context(_RC), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+    from lockgate.data.report.charts import report_style
+
+    with report_style(_RC):
         fig = Figure(figsize=size, layout="constrained")
         FigureCanvasAgg(fig)
         try:

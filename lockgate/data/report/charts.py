@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -40,17 +41,35 @@ _RC: dict[Any, Any] = {  # matplotlib types the keys as a Literal of rc names
 _NO_METADATA = {"Creator": None, "Date": None, "Format": None, "Type": None}
 
 
-@contextlib.contextmanager
-def _figure(height: float) -> Iterator[Any]:
-    """A figure on its own SVG canvas, drawn and saved under the report's style."""
-    import matplotlib
-    from matplotlib.backends.backend_svg import FigureCanvasSVG
-    from matplotlib.figure import Figure
+#: matplotlib's style is one global dict: one chart is drawn at a time in this process
+_STYLE_LOCK = threading.Lock()
 
-    with matplotlib.rc_context(_RC), warnings.catch_warnings():
+
+@contextlib.contextmanager
+def report_style(rc: dict[Any, Any]) -> Iterator[None]:
+    """matplotlib's defaults and then ``rc``, for the block, whatever the process set
+    before (a user's style, a library's ``plt.style.use``); restored afterwards. Charts
+    drawn in two threads at once would each restore the other's style on leaving and leave
+    it behind, changing every later chart (and its report's fingerprint), so the block
+    holds a lock."""
+    import matplotlib
+
+    with _STYLE_LOCK, matplotlib.rc_context(), warnings.catch_warnings():
+        matplotlib.rcdefaults()  # all but the backend and the like
+        matplotlib.rcParams.update(rc)
         # A glyph missing from matplotlib's font only affects its layout estimate: the
         # browser draws the text with its own fonts.
         warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+        yield
+
+
+@contextlib.contextmanager
+def _figure(height: float) -> Iterator[Any]:
+    """A figure on its own SVG canvas, drawn and saved under the report's style."""
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+    from matplotlib.figure import Figure
+
+    with report_style(_RC):
         fig = Figure(figsize=(_WIDTH, height))
         FigureCanvasSVG(fig)
         try:
