@@ -317,15 +317,13 @@ class _Inference:
         deadline: float,
     ) -> _Answer | None:
         """The answer, made on the event loop when this model answers fast (``inline``),
-        with the other requests of this turn in one call (``loop_batching``; a canary
-        draws per request, so it is called alone), else in a worker thread within the
-        deadline (None when it passed); its costs go to the inline policy."""
+        with the other requests of this turn in one call (``loop_batching``), else in a
+        worker thread within the deadline (None when it passed); its costs go to the inline
+        policy. A canary draws a version per request and each version batches its own
+        requests below the draw, so a canary always goes to a thread."""
         size = len(body)
-        if self.inline.allows(servable, size):
-            if isinstance(servable, CanaryServable):
-                answer, wall_s, cpu_s = self._work(work, lease, servable, body, encoding)
-            else:
-                answer, wall_s, cpu_s = await self._batched(work, lease, servable, body, encoding)
+        if not isinstance(servable, CanaryServable) and self.inline.allows(servable, size):
+            answer, wall_s, cpu_s = await self._batched(work, lease, servable, body, encoding)
             self.inline.observe(servable, size, wall_s=wall_s, cpu_s=cpu_s, alone=True)
             return answer
         self._threads += 1

@@ -395,11 +395,14 @@ def test_the_demo_through_ray_client_gives_the_local_runners_fingerprints(
     address = f"ray://127.0.0.1:{client_port}"
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
     command = [sys.executable, "-m", "lockgate.cli.main", "run", "--runner", "ray"]
-    done = subprocess.run(
-        [*command, "--address", address], cwd=twin, env=env, capture_output=True, text=True,
-        timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
+    for _ in range(2):  # Ray's own per-client server may fail to start on a busy machine
+        done = subprocess.run(
+            [*command, "--address", address], cwd=twin, env=env, capture_output=True,
+            text=True, timeout=400,
+        )  # fmt: skip
+        if "Starting Ray client server failed" not in done.stderr:
+            break
+    assert done.returncode == 0, done.stdout + done.stderr + _client_server_logs()
     assert "Pushed: yes" in done.stdout
     fingerprints = {}
     for project in (penguins_project, twin):
@@ -411,8 +414,16 @@ def test_the_demo_through_ray_client_gives_the_local_runners_fingerprints(
                 for a in store.artifacts_of_type(name)
             }
             runs = store.list_runs(limit=5)
-            assert [r.status for r in runs] == ["complete"]
+            assert runs[0].status == "complete"  # the newest (a join that failed is kept)
         finally:
             store.close()
     assert fingerprints[twin] == fingerprints[penguins_project]
     assert len(fingerprints[twin]) == 5
+
+
+def _client_server_logs() -> str:
+    """The tails of the head node's Ray Client server logs, to say why a join failed."""
+    tails = []
+    for log in sorted(Path("/tmp").glob("lg-ray-*/session_latest/logs/ray_client_server*")):
+        tails.append(f"\n--- {log}\n{log.read_text(errors='replace')[-1500:]}")
+    return "".join(tails)
