@@ -178,11 +178,13 @@ def save_mlflow_model(joblib_file: Path, target: Path, python: Path) -> Path:
     """An MLflow sklearn model directory made from the same joblib file, by MLflow's own
     python (MLflow is not installed in lockgate's environment)."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"file://{target.parent / 'mlruns'}"}
+    target.parent.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
         [str(python), "-c", _MLFLOW_SAVE, str(joblib_file), str(target)],
         capture_output=True,
         text=True,
         env=env,
+        cwd=target.parent,  # not bench/: its statistics.py would shadow the standard module
         timeout=300,
     )
     if done.returncode != 0:
