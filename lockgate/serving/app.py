@@ -70,6 +70,8 @@ logger = logging.getLogger("lockgate.serving")
 Labels = Callable[[str], Mapping[str, int | str]]
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+#: the GIL switch interval of a serving process (see ``serve``)
+SWITCH_INTERVAL_S = 0.001
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
 
 
@@ -581,9 +583,15 @@ def serve(app: Starlette, *, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run ``app`` under uvicorn until interrupted (uvloop and httptools where installed;
     no access log line per request). What is loaded by now is frozen out of the garbage
     collector's full passes (see ``heap``)."""
+    import sys
+
     import uvicorn
 
     from lockgate.serving.heap import freeze_loaded
 
     freeze_loaded()
+    # The request log's writer and slow models' worker threads run Python beside the event
+    # loop; the loop waits for the GIL up to the switch interval (5 ms by default) each time
+    # it wants it back. 1 ms bounds what they can add to a request.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
