@@ -57,9 +57,7 @@ def test_a_model_that_waits_is_probed_ever_more_rarely() -> None:
     inline = _answers(policy, model, 200, wall_s=0.05, cpu_s=0.0001)
     probes = [i for i, on in enumerate(inline) if on]
     assert probes == [0, 2, 6, 14, 30, 62, 126]  # each gap twice the last
-    gaps = np.diff(probes)
-    assert list(gaps) == [2, 4, 8, 16, 32, 64]
-    assert MAX_PROBE_EVERY >= 64
+    assert MAX_PROBE_EVERY > 64  # the back-off had room to go on
 
 
 def test_expensive_models_and_large_bodies_stay_in_threads() -> None:
